@@ -1,0 +1,19 @@
+//! punktfunk/1, the native data plane.
+//!
+//! Each video frame is one GF(2^16) Reed-Solomon block of up to 65535 shards, so
+//! the ~1 Gbps ceiling GameStream's 4 x 255-shard blocks impose does not apply, and any
+//! `k` of a frame's `k + m` packets rebuild it. Every packet is sealed with
+//! AES-128-GCM under a per-session key, its header authenticated as associated data,
+//! its nonce built from a 64-bit packet counter that a [`ReplayWindow`] checks on
+//! receipt.
+//!
+//! - [`wire`]: the versioned packet header, sealing and opening.
+//! - [`packetizer`]: frame -> FEC block -> sealed packets, in one reused buffer.
+//! - [`reassembly`]: packets -> frames, delivered as soon as any `k` shards are in,
+//!   with bounded memory.
+//!
+//! [`ReplayWindow`]: crate::crypto::replay::ReplayWindow
+
+pub mod packetizer;
+pub mod reassembly;
+pub mod wire;

@@ -1,0 +1,3 @@
+//! The native punktfunk/1 plane: I/O around `punktfunk_core::native`.
+
+pub mod loopback;

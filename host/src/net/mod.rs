@@ -1,0 +1,3 @@
+//! Sockets for the per-frame path.
+
+pub mod udp_batch;
