@@ -6,6 +6,7 @@
 mod clock;
 mod native;
 mod net;
+mod store;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

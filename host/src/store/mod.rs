@@ -1,0 +1,1 @@
+//! The SQLite store: paired clients, apps, host settings. (Being written.)
