@@ -3,13 +3,30 @@
 //! This binary is the thin driver around `punktfunk-core`: it parses the command line,
 //! sets up logging and runs the I/O loops. Protocol logic lives in the core.
 
+mod admin;
+mod catalog;
 mod clock;
+mod config;
+mod control_socket;
+mod encode;
+mod gamestream;
+mod identity;
+mod mgmt;
 mod native;
 mod net;
+mod pairing;
+mod serve;
+mod state;
 mod store;
+mod tls;
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigArgs};
+use crate::control_socket::ControlRequest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,13 +41,54 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host: GameStream pairing and app control for Moonlight clients, and the
+    /// management API. The default command.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Enter the PIN a Moonlight client shows, to pair it with the running host.
+    Pin {
+        /// The PIN Moonlight shows (4 digits).
+        pin: String,
+        /// A name for the device.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Manage paired devices.
+    Clients {
+        #[command(subcommand)]
+        command: admin::ClientsCommand,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Manage the apps clients can launch.
+    Apps {
+        #[command(subcommand)]
+        command: admin::AppsCommand,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Stream synthetic frames through the native punktfunk/1 data plane over UDP on
-    /// 127.0.0.1 (FEC, AES-GCM, pacing, batched sends) and report what arrived. This is
-    /// the demo default until the streaming services land.
+    /// 127.0.0.1 (FEC, AES-GCM, pacing, batched sends) and report what arrived.
     Loopback(native::loopback::LoopbackArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes), not a backtrace: this is what a person
+            // typing `punktfunk-host pin` sees.
+            eprintln!("punktfunk-host: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -38,10 +96,39 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Loopback(args)) => args,
-        None => native::loopback::LoopbackArgs::default(),
-    };
-    native::loopback::run(&args)?;
-    Ok(())
+    match cli.command.unwrap_or(Command::Serve {
+        config: ConfigArgs::default(),
+    }) {
+        Command::Serve { config } => runtime()?.block_on(serve::run(Config::load(&config)?)),
+        Command::Pin { pin, name, config } => {
+            let config = Config::load(&config)?;
+            let req = ControlRequest::Pin { pin, name };
+            // The PIN's outcome arrives once the client finishes the exchange.
+            let wait = config.exchange_timeout() + Duration::from_secs(5);
+            let reply = runtime()?.block_on(control_socket::request(
+                &config.control_socket(),
+                &req,
+                wait,
+            ))?;
+            if !reply.ok {
+                bail!("{}", reply.message);
+            }
+            println!("{}", reply.message);
+            Ok(())
+        }
+        Command::Clients { command, config } => {
+            runtime()?.block_on(admin::clients(&Config::load(&config)?, command))
+        }
+        Command::Apps { command, config } => {
+            runtime()?.block_on(admin::apps(&Config::load(&config)?, command))
+        }
+        Command::Loopback(args) => native::loopback::run(&args).map(drop),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pf-tokio")
+        .build()?)
 }

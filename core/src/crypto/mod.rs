@@ -13,6 +13,7 @@
 pub mod block;
 pub mod gcm;
 pub mod replay;
+pub mod rsa;
 
 use thiserror::Error;
 

@@ -1,10 +1,13 @@
 //! NVIDIA GameStream wire formats, laid out exactly as moonlight-common-c reads them.
 //!
 //! Each file cites where its facts live in moonlight-common-c and Sunshine. Those
-//! projects are GPL; this is our own code written from the facts.
+//! projects are GPL: this is our own code written from the facts.
 
+pub mod apps;
 pub mod audio;
 pub mod control_crypto;
+pub mod nvhttp;
+pub mod pairing;
 pub mod rtp;
 pub mod rtsp_framing;
 pub mod video;

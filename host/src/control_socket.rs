@@ -1,0 +1,176 @@
+//! The local control socket: how `punktfunk-host pin` reaches the running service.
+//!
+//! A Unix socket in the state directory, mode 0600, that also checks the peer's uid
+//! (only the service's own user and root may talk to it): entering a PIN pairs a
+//! device, so it must not be open to every local user. One JSON request per line, one
+//! JSON reply per line.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::state::HostState;
+
+/// A request over the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Enter the PIN a Moonlight client shows.
+    Pin {
+        /// The PIN.
+        pin: String,
+        /// A name for the device.
+        name: Option<String>,
+    },
+}
+
+/// The reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlReply {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// What happened, for a person to read.
+    pub message: String,
+}
+
+/// Longest request line accepted.
+const MAX_LINE: u64 = 4096;
+
+/// Binds the socket at `path`, replacing a stale one, refusing if a live service
+/// already owns it.
+pub async fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "another punktfunk-host is already running with this state directory (its control socket {} answers)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale control socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Answers control requests until the task is dropped.
+pub async fn serve(listener: UnixListener, state: Arc<HostState>) -> Result<()> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let own_uid = unsafe { libc::getuid() };
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let allowed = stream
+            .peer_cred()
+            .map(|c| c.uid() == own_uid || c.uid() == 0)
+            .unwrap_or(false);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if !allowed {
+                tracing::warn!("refused a control-socket connection from another user");
+                return;
+            }
+            if let Err(e) = handle(stream, &state).await {
+                tracing::debug!("control socket: {e:#}");
+            }
+        });
+    }
+}
+
+async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read)
+        .take(MAX_LINE)
+        .read_line(&mut line)
+        .await?;
+    let reply = match serde_json::from_str::<ControlRequest>(&line) {
+        Ok(ControlRequest::Pin { pin, name }) => {
+            match state.pairing.pair_with_pin(&pin, name).await {
+                Ok(device) => ControlReply {
+                    ok: true,
+                    message: format!("paired \"{}\"", device.name),
+                },
+                Err(e) => ControlReply {
+                    ok: false,
+                    message: e.to_string(),
+                },
+            }
+        }
+        Err(e) => ControlReply {
+            ok: false,
+            message: format!("malformed control request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_string(&reply)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    Ok(())
+}
+
+/// Sends one request to the service listening at `path` and returns its reply.
+pub async fn request(path: &Path, req: &ControlRequest, timeout: Duration) -> Result<ControlReply> {
+    let stream = UnixStream::connect(path).await.with_context(|| {
+        format!(
+            "cannot reach the punktfunk service at {} (is `punktfunk-host serve` running with the same --state-dir, and are you its user or root?)",
+            path.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut reply = String::new();
+    tokio::time::timeout(
+        timeout,
+        BufReader::new(read).take(MAX_LINE).read_line(&mut reply),
+    )
+    .await
+    .context("the service did not answer in time")??;
+    if reply.is_empty() {
+        bail!("the service closed the connection without answering (permission denied?)");
+    }
+    serde_json::from_str(&reply).context("malformed reply from the service")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_one_json_object_per_line() {
+        let req = ControlRequest::Pin {
+            pin: "1234".into(),
+            name: Some("TV".into()),
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(text, r#"{"cmd":"pin","pin":"1234","name":"TV"}"#);
+        assert_eq!(serde_json::from_str::<ControlRequest>(&text).unwrap(), req);
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"cmd":"rm -rf"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let live = bind(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            bind(&path).await.is_err(),
+            "a second service must not take over"
+        );
+        drop(live);
+        // The file remains but nobody listens: the next start replaces it.
+        assert!(path.exists());
+        bind(&path).await.unwrap();
+    }
+}

@@ -1,0 +1,3 @@
+//! Video encoding through FFmpeg.
+
+pub mod probe;

@@ -1,0 +1,3 @@
+//! The GameStream services Moonlight clients talk to.
+
+pub mod nvhttp;

@@ -1,0 +1,301 @@
+//! nvhttp request handlers: route, check the client, answer in GameStream XML.
+//!
+//! Clients expect HTTP 200 with the outcome in the root's `status_code` for everything
+//! they can cause by normal use (moonlight-python raises on any HTTP error status
+//! before reading the XML). Requests no client would send (missing, oversized or
+//! garbage parameters, unknown paths, other methods) get an HTTP 4xx with the same XML
+//! shape, so they are refused loudly and never reach state.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, header};
+use punktfunk_core::gamestream::nvhttp::query::{Query, QueryError};
+use punktfunk_core::gamestream::nvhttp::requests::{LaunchRequest, PairRequest};
+use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
+use punktfunk_core::gamestream::nvhttp::{APP_VERSION, GFE_VERSION, scm};
+
+use super::{Body, ConnInfo};
+use crate::net::iface;
+use crate::state::HostState;
+use crate::store::now_unix;
+
+/// The message Sunshine sends unpaired clients; Moonlight shows it.
+const NOT_PAIRED: &str = "The client is not authorized. Certificate verification failed.";
+
+fn xml(status: StatusCode, reply: XmlReply) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
+        .body(Full::new(Bytes::from(reply.render())))
+        .expect("static headers are valid")
+}
+
+fn ok(reply: XmlReply) -> Response<Body> {
+    xml(StatusCode::OK, reply)
+}
+
+fn bad_request(err: &QueryError) -> Response<Body> {
+    xml(
+        StatusCode::BAD_REQUEST,
+        XmlReply::error(400, &err.to_string()),
+    )
+}
+
+fn internal(err: impl std::fmt::Display) -> Response<Body> {
+    tracing::error!("nvhttp: {err}");
+    xml(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        XmlReply::error(500, "internal error; see the host's log"),
+    )
+}
+
+/// Routes one request. nvhttp requests carry no body, so any body type will do.
+pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return xml(
+            StatusCode::METHOD_NOT_ALLOWED,
+            XmlReply::error(405, "nvhttp only answers GET"),
+        );
+    }
+    let path = req.uri().path().to_owned();
+    let query = match Query::parse(req.uri().query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return bad_request(&e),
+    };
+    if conn.secure {
+        let Some(fp) = conn.client_fingerprint.as_deref() else {
+            return ok(XmlReply::error(401, NOT_PAIRED));
+        };
+        match state.store.client_by_fingerprint(fp).await {
+            Ok(Some(_)) => {
+                if let Err(e) = state.store.touch_client(fp, now_unix()).await {
+                    tracing::warn!("could not record when a client was last seen: {e}");
+                }
+            }
+            Ok(None) => {
+                tracing::info!(peer = %conn.peer, path, "refused an unpaired client");
+                return ok(XmlReply::error(401, NOT_PAIRED));
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    match (path.as_str(), conn.secure) {
+        ("/serverinfo", _) => serverinfo(state, conn),
+        ("/pair", _) => pair(state, conn, &query).await,
+        ("/unpair", false) => {
+            // Over plain HTTP nothing identifies the client (every Moonlight sends the
+            // same uniqueid): this can only abandon a pairing in progress.
+            state.pairing.client_aborted();
+            ok(XmlReply::ok())
+        }
+        ("/unpair", true) => unpair(state, conn).await,
+        ("/applist", true) => applist(state).await,
+        ("/appasset", true) => appasset(state, &query).await,
+        ("/launch", true) => launch(state, conn, &query, false).await,
+        ("/resume", true) => launch(state, conn, &query, true).await,
+        ("/cancel", true) => cancel(state),
+        ("/applist" | "/appasset" | "/launch" | "/resume" | "/cancel", false) => xml(
+            StatusCode::FORBIDDEN,
+            XmlReply::error(403, "this request needs the HTTPS port and a paired client"),
+        ),
+        _ => xml(StatusCode::NOT_FOUND, XmlReply::error(404, "Not found")),
+    }
+}
+
+fn local_ip(conn: &ConnInfo) -> IpAddr {
+    match conn.local.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn serverinfo(state: &HostState, conn: &ConnInfo) -> Response<Body> {
+    let ports = state.config.ports;
+    let codecs = state.encoders.codec_mode_support();
+    let current = state.apps().current_game();
+    let local = local_ip(conn);
+    let mac = if conn.secure {
+        iface::mac_for(local)
+    } else {
+        "00:00:00:00:00:00".to_owned()
+    };
+    let reply = XmlReply::ok()
+        .elem("hostname", &state.identity.hostname)
+        .elem("appversion", APP_VERSION)
+        .elem("GfeVersion", GFE_VERSION)
+        .elem("uniqueid", &state.identity.unique_id)
+        .elem("HttpsPort", ports.https)
+        .elem("ExternalPort", ports.http)
+        .elem(
+            "MaxLumaPixelsHEVC",
+            if codecs & scm::HEVC != 0 {
+                "1869449984"
+            } else {
+                "0"
+            },
+        )
+        .elem("mac", mac)
+        .elem("LocalIP", local)
+        .elem("ServerCodecModeSupport", codecs)
+        .elem("PairStatus", u8::from(conn.secure))
+        .elem("currentgame", current)
+        .elem(
+            "state",
+            if current != 0 {
+                "SUNSHINE_SERVER_BUSY"
+            } else {
+                "SUNSHINE_SERVER_FREE"
+            },
+        );
+    ok(reply)
+}
+
+async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Body> {
+    let request = match PairRequest::from_query(query) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
+    };
+    let pairing = &state.pairing;
+    let result = match request {
+        PairRequest::GetServerCert { salt, client_cert } => pairing
+            .get_server_cert(&salt, &client_cert)
+            .await
+            .map(|cert| XmlReply::ok().elem("paired", 1).elem("plaincert", cert)),
+        PairRequest::ClientChallenge(c) => pairing.client_challenge(&c).map(|r| {
+            XmlReply::ok()
+                .elem("paired", 1)
+                .elem("challengeresponse", r)
+        }),
+        PairRequest::ServerChallengeResp(r) => pairing
+            .server_challenge_resp(&r)
+            .map(|s| XmlReply::ok().elem("pairingsecret", s).elem("paired", 1)),
+        PairRequest::ClientPairingSecret(s) => pairing
+            .client_pairing_secret(&s)
+            .await
+            .map(|paired| XmlReply::ok().elem("paired", u8::from(paired))),
+        PairRequest::PairChallenge => {
+            // Reaching this handler over TLS means the certificate is paired.
+            return if conn.secure {
+                ok(XmlReply::ok().elem("paired", 1))
+            } else {
+                ok(XmlReply::error(401, "pairchallenge needs the HTTPS port").elem("paired", 0))
+            };
+        }
+    };
+    match result {
+        Ok(reply) => ok(reply),
+        Err(e) => {
+            tracing::info!("pairing request refused: {e}");
+            ok(XmlReply::error(e.status_code(), &e.to_string()).elem("paired", 0))
+        }
+    }
+}
+
+async fn unpair(state: &HostState, conn: &ConnInfo) -> Response<Body> {
+    let Some(fp) = conn.client_fingerprint.as_deref() else {
+        return ok(XmlReply::error(401, NOT_PAIRED));
+    };
+    match state.store.remove_client_by_fingerprint(fp).await {
+        Ok(_) => {
+            tracing::info!(fingerprint = fp, "a client unpaired itself");
+            ok(XmlReply::ok())
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn applist(state: &HostState) -> Response<Body> {
+    let apps = match state.catalog.list().await {
+        Ok(a) => a,
+        Err(e) => return internal(format!("{e:#}")),
+    };
+    let mut reply = XmlReply::ok();
+    for app in apps {
+        reply = reply.raw(&xml::element(
+            "App",
+            &[
+                ("IsHdrSupported", &0),
+                ("AppTitle", &app.title),
+                ("ID", &app.id),
+            ],
+        ));
+    }
+    ok(reply)
+}
+
+async fn appasset(state: &HostState, query: &Query) -> Response<Body> {
+    let id: u32 = match query.parse_req("appid") {
+        Ok(id) => id,
+        Err(e) => return bad_request(&e),
+    };
+    match state.catalog.box_art(id).await {
+        Ok(Some(png)) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "image/png")
+            .body(Full::new(Bytes::from(png)))
+            .expect("static headers are valid"),
+        Ok(None) => xml(
+            StatusCode::NOT_FOUND,
+            XmlReply::error(404, "Unknown app id"),
+        ),
+        Err(e) => internal(format!("{e:#}")),
+    }
+}
+
+async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool) -> Response<Body> {
+    let req = match LaunchRequest::from_query(query, resume) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
+    };
+    let owner = conn.client_fingerprint.clone().unwrap_or_default();
+    let known = match req.app_id {
+        Some(id) if !resume => match state.catalog.get(id).await {
+            Ok(app) => app.is_some(),
+            Err(e) => return internal(format!("{e:#}")),
+        },
+        _ => true,
+    };
+    let outcome = {
+        let mut apps = state.apps();
+        if resume {
+            apps.resume(&req, &owner).cloned()
+        } else {
+            apps.launch(&req, &owner, known).cloned()
+        }
+    };
+    let field = if resume { "resume" } else { "gamesession" };
+    match outcome {
+        Ok(app) => {
+            let scheme = if app.encrypted_rtsp {
+                "rtspenc"
+            } else {
+                "rtsp"
+            };
+            let ip = match local_ip(conn) {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            tracing::info!(app = app.app_id, resume, mode = ?app.mode, "session started");
+            ok(XmlReply::ok()
+                .elem(
+                    "sessionUrl0",
+                    format!("{scheme}://{ip}:{}", state.config.ports.rtsp),
+                )
+                .elem(field, 1))
+        }
+        Err(e) => ok(XmlReply::error(e.status_code(), &e.to_string()).elem(field, 0)),
+    }
+}
+
+fn cancel(state: &HostState) -> Response<Body> {
+    if let Some(app) = state.apps().cancel() {
+        tracing::info!(app = app.app_id, "session cancelled");
+    }
+    ok(XmlReply::ok().elem("cancel", 1))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

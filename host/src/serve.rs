@@ -1,0 +1,100 @@
+//! `punktfunk-host serve`: start every service and run until asked to stop.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::encode::probe::Encoders;
+use crate::identity::HostIdentity;
+use crate::pairing::PairingManager;
+use crate::state::HostState;
+use crate::store::Store;
+use crate::{control_socket, gamestream, mgmt, tls};
+
+async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
+    let addr = SocketAddr::new(config.bind, port);
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen for {what} on {addr}: is another streaming host (Sunshine, another \
+             punktfunk) running? Choose other ports with --port-base"
+        )
+    })
+}
+
+/// Runs the host until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
+    // The store holds client certificates and the directory the host key.
+    std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", config.state_dir.display()))?;
+    let store = Store::open(&config.store_path())
+        .await
+        .with_context(|| format!("opening the store {}", config.store_path().display()))?;
+    let identity =
+        HostIdentity::load_or_create(&config.state_dir, &store, config.hostname.as_deref()).await?;
+    let encoders = tokio::task::spawn_blocking(Encoders::probe).await?;
+    let pairing = PairingManager::new(
+        Arc::new(identity.server_identity()?),
+        store.clone(),
+        config.pin_timeout(),
+        config.exchange_timeout(),
+    );
+    let catalog = Catalog::new(&config.apps, store.clone());
+    let nvhttp_tls = TlsAcceptor::from(tls::nvhttp_config(&identity)?);
+    let web_tls = TlsAcceptor::from(tls::web_config(&identity)?);
+    let ports = config.ports;
+
+    let http = listen(&config, ports.http, "GameStream HTTP").await?;
+    let https = listen(&config, ports.https, "GameStream HTTPS").await?;
+    let web = listen(&config, ports.web, "the management API").await?;
+    let control = control_socket::bind(&config.control_socket()).await?;
+    let state = HostState::new(config, identity, store.clone(), pairing, catalog, encoders);
+
+    tracing::info!(
+        hostname = %state.identity.hostname,
+        http = ports.http,
+        https = ports.https,
+        web = ports.web,
+        codecs = state.encoders.codec_mode_support(),
+        "punktfunk host ready: add it in Moonlight by this machine's address"
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(gamestream::nvhttp::serve_http(http, state.clone()));
+    tasks.spawn(gamestream::nvhttp::serve_https(
+        https,
+        nvhttp_tls,
+        state.clone(),
+    ));
+    tasks.spawn(mgmt::serve(web, web_tls, state.clone()));
+    tasks.spawn(control_socket::serve(control, state.clone()));
+    // The services only return on a fatal error; a signal is the normal way out.
+    let outcome = tokio::select! {
+        sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),
+        Some(ended) = tasks.join_next() => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("a service task failed: {e}")),
+        },
+    };
+    tasks.abort_all();
+    let _ = std::fs::remove_file(state.config.control_socket());
+    store.close().await;
+    outcome
+}
+
+async fn shutdown_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

@@ -1,0 +1,114 @@
+//! TLS for the host's servers, on rustls with the aws-lc-rs provider.
+//!
+//! nvhttp's HTTPS port asks every client for a certificate and accepts any
+//! certificate whose holder proves it has the key (the handshake signature is still
+//! verified). Whether that certificate is *paired* is decided afterwards, per request,
+//! against the store: Moonlight expects an unpaired client to get an HTTP answer with
+//! `status_code="401"`, not a failed handshake, and moonlight-qt only falls back to
+//! pairing on that answer (Sunshine does the same, `nvhttp.cpp` `after_bind`).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DistinguishedName, ServerConfig, SignatureScheme};
+
+use crate::identity::HostIdentity;
+
+/// The crypto provider every TLS config uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Requires a client certificate, takes any, and checks the handshake signature.
+#[derive(Debug)]
+struct AnyClientCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Self-signed, any dates (Moonlight stamps notBefore with the client's own
+        // clock): membership in the paired store is checked per request.
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn cert_and_key(
+    identity: &HostIdentity,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let cert = CertificateDer::from(identity.cert.der.clone());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8.clone()));
+    Ok((vec![cert], key))
+}
+
+/// The HTTPS config of nvhttp: host certificate, mandatory client certificate.
+pub fn nvhttp_config(identity: &HostIdentity) -> Result<Arc<ServerConfig>> {
+    let provider = provider();
+    let verifier = Arc::new(AnyClientCert {
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (chain, key) = cert_and_key(identity)?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("loading the host certificate into TLS")?;
+    Ok(Arc::new(config))
+}
+
+/// The HTTPS config of the web console: host certificate, no client certificate.
+pub fn web_config(identity: &HostIdentity) -> Result<Arc<ServerConfig>> {
+    let (chain, key) = cert_and_key(identity)?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("loading the host certificate into TLS")?;
+    Ok(Arc::new(config))
+}

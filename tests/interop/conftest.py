@@ -1,0 +1,218 @@
+"""Fixtures that run the real punktfunk-host binary and drive it with moonlight-python.
+
+Every test gets its own host: a fresh state directory and its own port base on
+127.0.0.1, so tests never see each other's pairings.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+import urllib3
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The host's certificate is self-signed by design (clients pin it when pairing).
+    config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_BIN = Path(os.environ.get("PUNKTFUNK_HOST_BIN", REPO / "target" / "debug" / "punktfunk-host"))
+# Offsets of every port from the base, as GameStream derives them (HTTPS is base - 5).
+PORT_OFFSETS = (-5, 0, 1, 9, 10, 11, 21)
+
+
+def _ports_free(base: int) -> bool:
+    for off in PORT_OFFSETS:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("127.0.0.1", base + off))
+            except OSError:
+                return False
+            finally:
+                s.close()
+    return True
+
+
+def free_port_base() -> int:
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 50)
+        if _ports_free(base):
+            return base
+    raise RuntimeError("no free port base found")
+
+
+@dataclass
+class Host:
+    """One punktfunk-host process and its state directory."""
+
+    state_dir: Path
+    port_base: int
+    config: Path | None = None
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.state_dir.parent / f"host-{self.port_base}.log"
+
+    @property
+    def https_port(self) -> int:
+        return self.port_base - 5
+
+    @property
+    def web_port(self) -> int:
+        return self.port_base + 1
+
+    def args(self) -> list[str]:
+        args = ["--state-dir", str(self.state_dir), "--bind", "127.0.0.1", "--port-base", str(self.port_base)]
+        if self.config:
+            args += ["--config", str(self.config)]
+        return args
+
+    def start(self, timeout: float = 30.0) -> "Host":
+        assert HOST_BIN.exists(), f"{HOST_BIN} is missing: build it first (cargo build -p punktfunk-host)"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(HOST_BIN), "serve", *self.args()], stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"host exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                requests.get(f"http://127.0.0.1:{self.port_base}/serverinfo", timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"host did not come up in {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, like a power cut for the process."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> "Host":
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def pin(self, pin: str, name: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        cmd = [str(HOST_BIN), "pin", pin, *self.args()]
+        if name:
+            cmd += ["--name", name]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def serverinfo(self) -> str:
+        return requests.get(f"http://127.0.0.1:{self.port_base}/serverinfo", timeout=5).text
+
+    def host_cert_pem(self) -> str:
+        return (self.state_dir / "host.crt").read_text()
+
+    def paired_clients(self) -> list[tuple[str, str]]:
+        """(name, fingerprint) of every paired client, read straight from the SQLite file."""
+        db = sqlite3.connect(f"file:{self.state_dir / 'punktfunk.db'}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT name, fingerprint FROM clients ORDER BY id").fetchall()
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def host(tmp_path: Path, request: pytest.FixtureRequest):
+    h = Host(state_dir=tmp_path / "state", port_base=free_port_base())
+    yield h.start()
+    h.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(f"--- host log ---\n{h.log()}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+class Moonlight:
+    """A moonlight-python client with its own identity (config directory)."""
+
+    def __init__(self, host: Host, config_dir: str | None = None):
+        from moonlight_python import MoonlightClient
+        from moonlight_python.discovery import connect_to_server
+
+        self.host = host
+        self.config_dir = config_dir or tempfile.mkdtemp(prefix="moonlight-")
+        self.client = MoonlightClient(config_dir=self.config_dir)
+        self.server = connect_to_server("127.0.0.1", self.client._identity, host.port_base)
+
+    def pair(self, client_pin: str = "1234", host_pin: str | None = None, name: str | None = None):
+        """Pairs, entering `host_pin` on the host the way a user would while the client waits.
+
+        Returns (exception raised by the client or None, the `punktfunk-host pin` result).
+        """
+        result: dict = {}
+
+        def enter_pin() -> None:
+            # The user types the PIN once Moonlight shows it, i.e. while phase 1 waits.
+            time.sleep(0.5)
+            result["pin"] = self.host.pin(host_pin or client_pin, name)
+
+        t = threading.Thread(target=enter_pin)
+        t.start()
+        error = None
+        try:
+            self.client.pair(server=self.server, pin=client_pin)
+        except Exception as e:  # the test inspects what the client raised
+            error = e
+        t.join()
+        return error, result.get("pin")
+
+    @property
+    def http(self):
+        from moonlight_python.http_client import NvHTTP
+
+        http = getattr(self.client, "_http", None)
+        if http is None:
+            http = NvHTTP("127.0.0.1", self.client._identity, http_port=self.host.port_base,
+                          https_port=self.host.https_port)
+        return http
+
+    def https(self, command: str, args: str = "") -> requests.Response:
+        """A raw HTTPS nvhttp request with this client's certificate."""
+        cert = (os.path.join(self.config_dir, "cert.pem"), os.path.join(self.config_dir, "key.pem"))
+        url = f"https://127.0.0.1:{self.host.https_port}/{command}?uniqueid=0123456789ABCDEF&uuid=0"
+        if args:
+            url += "&" + args
+        return requests.get(url, cert=cert, verify=False, timeout=10)
+
+
+@pytest.fixture
+def moonlight(host: Host):
+    return lambda config_dir=None: Moonlight(host, config_dir)
