@@ -1,5 +1,6 @@
-//! `punktfunk-host clients ...` and `punktfunk-host apps ...`: managing paired devices
-//! and the app catalog from the box itself (over SSH, or the console).
+//! `punktfunk-host clients ...`, `apps ...` and `admin ...`: managing paired devices,
+//! the app catalog and the web console's account from the box itself (over SSH, or the
+//! console).
 //!
 //! These open the same SQLite store the service uses. WAL mode lets them write while
 //! the service runs, and the service checks the store on every HTTPS request, so a
@@ -64,6 +65,19 @@ pub enum AppsCommand {
     Remove {
         /// The app's id (from `apps list`).
         id: i64,
+    },
+}
+
+/// `punktfunk-host admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set a new password for the web console's admin account, log out every browser
+    /// and lift every login lockout. Reads the password from the terminal (asked
+    /// twice, not echoed) or, when stdin is not a terminal, from its first line.
+    ResetPassword {
+        /// The account [default: the only one].
+        #[arg(long)]
+        username: Option<String>,
     },
 }
 
@@ -202,6 +216,108 @@ pub async fn apps(config: &Config, cmd: AppsCommand) -> Result<()> {
                 );
             }
             println!("removed app {id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Reads a password: from the terminal without echo (twice), or the first line of a
+/// non-terminal stdin.
+fn read_password(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let read_hidden = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let fd = libc::STDIN_FILENO;
+        // SAFETY: termios is plain data; tcgetattr fills it for a terminal fd.
+        let mut term: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is stdin, which is a terminal (checked above).
+        let have_term = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
+        if have_term {
+            let mut quiet = term;
+            quiet.c_lflag &= !libc::ECHO;
+            // SAFETY: same fd, a termios derived from the one tcgetattr returned.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        }
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        if have_term {
+            // SAFETY: restores the settings read above.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+        }
+        eprintln!();
+        read?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let first = read_hidden(prompt)?;
+    let again = read_hidden("Again: ")?;
+    if first != again {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+/// Runs an `admin` command.
+pub async fn admin(config: &Config, cmd: AdminCommand) -> Result<()> {
+    let store = open(config).await?;
+    match cmd {
+        AdminCommand::ResetPassword { username } => {
+            let admins = store.list_admins().await?;
+            let admin = match (&username, admins.as_slice()) {
+                (_, []) => bail!(
+                    "there is no admin account yet: open the web console and create one with the \
+                     setup code (in {})",
+                    config
+                        .state_dir
+                        .join(crate::mgmt::setup::SETUP_CODE_FILE)
+                        .display()
+                ),
+                (Some(name), all) => all
+                    .iter()
+                    .find(|a| a.username.eq_ignore_ascii_case(name))
+                    .with_context(|| format!("no admin account is called {name:?}"))?,
+                (None, [only]) => only,
+                (None, _) => bail!(
+                    "there are several admin accounts; name one with --username ({})",
+                    admins
+                        .iter()
+                        .map(|a| a.username.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let password = read_password(&format!("New password for {}: ", admin.username))?;
+            if password.chars().count() < crate::mgmt::auth::MIN_PASSWORD {
+                bail!(
+                    "choose a password of at least {} characters; nothing was changed",
+                    crate::mgmt::auth::MIN_PASSWORD
+                );
+            }
+            if password.len() > crate::mgmt::auth::MAX_PASSWORD {
+                bail!("that password is too long; nothing was changed");
+            }
+            let hash =
+                tokio::task::spawn_blocking(move || crate::mgmt::auth::hash_password(&password))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+            store.set_admin_password(admin.id, &hash, None).await?;
+            let lifted = store.clear_all_login_failures().await?;
+            println!(
+                "new password set for \"{}\"; every browser was logged out{}",
+                admin.username,
+                if lifted > 0 {
+                    " and login lockouts were lifted"
+                } else {
+                    ""
+                }
+            );
         }
     }
     store.close().await;

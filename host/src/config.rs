@@ -52,6 +52,52 @@ impl Default for PairingConfig {
     }
 }
 
+/// Who may reach the web console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebAccess {
+    /// Loopback, private (RFC 1918), link-local, unique-local and CGNAT (Tailscale)
+    /// addresses, plus `allowed_networks`.
+    #[default]
+    Lan,
+    /// Any address. Only for a box behind something else that filters.
+    Any,
+}
+
+/// Web console settings (`[web]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Which peers may connect: "lan" (default) or "any".
+    pub access: WebAccess,
+    /// Extra networks (CIDR, e.g. "203.0.113.0/24") allowed besides the LAN.
+    pub allowed_networks: Vec<String>,
+    /// Extra host names the console may be reached by (besides IP addresses,
+    /// localhost, the host name and `<hostname>.local/.lan/.home.arpa`). Requests naming
+    /// any other host are refused, which is what defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Serve the console's files from this directory instead of the ones built into
+    /// the binary [default: /usr/share/punktfunk/web if it has an index.html].
+    pub assets_dir: Option<PathBuf>,
+    /// Failed logins (or setup codes) from one address before it is locked out.
+    pub max_login_failures: u32,
+    /// How long a lockout lasts, and the window failures are counted in, in seconds.
+    pub lockout_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            access: WebAccess::Lan,
+            allowed_networks: Vec::new(),
+            allowed_hosts: Vec::new(),
+            assets_dir: None,
+            max_login_failures: 5,
+            lockout_secs: 15 * 60,
+        }
+    }
+}
+
 /// The file's contents. Every field is optional; flags override the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +116,9 @@ pub struct FileConfig {
     /// Apps besides the built-in Desktop.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// Web console settings.
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 /// Flags that override the file.
@@ -139,6 +188,9 @@ pub struct Config {
     pub bind: IpAddr,
     /// Port base.
     pub port_base: u16,
+    /// Whether the port base came from a flag or the file (else the web console's
+    /// stored setting may move it).
+    pub port_base_explicit: bool,
     /// Derived ports.
     pub ports: Ports,
     /// Host name override.
@@ -147,6 +199,8 @@ pub struct Config {
     pub pairing: PairingConfig,
     /// Apps from the file.
     pub apps: Vec<AppConfig>,
+    /// Web console settings.
+    pub web: WebConfig,
 }
 
 impl Config {
@@ -166,10 +220,19 @@ impl Config {
 
     /// Merges a parsed file with flags.
     pub fn resolve(file: FileConfig, args: &ConfigArgs) -> Result<Self> {
+        let port_base_explicit = args.port_base.or(file.port_base).is_some();
         let port_base = args
             .port_base
             .or(file.port_base)
             .unwrap_or(DEFAULT_PORT_BASE);
+        if file.web.max_login_failures == 0 || file.web.lockout_secs == 0 {
+            bail!("[web] max_login_failures and lockout_secs must be at least 1");
+        }
+        for net in &file.web.allowed_networks {
+            crate::mgmt::access::Cidr::parse(net).with_context(|| {
+                format!("[web] allowed_networks: {net:?} is not a network like \"192.0.2.0/24\"")
+            })?;
+        }
         if file.pairing.pin_timeout_secs == 0 || file.pairing.exchange_timeout_secs == 0 {
             bail!("pairing timeouts must be at least one second");
         }
@@ -193,11 +256,25 @@ impl Config {
                 .or(file.bind)
                 .unwrap_or(IpAddr::from([0, 0, 0, 0])),
             port_base,
+            port_base_explicit,
             ports: Ports::from_base(port_base)?,
             hostname: file.hostname,
             pairing: file.pairing,
             apps: file.apps,
+            web: file.web,
         })
+    }
+
+    /// Applies the port base stored by the web console's settings page, unless a flag
+    /// or the config file set one (those win, so a broken setting can always be
+    /// overridden from the command line).
+    pub fn with_stored_port_base(mut self, stored: Option<u16>) -> Result<Self> {
+        if let Some(base) = stored.filter(|_| !self.port_base_explicit) {
+            self.ports = Ports::from_base(base)
+                .context("the port base stored in the settings is unusable")?;
+            self.port_base = base;
+        }
+        Ok(self)
     }
 
     /// How long a pairing waits for its PIN.
@@ -270,5 +347,42 @@ mod tests {
         let dup: FileConfig =
             toml::from_str("[[apps]]\ntitle = \"A\"\n[[apps]]\ntitle = \"a\"\n").unwrap();
         assert!(Config::resolve(dup, &ConfigArgs::default()).is_err());
+    }
+
+    #[test]
+    fn web_section_and_stored_port_base() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [web]
+            access = "any"
+            allowed_networks = ["203.0.113.0/24"]
+            allowed_hosts = ["console.example"]
+            lockout_secs = 60
+            "#,
+        )
+        .unwrap();
+        let c = Config::resolve(file, &ConfigArgs::default()).unwrap();
+        assert_eq!(c.web.access, WebAccess::Any);
+        assert_eq!(c.web.max_login_failures, 5);
+        assert_eq!(c.web.lockout_secs, 60);
+        assert!(!c.port_base_explicit);
+        let moved = c.clone().with_stored_port_base(Some(40000)).unwrap();
+        assert_eq!((moved.port_base, moved.ports.web), (40000, 40001));
+        assert_eq!(c.clone().with_stored_port_base(None).unwrap(), c);
+        assert!(c.with_stored_port_base(Some(3)).is_err());
+
+        let args = ConfigArgs {
+            port_base: Some(41000),
+            ..Default::default()
+        };
+        let pinned = Config::resolve(FileConfig::default(), &args).unwrap();
+        assert_eq!(
+            pinned.with_stored_port_base(Some(40000)).unwrap().port_base,
+            41000
+        );
+        let bad: FileConfig = toml::from_str("[web]\nallowed_networks = [\"lan\"]").unwrap();
+        let err = Config::resolve(bad, &ConfigArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("allowed_networks"), "{err:#}");
+        assert!(toml::from_str::<FileConfig>("[web]\naccess = \"wan\"").is_err());
     }
 }

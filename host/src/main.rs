@@ -11,13 +11,18 @@ mod control_socket;
 mod encode;
 mod gamestream;
 mod identity;
+mod lifecycle;
+mod logbuf;
 mod mgmt;
 mod native;
 mod net;
 mod pairing;
 mod serve;
+mod sessions;
+mod settings;
 mod state;
 mod store;
+mod sysinfo;
 mod tls;
 
 use std::time::Duration;
@@ -71,6 +76,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Manage the web console's admin account.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Stream synthetic frames through the native punktfunk/1 data plane over UDP on
     /// 127.0.0.1 (FEC, AES-GCM, pacing, batched sends) and report what arrived.
     Loopback(native::loopback::LoopbackArgs),
@@ -89,11 +101,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::prelude::*;
+    // Everything that passes the filter goes to stderr (the journal) and into the
+    // in-memory ring the web console's log page reads.
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(logbuf::global().layer())
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
@@ -121,6 +137,9 @@ fn run() -> Result<()> {
         }
         Command::Apps { command, config } => {
             runtime()?.block_on(admin::apps(&Config::load(&config)?, command))
+        }
+        Command::Admin { command, config } => {
+            runtime()?.block_on(admin::admin(&Config::load(&config)?, command))
         }
         Command::Loopback(args) => native::loopback::run(&args).map(drop),
     }

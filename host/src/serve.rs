@@ -37,6 +37,8 @@ pub async fn run(config: Config) -> Result<()> {
     let store = Store::open(&config.store_path())
         .await
         .with_context(|| format!("opening the store {}", config.store_path().display()))?;
+    let stored = crate::settings::HostSettings::load(&store).await?;
+    let config = config.with_stored_port_base(stored.port_base)?;
     let identity =
         HostIdentity::load_or_create(&config.state_dir, &store, config.hostname.as_deref()).await?;
     let encoders = tokio::task::spawn_blocking(Encoders::probe).await?;
@@ -77,6 +79,7 @@ pub async fn run(config: Config) -> Result<()> {
     // The services only return on a fatal error; a signal is the normal way out.
     let outcome = tokio::select! {
         sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),
+        () = state.lifecycle.restart_wanted() => Ok(()),
         Some(ended) = tasks.join_next() => match ended {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e),
@@ -84,8 +87,15 @@ pub async fn run(config: Config) -> Result<()> {
         },
     };
     tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    state.sessions.end_all(crate::sessions::EndReason::Shutdown);
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
+    if outcome.is_ok() && state.lifecycle.restart_requested() {
+        // Only returns if the re-exec failed.
+        let e = crate::lifecycle::restart_process();
+        return Err(anyhow::Error::new(e).context("restarting punktfunk-host"));
+    }
     outcome
 }
 

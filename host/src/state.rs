@@ -1,6 +1,7 @@
 //! What the host's services share.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
 
 use punktfunk_core::gamestream::apps::AppState;
 
@@ -8,7 +9,11 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::encode::probe::Encoders;
 use crate::identity::HostIdentity;
+use crate::lifecycle::Lifecycle;
+use crate::logbuf::LogBuffer;
 use crate::pairing::PairingManager;
+use crate::pairing::native::NativePairing;
+use crate::sessions::{EndReason, LiveSessions};
 use crate::store::Store;
 
 /// The host's shared state, one per process.
@@ -22,11 +27,23 @@ pub struct HostState {
     pub store: Store,
     /// Pairing in progress.
     pub pairing: PairingManager,
+    /// The native protocol's pairing window (armed from the web console).
+    pub native_pairing: NativePairing,
     /// The app catalog.
     pub catalog: Catalog,
     /// Encoders that open on this machine.
     pub encoders: Encoders,
+    /// Streams running now, with their measurements; the streaming code registers
+    /// them, the web console reads them and ends them when a device is revoked.
+    pub sessions: LiveSessions,
+    /// Recent log lines for the web console.
+    pub logs: LogBuffer,
+    /// Restart requests.
+    pub lifecycle: Lifecycle,
+    /// When the service started.
+    pub started: Instant,
     apps: Mutex<AppState>,
+    hostname: RwLock<String>,
 }
 
 impl HostState {
@@ -39,19 +56,56 @@ impl HostState {
         catalog: Catalog,
         encoders: Encoders,
     ) -> Arc<Self> {
+        let hostname = RwLock::new(identity.hostname.clone());
         Arc::new(Self {
             config,
             identity,
             store,
             pairing,
+            native_pairing: NativePairing::default(),
             catalog,
             encoders,
+            sessions: LiveSessions::new(),
+            logs: crate::logbuf::global().clone(),
+            lifecycle: Lifecycle::new(),
+            started: Instant::now(),
             apps: Mutex::new(AppState::new()),
+            hostname,
         })
     }
 
     /// The running-app state. Held only for short, synchronous updates.
     pub fn apps(&self) -> MutexGuard<'_, AppState> {
         self.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The host name clients are shown now (the web console can change it while the
+    /// service runs).
+    pub fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the host name clients are shown (the caller stores it).
+    pub fn set_hostname(&self, name: &str) {
+        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+    }
+
+    /// Ends everything the device with `fingerprint` is doing right now: its live
+    /// streams get their end signal and the app it launched is cancelled. Called after
+    /// the device was removed from the store, so its next request is refused as well.
+    /// Returns how many streams and apps were ended.
+    pub fn end_device_sessions(&self, fingerprint: &str) -> usize {
+        let mut ended = self.sessions.end_client(fingerprint, EndReason::Revoked);
+        let mut apps = self.apps();
+        if apps.current().is_some_and(|a| a.owner == fingerprint)
+            && let Some(app) = apps.cancel()
+        {
+            tracing::info!(app = app.app_id, "cancelled the app of a revoked device");
+            ended += 1;
+        }
+        ended
     }
 }

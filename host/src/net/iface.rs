@@ -22,12 +22,20 @@ fn interface_of(ip: IpAddr) -> Option<String> {
     if ip.is_loopback() {
         return None;
     }
+    addresses()
+        .into_iter()
+        .find(|(_, addr)| *addr == ip)
+        .map(|(name, _)| name)
+}
+
+/// Every address of every interface, as (interface name, address).
+pub fn addresses() -> Vec<(String, IpAddr)> {
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `addrs` with a list we free below.
     if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
-        return None;
+        return Vec::new();
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = addrs;
     while !cur.is_null() {
         // SAFETY: `cur` walks the list getifaddrs returned; entries stay valid until
@@ -52,15 +60,11 @@ fn interface_of(ip: IpAddr) -> Option<String> {
             }
             _ => continue,
         };
-        if addr == ip {
-            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            found = Some(
-                unsafe { CStr::from_ptr(ifa.ifa_name) }
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-            break;
-        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        found.push((name, addr));
     }
     // SAFETY: frees the list getifaddrs allocated; nothing refers to it any more.
     unsafe { libc::freeifaddrs(addrs) };
@@ -75,5 +79,14 @@ mod tests {
     fn loopback_and_unknown_addresses_get_the_zero_mac() {
         assert_eq!(mac_for("127.0.0.1".parse().unwrap()), "00:00:00:00:00:00");
         assert_eq!(mac_for("203.0.113.7".parse().unwrap()), "00:00:00:00:00:00");
+    }
+
+    #[test]
+    fn addresses_include_loopback() {
+        let all = addresses();
+        assert!(
+            all.iter().any(|(_, a)| a.is_loopback()),
+            "no loopback address in {all:?}"
+        );
     }
 }

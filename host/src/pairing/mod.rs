@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 
 use crate::store::{NewClient, Protocol, Store};
 
+pub mod native;
+
 /// Why a pairing request from a client was refused.
 #[derive(Debug, Error)]
 pub enum PairRequestError {

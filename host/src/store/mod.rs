@@ -1,4 +1,5 @@
-//! The host's persistent store: paired clients, user apps and host settings, in one
+//! The host's persistent store: paired clients, user apps, host settings and the web
+//! console's accounts, in one
 //! SQLite database driven through sqlx.
 //!
 //! Why SQLite and these settings:
@@ -17,6 +18,7 @@
 //!   has migrations this binary does not know was written by a newer host: it is
 //!   refused rather than guessed at ([`StoreError::NewerSchema`]).
 
+mod admins;
 mod apps;
 mod clients;
 mod settings;
@@ -36,8 +38,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+pub use admins::NewSession;
 pub use apps::{AppUpdate, FIRST_USER_APP_ID, NewApp};
-pub use clients::{NewClient, Protocol};
+pub use clients::{Client, NewClient, Protocol};
 
 /// The schema history, compiled into the binary from `host/migrations/`.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -122,7 +122,7 @@ fn serverinfo(state: &HostState, conn: &ConnInfo) -> Response<Body> {
         "00:00:00:00:00:00".to_owned()
     };
     let reply = XmlReply::ok()
-        .elem("hostname", &state.identity.hostname)
+        .elem("hostname", state.hostname())
         .elem("appversion", APP_VERSION)
         .elem("GfeVersion", GFE_VERSION)
         .elem("uniqueid", &state.identity.unique_id)

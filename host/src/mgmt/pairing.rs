@@ -1,0 +1,192 @@
+//! Pairing from the console: typing the PIN a Moonlight client shows, and arming
+//! native pairing (the host shows a PIN for a punktfunk client).
+//!
+//! PIN entry also works without a login from the box itself (loopback, no `Origin`, no
+//! session cookie): that is what scripts on the box and `curl` use, like the
+//! `punktfunk-host pin` command. A browser request always carries an `Origin` on POST,
+//! so a web page cannot use that path.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{AdminSession, SESSION_COOKIE, cookie_value};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::ApiJson;
+use super::{Mgmt, Peer};
+use crate::pairing::PinError;
+
+/// A logged-in admin, or a non-browser client on the box itself.
+#[derive(Debug)]
+pub struct PairingCaller;
+
+impl FromRequestParts<Arc<Mgmt>> for PairingCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Mgmt>) -> ApiResult<Self> {
+        let local = parts
+            .extensions
+            .get::<Peer>()
+            .is_some_and(|Peer(p)| p.ip().to_canonical().is_loopback());
+        let browser = parts.headers.contains_key("origin");
+        let has_session = cookie_value(&parts.headers, SESSION_COOKIE).is_some();
+        if local && !browser && !has_session {
+            return Ok(Self);
+        }
+        AdminSession::from_request_parts(parts, state).await?;
+        Ok(Self)
+    }
+}
+
+/// A native pairing window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NativePairingView {
+    /// The PIN to type into the punktfunk client.
+    pub pin: String,
+    /// Unix seconds when it stops working.
+    pub expires_at: i64,
+}
+
+/// `GET /api/v1/pairing`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairingStatus {
+    /// Whether a Moonlight client is waiting for its PIN to be entered.
+    pub waiting_for_pin: bool,
+    /// The armed native pairing window, if any.
+    pub native: Option<NativePairingView>,
+}
+
+/// `POST /api/v1/pairing/pin` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// The PIN Moonlight shows (4 digits).
+    pub pin: String,
+    /// A name for the device.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A pairing that succeeded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paired {
+    /// Always true.
+    pub paired: bool,
+    /// The device's name.
+    pub name: String,
+    /// Its certificate fingerprint.
+    pub fingerprint: String,
+}
+
+/// Whether a Moonlight client waits for its PIN, and the native pairing window.
+#[utoipa::path(
+    get, path = "/api/v1/pairing", tag = "pairing",
+    operation_id = "pairing_status",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Pairing state", body = PairingStatus),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+    )
+)]
+pub async fn status(State(state): State<Arc<Mgmt>>, _: PairingCaller) -> Json<PairingStatus> {
+    Json(PairingStatus {
+        waiting_for_pin: state.host.pairing.waiting_for_pin(),
+        native: state
+            .host
+            .native_pairing
+            .current()
+            .map(|a| NativePairingView {
+                pin: a.pin,
+                expires_at: a.expires_at,
+            }),
+    })
+}
+
+/// Enter the PIN a Moonlight client shows. Answers when the client has finished
+/// pairing (or failed), within the exchange timeout.
+#[utoipa::path(
+    post, path = "/api/v1/pairing/pin", tag = "pairing",
+    operation_id = "pairing_pin",
+    security(("session_cookie" = [], "csrf_token" = [])),
+    request_body = PinRequest,
+    responses(
+        (status = 200, description = "Paired", body = Paired),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Missing CSRF token", body = ErrorBody),
+        (status = 404, description = "No client is waiting for a PIN", body = ErrorBody),
+        (status = 409, description = "The PIN does not match the client's", body = ErrorBody),
+        (status = 422, description = "Not a 4-8 digit PIN", body = ErrorBody),
+        (status = 502, description = "The client failed the exchange", body = ErrorBody),
+        (status = 504, description = "The client did not finish in time", body = ErrorBody),
+    )
+)]
+pub async fn pin(
+    State(state): State<Arc<Mgmt>>,
+    _: PairingCaller,
+    ApiJson(body): ApiJson<PinRequest>,
+) -> ApiResult<Json<Paired>> {
+    let name = body.name.filter(|n| !n.trim().is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > 64) {
+        return Err(ApiError::invalid("a device name is at most 64 characters"));
+    }
+    match state.host.pairing.pair_with_pin(&body.pin, name).await {
+        Ok(device) => Ok(Json(Paired {
+            paired: true,
+            name: device.name,
+            fingerprint: device.fingerprint,
+        })),
+        Err(e) => {
+            let status = match e {
+                PinError::NoPairingWaiting => StatusCode::NOT_FOUND,
+                PinError::BadPin => StatusCode::UNPROCESSABLE_ENTITY,
+                PinError::WrongPin => StatusCode::CONFLICT,
+                PinError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                PinError::Failed(_) => StatusCode::BAD_GATEWAY,
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
+    }
+}
+
+/// Arm native pairing: the answer holds the PIN to show.
+#[utoipa::path(
+    post, path = "/api/v1/pairing/native", tag = "pairing",
+    operation_id = "pairing_arm_native",
+    security(("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Armed", body = NativePairingView),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Missing CSRF token", body = ErrorBody),
+    )
+)]
+pub async fn arm_native(
+    State(state): State<Arc<Mgmt>>,
+    _: AdminSession,
+) -> Json<NativePairingView> {
+    let armed = state.host.native_pairing.arm();
+    Json(NativePairingView {
+        pin: armed.pin,
+        expires_at: armed.expires_at,
+    })
+}
+
+/// Close the native pairing window.
+#[utoipa::path(
+    delete, path = "/api/v1/pairing/native", tag = "pairing",
+    operation_id = "pairing_disarm_native",
+    security(("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Disarmed"),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Missing CSRF token", body = ErrorBody),
+    )
+)]
+pub async fn disarm_native(State(state): State<Arc<Mgmt>>, _: AdminSession) -> StatusCode {
+    state.host.native_pairing.disarm();
+    StatusCode::NO_CONTENT
+}
