@@ -135,6 +135,20 @@ class Host:
     def host_cert_pem(self) -> str:
         return (self.state_dir / "host.crt").read_text()
 
+    @property
+    def web_url(self) -> str:
+        return f"https://127.0.0.1:{self.web_port}"
+
+    def setup_code(self, timeout: float = 10.0) -> str:
+        """The first-run setup code the host wrote to its state directory."""
+        path = self.state_dir / "setup-code"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and path.read_text().strip():
+                return path.read_text().strip()
+            time.sleep(0.05)
+        raise RuntimeError(f"no setup code in {path}:\n{self.log()}")
+
     def paired_clients(self) -> list[tuple[str, str]]:
         """(name, fingerprint) of every paired client, read straight from the SQLite file."""
         db = sqlite3.connect(f"file:{self.state_dir / 'punktfunk.db'}?mode=ro", uri=True)
@@ -216,3 +230,48 @@ class Moonlight:
 @pytest.fixture
 def moonlight(host: Host):
     return lambda config_dir=None: Moonlight(host, config_dir)
+
+
+class WebSession:
+    """A logged-in client of the management API (cookie + CSRF token)."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self.http = requests.Session()
+        self.csrf = ""
+
+    def setup(self, username: str = "admin", password: str = "correct horse battery") -> "WebSession":
+        r = self.http.post(
+            f"{self.host.web_url}/api/v1/setup",
+            json={"setup_code": self.host.setup_code(), "username": username, "password": password},
+            timeout=10,
+            verify=False,
+        )
+        assert r.status_code == 201, r.text
+        self.csrf = r.json()["csrf_token"]
+        return self
+
+    def login(self, username: str = "admin", password: str = "correct horse battery") -> "WebSession":
+        r = self.http.post(
+            f"{self.host.web_url}/api/v1/auth/login",
+            json={"username": username, "password": password},
+            timeout=10,
+            verify=False,
+        )
+        assert r.status_code == 200, r.text
+        self.csrf = r.json()["csrf_token"]
+        return self
+
+    @property
+    def cookie(self) -> str:
+        return next(c.value for c in self.http.cookies if c.name == "__Host-pf_session")
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if method != "GET":
+            headers["X-CSRF-Token"] = self.csrf
+        # verify=False per request: a REQUESTS_CA_BUNDLE in the environment would
+        # override the session's setting.
+        return self.http.request(
+            method, f"{self.host.web_url}{path}", headers=headers, timeout=30, verify=False, **kw
+        )

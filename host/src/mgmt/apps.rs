@@ -51,6 +51,7 @@ pub struct AppView {
 #[serde(deny_unknown_fields)]
 pub struct NewAppRequest {
     /// The title clients show.
+    #[schema(min_length = 1, max_length = 100)]
     pub title: String,
     /// The command that starts it; empty or absent streams without launching anything.
     #[serde(default)]

@@ -38,6 +38,7 @@ pub struct Device {
 #[serde(deny_unknown_fields)]
 pub struct DeviceRename {
     /// The new name (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
 }
 

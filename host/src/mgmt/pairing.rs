@@ -66,9 +66,11 @@ pub struct PairingStatus {
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
     /// The PIN Moonlight shows (4 digits).
+    #[schema(pattern = "^[0-9]{4,8}$")]
     pub pin: String,
     /// A name for the device.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub name: Option<String>,
 }
 

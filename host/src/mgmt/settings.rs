@@ -48,15 +48,18 @@ pub struct SettingsView {
 pub struct SettingsPatch {
     /// Host name: 1 to 63 letters, digits or '-'.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
     pub hostname: Option<String>,
     /// "auto" or one of `encoder_choices`.
     #[serde(default)]
     pub default_encoder: Option<String>,
     /// 500 to 1000000 kbit/s.
     #[serde(default)]
+    #[schema(minimum = 500, maximum = 1_000_000)]
     pub bitrate_cap_kbps: Option<u32>,
     /// 0 to 80 percent.
     #[serde(default)]
+    #[schema(maximum = 80)]
     pub fec_percent: Option<u8>,
     /// The port base for the next start (every port derives from it).
     #[serde(default)]

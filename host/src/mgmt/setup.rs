@@ -197,6 +197,7 @@ pub struct SetupRequest {
     /// The admin's user name.
     pub username: String,
     /// The admin's password (at least 8 characters).
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 

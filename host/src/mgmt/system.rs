@@ -232,7 +232,12 @@ pub async fn network(State(state): State<Arc<Mgmt>>, _: AdminSession) -> Json<Ne
         })
         .collect();
     let mut hints = Vec::new();
-    if addresses.is_empty() {
+    if bind.is_loopback() {
+        hints.push(format!(
+            "the host only listens on {bind} (--bind, or bind in /etc/punktfunk/host.toml): other \
+             devices cannot reach it; set it to 0.0.0.0 to stream over the network"
+        ));
+    } else if addresses.is_empty() {
         hints.push(
             "the box has no local network address: connect it to your router (Ethernet is best for streaming)"
                 .to_owned(),
