@@ -168,19 +168,29 @@ def test_one_pairing_at_a_time_and_pin_timeout(tmp_path):
         h.stop()
 
 
-def test_pin_over_the_management_api_on_loopback(host: Host, moonlight):
+def test_pin_over_the_management_api_needs_a_login(host: Host, moonlight):
+    from conftest import WebSession
+
     ml = moonlight()
     url = f"https://127.0.0.1:{host.web_port}/api/v1/pairing/pin"
+    # Without a session (even from the box itself) the API refuses: PIN entry pairs a
+    # device, so it is for the admin, like the uid-checked control socket.
     r = requests.post(url, json={"pin": "1234"}, verify=False, timeout=10)
+    assert r.status_code == 401 and "log in" in r.json()["error"]
+    web = WebSession(host).setup()
+    r = web.request("POST", "/api/v1/pairing/pin", json={"pin": "1234"})
     assert r.status_code == 404 and "no pairing is waiting" in r.json()["error"]
-    r = requests.post(url, json={"pin": "12"}, verify=False, timeout=10)
+    r = web.request("POST", "/api/v1/pairing/pin", json={"pin": "12"})
     assert r.status_code == 422
+    # The CSRF token is required.
+    r = web.http.post(url, json={"pin": "1234"}, verify=False, timeout=10)
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
 
     result: dict = {}
 
     def enter() -> None:
         time.sleep(0.5)
-        result["r"] = requests.post(url, json={"pin": "2468", "name": "Tablet"}, verify=False, timeout=60)
+        result["r"] = web.request("POST", "/api/v1/pairing/pin", json={"pin": "2468", "name": "Tablet"})
 
     t = threading.Thread(target=enter)
     t.start()

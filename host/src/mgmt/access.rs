@@ -154,18 +154,21 @@ impl Policy {
     }
 
     /// Checks a `Host` header value (with or without port) against the names the
-    /// console answers to; `hostname` is the box's current name.
-    pub fn check_host(&self, host: &str, hostname: &str) -> Result<(), Refusal> {
+    /// console answers to; `own_names` are the box's names (the current host name, the
+    /// one it started with, the machine's).
+    pub fn check_host(&self, host: &str, own_names: &[&str]) -> Result<(), Refusal> {
         let name = host_name(host).ok_or_else(|| Refusal::Host(host.to_owned()))?;
         if name.parse::<IpAddr>().is_ok() || name == "localhost" {
             return Ok(());
         }
-        let own = hostname.trim().to_ascii_lowercase();
-        let mine = !own.is_empty()
-            && (name == own
-                || ["local", "lan", "home.arpa"]
-                    .iter()
-                    .any(|suffix| name == format!("{own}.{suffix}")));
+        let mine = own_names.iter().any(|own| {
+            let own = own.trim().to_ascii_lowercase();
+            !own.is_empty()
+                && (name == own
+                    || ["local", "lan", "home.arpa"]
+                        .iter()
+                        .any(|suffix| name == format!("{own}.{suffix}")))
+        });
         if mine || self.extra_hosts.contains(&name) {
             Ok(())
         } else {
@@ -313,7 +316,7 @@ mod tests {
             "rig.home.arpa.",
             "console.example:443",
         ] {
-            assert!(p.check_host(ok, "rig").is_ok(), "{ok}");
+            assert!(p.check_host(ok, &["rig"]).is_ok(), "{ok}");
         }
         for bad in [
             "evil.example:47990",
@@ -326,8 +329,11 @@ mod tests {
             "host:port",
             "192.168.1.5:47990:1",
         ] {
-            assert!(p.check_host(bad, "rig").is_err(), "{bad:?}");
+            assert!(p.check_host(bad, &["rig"]).is_err(), "{bad:?}");
         }
+        // Several own names: after a rename, the old one keeps working until restart.
+        assert!(p.check_host("old.local", &["new", "old"]).is_ok());
+        assert!(p.check_host("other.local", &["new", "old"]).is_err());
     }
 
     #[test]
@@ -348,7 +354,7 @@ mod tests {
         #[test]
         fn host_parsing_never_panics(s in "\\PC{0,80}") {
             let _ = host_name(&s);
-            let _ = Policy::new(&WebConfig::default()).check_host(&s, "rig");
+            let _ = Policy::new(&WebConfig::default()).check_host(&s, &["rig"]);
             let _ = Cidr::parse(&s);
         }
     }

@@ -74,6 +74,8 @@ pub struct Mgmt {
     pub setup: setup::SetupCode,
     /// The console's files.
     pub assets: assets::Assets,
+    /// The machine's own host name (the console also answers to it).
+    pub machine_name: String,
 }
 
 impl Mgmt {
@@ -84,6 +86,9 @@ impl Mgmt {
         Ok(Arc::new(Self {
             policy: access::Policy::new(&host.config.web),
             assets: assets::Assets::from_config(&host.config.web),
+            machine_name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
             setup,
             host,
         }))
@@ -110,7 +115,13 @@ async fn guard(State(state): State<Arc<Mgmt>>, req: Request, next: Next) -> Resp
     let Some(host) = host else {
         return ApiError::bad_request("the request has no Host header").into_response();
     };
-    if let Err(e) = state.policy.check_host(&host, &state.host.hostname()) {
+    let current = state.host.hostname();
+    let names = [
+        current.as_str(),
+        state.host.identity.hostname.as_str(),
+        state.machine_name.as_str(),
+    ];
+    if let Err(e) = state.policy.check_host(&host, &names) {
         tracing::info!(%peer, host, "refused a web request for another host name");
         return refuse(e).into_response();
     }

@@ -1,47 +1,23 @@
 //! Pairing from the console: typing the PIN a Moonlight client shows, and arming
 //! native pairing (the host shows a PIN for a punktfunk client).
 //!
-//! PIN entry also works without a login from the box itself (loopback, no `Origin`, no
-//! session cookie): that is what scripts on the box and `curl` use, like the
-//! `punktfunk-host pin` command. A browser request always carries an `Origin` on POST,
-//! so a web page cannot use that path.
+//! Both need a logged-in admin, from the box itself too: entering a PIN pairs a device,
+//! so, like the uid-checked control socket `punktfunk-host pin` uses, it is not open to
+//! every local process.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{AdminSession, SESSION_COOKIE, cookie_value};
+use super::Mgmt;
+use super::auth::AdminSession;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiJson;
-use super::{Mgmt, Peer};
 use crate::pairing::PinError;
-
-/// A logged-in admin, or a non-browser client on the box itself.
-#[derive(Debug)]
-pub struct PairingCaller;
-
-impl FromRequestParts<Arc<Mgmt>> for PairingCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<Mgmt>) -> ApiResult<Self> {
-        let local = parts
-            .extensions
-            .get::<Peer>()
-            .is_some_and(|Peer(p)| p.ip().to_canonical().is_loopback());
-        let browser = parts.headers.contains_key("origin");
-        let has_session = cookie_value(&parts.headers, SESSION_COOKIE).is_some();
-        if local && !browser && !has_session {
-            return Ok(Self);
-        }
-        AdminSession::from_request_parts(parts, state).await?;
-        Ok(Self)
-    }
-}
 
 /// A native pairing window.
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,7 +71,7 @@ pub struct Paired {
         (status = 401, description = "Not logged in", body = ErrorBody),
     )
 )]
-pub async fn status(State(state): State<Arc<Mgmt>>, _: PairingCaller) -> Json<PairingStatus> {
+pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> Json<PairingStatus> {
     Json(PairingStatus {
         waiting_for_pin: state.host.pairing.waiting_for_pin(),
         native: state
@@ -129,7 +105,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: PairingCaller) -> Json<Pa
 )]
 pub async fn pin(
     State(state): State<Arc<Mgmt>>,
-    _: PairingCaller,
+    _: AdminSession,
     ApiJson(body): ApiJson<PinRequest>,
 ) -> ApiResult<Json<Paired>> {
     let name = body.name.filter(|n| !n.trim().is_empty());

@@ -273,32 +273,33 @@ async fn pairing_endpoints() {
 }
 
 #[tokio::test]
-async fn pin_entry_without_login_only_from_the_box_itself() {
+async fn pin_entry_needs_a_login_even_from_the_box() {
     let f = fixture().await;
-    setup_admin(&f).await;
-    let pin = |peer: &str| {
-        req(Method::POST, "/api/v1/pairing/pin")
+    let s = setup_admin(&f).await;
+    for peer in ["127.0.0.1:5000", LAN_PEER] {
+        let a = req(Method::POST, "/api/v1/pairing/pin")
             .peer(peer)
             .header("host", "127.0.0.1:47990")
             .json(json!({"pin": "1234"}))
-    };
-    // curl on the box: allowed (nobody waits, so 404).
-    let a = pin("127.0.0.1:5000").send(&f.app).await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.error());
-    let a = req(Method::GET, "/api/v1/pairing")
+            .send(&f.app)
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{peer}");
+        let a = req(Method::GET, "/api/v1/pairing")
+            .peer(peer)
+            .header("host", "127.0.0.1:47990")
+            .send(&f.app)
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{peer}");
+    }
+    // Logged in, from the box: allowed (nobody waits, so 404).
+    let a = req(Method::POST, "/api/v1/pairing/pin")
         .peer("127.0.0.1:5000")
         .header("host", "127.0.0.1:47990")
+        .session(&s)
+        .json(json!({"pin": "1234"}))
         .send(&f.app)
         .await;
-    assert_eq!(a.status, StatusCode::OK);
-    // From the LAN, or from a browser on the box: login needed.
-    let a = pin(LAN_PEER).send(&f.app).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let a = pin("127.0.0.1:5000")
-        .header("origin", "https://127.0.0.1:47990")
-        .send(&f.app)
-        .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.error());
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
