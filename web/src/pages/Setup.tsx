@@ -218,7 +218,7 @@ export function NetworkReport() {
                 <td>{p.purpose}</td>
                 <td>
                   {p.listening === null ? (
-                    <span className="badge">open it in any firewall</span>
+                    <span className="badge">not checked</span>
                   ) : p.listening ? (
                     <span className="badge ok">answering</span>
                   ) : (
