@@ -1,4 +1,17 @@
-//! The host's configuration: a TOML file, overridden by command-line flags.
+//! The host's configuration: TOML files, overridden by command-line flags.
+//!
+//! Without `--config`, the service reads layers, each overriding the one before:
+//! 1. `/usr/share/punktfunk/host.toml`: the vendor defaults the image or sysext ships
+//!    (read-only `/usr`, replaced on every update);
+//! 2. `/etc/punktfunk/host.toml`: the machine's own settings;
+//! 3. `/etc/punktfunk/host.toml.d/*.toml` in name order: drop-ins, for settings that
+//!    tools or provisioning add without editing a file a person owns.
+//!
+//! Tables merge key by key (a drop-in with `[pairing] pin_timeout_secs = 60` keeps the
+//! other pairing keys); any other value, arrays such as `[[apps]]` included, is replaced
+//! whole by the later layer. Missing files are skipped; a file that exists but does not
+//! parse, or has an unknown key, is an error naming that file. `--config FILE` reads
+//! exactly that one file and nothing else, so a test or a second host is reproducible.
 //!
 //! Every port derives from one base as GameStream does (Sunshine `nvhttp.h`,
 //! `rtsp.h`, `stream.h`), so a second host on the same machine, or a test, moves all of
@@ -11,8 +24,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-/// Where the service looks for its config file when `--config` is not given.
+/// The vendor defaults, shipped read-only in `/usr` (the first layer).
+pub const VENDOR_CONFIG: &str = "/usr/share/punktfunk/host.toml";
+/// The machine's config file (the second layer).
 pub const DEFAULT_CONFIG: &str = "/etc/punktfunk/host.toml";
+/// Drop-ins, `*.toml` in name order (the last layers).
+pub const DROPIN_DIR: &str = "/etc/punktfunk/host.toml.d";
 /// The default state directory (the systemd unit's `StateDirectory=punktfunk`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/punktfunk";
 /// GameStream's HTTP port.
@@ -75,7 +92,8 @@ pub struct FileConfig {
 /// Flags that override the file.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
-    /// The TOML config file [default: /etc/punktfunk/host.toml if present].
+    /// Read only this TOML file [default: /usr/share/punktfunk/host.toml, then
+    /// /etc/punktfunk/host.toml, then /etc/punktfunk/host.toml.d/*.toml, those present].
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// SQLite store and host identity [default: /var/lib/punktfunk].
@@ -150,17 +168,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads the file (explicit `--config`, else the default path if it exists) and
-    /// applies the flags.
+    /// Loads the file (explicit `--config`, else the layered defaults) and applies the
+    /// flags.
     pub fn load(args: &ConfigArgs) -> Result<Self> {
         let file = match &args.config {
-            Some(path) => Some(read_file(path)?),
-            None if Path::new(DEFAULT_CONFIG).exists() => {
-                Some(read_file(Path::new(DEFAULT_CONFIG))?)
-            }
-            None => None,
-        }
-        .unwrap_or_default();
+            Some(path) => read_file(path)?,
+            None => ConfigLayers::system().load()?,
+        };
         Self::resolve(file, args)
     }
 
@@ -222,9 +236,96 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
+    let table = read_table(path)?;
+    FileConfig::deserialize(table)
+        .with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+    // Check each layer on its own, so an unknown key is reported with its file.
+    FileConfig::deserialize(table.clone())
+        .with_context(|| format!("parsing config file {}", path.display()))?;
+    Ok(table)
+}
+
+/// Where the layered configuration comes from (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLayers {
+    /// Vendor defaults.
+    pub vendor: PathBuf,
+    /// The machine's file.
+    pub admin: PathBuf,
+    /// Drop-in directory.
+    pub dropins: PathBuf,
+}
+
+impl ConfigLayers {
+    /// The paths the service uses.
+    pub fn system() -> Self {
+        Self {
+            vendor: PathBuf::from(VENDOR_CONFIG),
+            admin: PathBuf::from(DEFAULT_CONFIG),
+            dropins: PathBuf::from(DROPIN_DIR),
+        }
+    }
+
+    /// The files that exist, in the order they apply.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = [&self.vendor, &self.admin]
+            .into_iter()
+            .filter(|p| p.exists())
+            .cloned()
+            .collect();
+        match std::fs::read_dir(&self.dropins) {
+            Ok(entries) => {
+                let mut dropins = Vec::new();
+                for entry in entries {
+                    let path = entry
+                        .with_context(|| format!("listing {}", self.dropins.display()))?
+                        .path();
+                    if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                        dropins.push(path);
+                    }
+                }
+                dropins.sort();
+                files.extend(dropins);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("listing {}", self.dropins.display()));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Reads and merges every layer present (none: the built-in defaults).
+    pub fn load(&self) -> Result<FileConfig> {
+        let mut merged = toml::Table::new();
+        let files = self.files()?;
+        for path in &files {
+            merge_tables(&mut merged, read_table(path)?);
+        }
+        FileConfig::deserialize(merged).with_context(|| {
+            let names: Vec<_> = files.iter().map(|p| p.display().to_string()).collect();
+            format!("merging config files {}", names.join(", "))
+        })
+    }
+}
+
+/// Overlays `top` onto `base`: tables merge recursively, anything else is replaced.
+fn merge_tables(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge_tables(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -270,5 +371,93 @@ mod tests {
         let dup: FileConfig =
             toml::from_str("[[apps]]\ntitle = \"A\"\n[[apps]]\ntitle = \"a\"\n").unwrap();
         assert!(Config::resolve(dup, &ConfigArgs::default()).is_err());
+    }
+
+    fn layers(dir: &Path) -> ConfigLayers {
+        ConfigLayers {
+            vendor: dir.join("usr/share/punktfunk/host.toml"),
+            admin: dir.join("etc/punktfunk/host.toml"),
+            dropins: dir.join("etc/punktfunk/host.toml.d"),
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn no_files_at_all_gives_the_built_in_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        assert_eq!(l.load().unwrap(), FileConfig::default());
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(c.port_base, DEFAULT_PORT_BASE);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn etc_overrides_usr_share_and_drop_ins_override_etc_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        write(
+            &l.vendor,
+            "port_base = 47989\nhostname = \"vendor\"\n[pairing]\npin_timeout_secs = 80\nexchange_timeout_secs = 30\n[[apps]]\ntitle = \"Steam\"\n",
+        );
+        write(
+            &l.admin,
+            "hostname = \"living-room\"\n[pairing]\npin_timeout_secs = 60\n",
+        );
+        write(&l.dropins.join("20-late.toml"), "port_base = 42000\n");
+        write(
+            &l.dropins.join("10-early.toml"),
+            "port_base = 41000\nbind = \"127.0.0.1\"\n",
+        );
+        // Not a drop-in: wrong extension.
+        write(
+            &l.dropins.join("30-ignored.toml.rpmsave"),
+            "port_base = 1\n",
+        );
+        assert_eq!(
+            l.files().unwrap(),
+            vec![
+                l.vendor.clone(),
+                l.admin.clone(),
+                l.dropins.join("10-early.toml"),
+                l.dropins.join("20-late.toml")
+            ]
+        );
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(c.hostname.as_deref(), Some("living-room"));
+        assert_eq!(c.port_base, 42000);
+        assert_eq!(c.bind, IpAddr::from([127, 0, 0, 1]));
+        // The admin's [pairing] changes one key and keeps the vendor's other one.
+        assert_eq!(c.pairing.pin_timeout_secs, 60);
+        assert_eq!(c.pairing.exchange_timeout_secs, 30);
+        assert_eq!(c.apps.len(), 1);
+        // Arrays are replaced, not appended: the admin can remove a vendor app.
+        write(
+            &l.dropins.join("40-apps.toml"),
+            "[[apps]]\ntitle = \"Desktop 2\"\n",
+        );
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(
+            c.apps.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(),
+            ["Desktop 2"]
+        );
+    }
+
+    #[test]
+    fn a_bad_layer_is_an_error_that_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        write(&l.vendor, "port_base = 47989\n");
+        write(&l.dropins.join("50-typo.toml"), "prot_base = 1\n");
+        let err = format!("{:#}", l.load().unwrap_err());
+        assert!(err.contains("50-typo.toml"), "{err}");
+        assert!(err.contains("prot_base"), "{err}");
+        write(&l.dropins.join("50-typo.toml"), "port_base = \"nope\n");
+        let err = format!("{:#}", l.load().unwrap_err());
+        assert!(err.contains("50-typo.toml"), "{err}");
     }
 }

@@ -11,11 +11,13 @@ mod control_socket;
 mod encode;
 mod gamestream;
 mod identity;
+mod logging;
 mod mgmt;
 mod native;
 mod net;
 mod pairing;
 mod serve;
+mod service_notify;
 mod state;
 mod store;
 mod tls;
@@ -89,12 +91,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
         config: ConfigArgs::default(),

@@ -15,7 +15,7 @@ use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
-use crate::{control_socket, gamestream, mgmt, tls};
+use crate::{control_socket, gamestream, mgmt, service_notify, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -65,7 +65,17 @@ pub async fn run(config: Config) -> Result<()> {
         codecs = state.encoders.codec_mode_support(),
         "punktfunk host ready: add it in Moonlight by this machine's address"
     );
+    service_notify::ready(&format!(
+        "serving {} on ports {} (HTTP), {} (HTTPS), {} (web)",
+        state.identity.hostname, ports.http, ports.https, ports.web
+    ));
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(interval) = service_notify::watchdog_interval() {
+        tasks.spawn(async move {
+            service_notify::watchdog(interval).await;
+            Ok(())
+        });
+    }
     tasks.spawn(gamestream::nvhttp::serve_http(http, state.clone()));
     tasks.spawn(gamestream::nvhttp::serve_https(
         https,
@@ -83,6 +93,7 @@ pub async fn run(config: Config) -> Result<()> {
             Err(e) => Err(anyhow::anyhow!("a service task failed: {e}")),
         },
     };
+    service_notify::stopping();
     tasks.abort_all();
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
