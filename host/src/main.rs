@@ -3,30 +3,14 @@
 //! This binary is the thin driver around `punktfunk-core`: it parses the command line,
 //! sets up logging and runs the I/O loops. Protocol logic lives in the core.
 
-mod admin;
-mod catalog;
-mod clock;
-mod config;
-mod control_socket;
-mod encode;
-mod gamestream;
-mod identity;
-mod mgmt;
-mod native;
-mod net;
-mod pairing;
-mod serve;
-mod state;
-mod store;
-mod tls;
-
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigArgs};
-use crate::control_socket::ControlRequest;
+use punktfunk_host::config::{Config, ConfigArgs};
+use punktfunk_host::control_socket::{self, ControlRequest};
+use punktfunk_host::{admin, native, serve};
 
 #[derive(Debug, Parser)]
 #[command(

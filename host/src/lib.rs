@@ -1,0 +1,20 @@
+//! punktfunk-host as a library: every service of the host, so that the `punktfunk-host`
+//! binary stays a thin command line, and benches and integration tests can drive the
+//! same code.
+
+pub mod admin;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod control_socket;
+pub mod encode;
+pub mod gamestream;
+pub mod identity;
+pub mod mgmt;
+pub mod native;
+pub mod net;
+pub mod pairing;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod tls;
