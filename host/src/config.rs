@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::input::InputConfig;
+
 /// Where the service looks for its config file when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/punktfunk/host.toml";
 /// The default state directory (the systemd unit's `StateDirectory=punktfunk`).
@@ -52,8 +54,33 @@ impl Default for PairingConfig {
     }
 }
 
+/// Streaming settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Video FEC parity as a percentage of data packets (Sunshine's default is 20).
+    pub fec_percent: u8,
+    /// Fraction of the frame interval a frame's packets are paced over.
+    pub pacing_spread: f64,
+    /// Offer encrypted audio (clients that ask get AES-CBC audio).
+    pub audio_encryption: bool,
+    /// Seconds without any client traffic after which a stream is torn down.
+    pub client_timeout_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            fec_percent: 20,
+            pacing_spread: 0.25,
+            audio_encryption: true,
+            client_timeout_secs: 10,
+        }
+    }
+}
+
 /// The file's contents. Every field is optional; flags override the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// State directory.
@@ -70,6 +97,12 @@ pub struct FileConfig {
     /// Apps besides the built-in Desktop.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// Streaming settings.
+    #[serde(default)]
+    pub stream: StreamSettings,
+    /// Input injection.
+    #[serde(default)]
+    pub input: InputConfig,
 }
 
 /// Flags that override the file.
@@ -131,7 +164,7 @@ impl Ports {
 }
 
 /// The resolved configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// State directory.
     pub state_dir: PathBuf,
@@ -147,6 +180,10 @@ pub struct Config {
     pub pairing: PairingConfig,
     /// Apps from the file.
     pub apps: Vec<AppConfig>,
+    /// Streaming settings.
+    pub stream: StreamSettings,
+    /// Input injection.
+    pub input: InputConfig,
 }
 
 impl Config {
@@ -173,6 +210,15 @@ impl Config {
         if file.pairing.pin_timeout_secs == 0 || file.pairing.exchange_timeout_secs == 0 {
             bail!("pairing timeouts must be at least one second");
         }
+        if !(0.0..=1.0).contains(&file.stream.pacing_spread) {
+            bail!("stream.pacing_spread must be between 0 and 1");
+        }
+        if file.stream.fec_percent > 100 {
+            bail!("stream.fec_percent must be at most 100");
+        }
+        if file.stream.client_timeout_secs == 0 {
+            bail!("stream.client_timeout_secs must be at least one second");
+        }
         let mut titles = std::collections::HashSet::new();
         for app in &file.apps {
             if app.title.trim().is_empty() {
@@ -197,6 +243,8 @@ impl Config {
             hostname: file.hostname,
             pairing: file.pairing,
             apps: file.apps,
+            stream: file.stream,
+            input: file.input,
         })
     }
 
@@ -213,6 +261,11 @@ impl Config {
     /// The SQLite store's path.
     pub fn store_path(&self) -> PathBuf {
         self.state_dir.join("punktfunk.db")
+    }
+
+    /// Where the recording input backend writes by default.
+    pub fn input_recording(&self) -> PathBuf {
+        self.state_dir.join("input-events.jsonl")
     }
 
     /// The local control socket (`punktfunk-host pin` talks to it).

@@ -41,6 +41,11 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Show what the running host is doing: the launched app and the live stream (JSON).
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Manage paired devices.
     Clients {
         #[command(subcommand)]
@@ -78,6 +83,8 @@ fn run() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in logs and files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
@@ -97,6 +104,16 @@ fn run() -> Result<()> {
             if !reply.ok {
                 bail!("{}", reply.message);
             }
+            println!("{}", reply.message);
+            Ok(())
+        }
+        Command::Status { config } => {
+            let config = Config::load(&config)?;
+            let reply = runtime()?.block_on(control_socket::request(
+                &config.control_socket(),
+                &ControlRequest::Status,
+                Duration::from_secs(10),
+            ))?;
             println!("{}", reply.message);
             Ok(())
         }
