@@ -24,6 +24,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::input::InputConfig;
+
 /// The vendor defaults, shipped read-only in `/usr` (the first layer).
 pub const VENDOR_CONFIG: &str = "/usr/share/punktfunk/host.toml";
 /// The machine's config file (the second layer).
@@ -69,8 +71,33 @@ impl Default for PairingConfig {
     }
 }
 
+/// Streaming settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Video FEC parity as a percentage of data packets (Sunshine's default is 20).
+    pub fec_percent: u8,
+    /// Fraction of the frame interval a frame's packets are paced over.
+    pub pacing_spread: f64,
+    /// Offer encrypted audio (clients that ask get AES-CBC audio).
+    pub audio_encryption: bool,
+    /// Seconds without any client traffic after which a stream is torn down.
+    pub client_timeout_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            fec_percent: 20,
+            pacing_spread: 0.25,
+            audio_encryption: true,
+            client_timeout_secs: 10,
+        }
+    }
+}
+
 /// The file's contents. Every field is optional; flags override the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// State directory.
@@ -87,6 +114,12 @@ pub struct FileConfig {
     /// Apps besides the built-in Desktop.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// Streaming settings.
+    #[serde(default)]
+    pub stream: StreamSettings,
+    /// Input injection.
+    #[serde(default)]
+    pub input: InputConfig,
 }
 
 /// Flags that override the file.
@@ -149,7 +182,7 @@ impl Ports {
 }
 
 /// The resolved configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// State directory.
     pub state_dir: PathBuf,
@@ -165,6 +198,10 @@ pub struct Config {
     pub pairing: PairingConfig,
     /// Apps from the file.
     pub apps: Vec<AppConfig>,
+    /// Streaming settings.
+    pub stream: StreamSettings,
+    /// Input injection.
+    pub input: InputConfig,
 }
 
 impl Config {
@@ -186,6 +223,15 @@ impl Config {
             .unwrap_or(DEFAULT_PORT_BASE);
         if file.pairing.pin_timeout_secs == 0 || file.pairing.exchange_timeout_secs == 0 {
             bail!("pairing timeouts must be at least one second");
+        }
+        if !(0.0..=1.0).contains(&file.stream.pacing_spread) {
+            bail!("stream.pacing_spread must be between 0 and 1");
+        }
+        if file.stream.fec_percent > 100 {
+            bail!("stream.fec_percent must be at most 100");
+        }
+        if file.stream.client_timeout_secs == 0 {
+            bail!("stream.client_timeout_secs must be at least one second");
         }
         let mut titles = std::collections::HashSet::new();
         for app in &file.apps {
@@ -211,6 +257,8 @@ impl Config {
             hostname: file.hostname,
             pairing: file.pairing,
             apps: file.apps,
+            stream: file.stream,
+            input: file.input,
         })
     }
 
@@ -227,6 +275,11 @@ impl Config {
     /// The SQLite store's path.
     pub fn store_path(&self) -> PathBuf {
         self.state_dir.join("punktfunk.db")
+    }
+
+    /// Where the recording input backend writes by default.
+    pub fn input_recording(&self) -> PathBuf {
+        self.state_dir.join("input-events.jsonl")
     }
 
     /// The local control socket (`punktfunk-host pin` talks to it).

@@ -15,7 +15,8 @@ use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
-use crate::{control_socket, gamestream, mgmt, service_notify, tls};
+use crate::stream::{MediaSockets, StreamManager};
+use crate::{control_socket, gamestream, mgmt, service_notify, stream, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -54,14 +55,28 @@ pub async fn run(config: Config) -> Result<()> {
     let http = listen(&config, ports.http, "GameStream HTTP").await?;
     let https = listen(&config, ports.https, "GameStream HTTPS").await?;
     let web = listen(&config, ports.web, "the management API").await?;
+    let rtsp = listen(&config, ports.rtsp, "RTSP").await?;
+    let sockets = MediaSockets::bind(&config).context(
+        "cannot bind the video and audio ports: is another streaming host running? Choose other ports with --port-base",
+    )?;
+    let streams = StreamManager::new(config.clone(), encoders.clone(), sockets);
     let control = control_socket::bind(&config.control_socket()).await?;
-    let state = HostState::new(config, identity, store.clone(), pairing, catalog, encoders);
+    let state = HostState::new(
+        config,
+        identity,
+        store.clone(),
+        pairing,
+        catalog,
+        encoders,
+        streams,
+    );
 
     tracing::info!(
         hostname = %state.identity.hostname,
         http = ports.http,
         https = ports.https,
         web = ports.web,
+        rtsp = ports.rtsp,
         codecs = state.encoders.codec_mode_support(),
         "punktfunk host ready: add it in Moonlight by this machine's address"
     );
@@ -84,6 +99,8 @@ pub async fn run(config: Config) -> Result<()> {
     ));
     tasks.spawn(mgmt::serve(web, web_tls, state.clone()));
     tasks.spawn(control_socket::serve(control, state.clone()));
+    tasks.spawn(stream::rtsp_server::serve(rtsp, state.clone()));
+    tasks.spawn(reap_streams(state.clone()));
     // The services only return on a fatal error; a signal is the normal way out.
     let outcome = tokio::select! {
         sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),
@@ -95,9 +112,21 @@ pub async fn run(config: Config) -> Result<()> {
     };
     service_notify::stopping();
     tasks.abort_all();
+    state.streams.stop("the host is shutting down");
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
     outcome
+}
+
+/// Joins the threads of streams that ended by themselves (client gone), so their
+/// ports and encoders are freed within a second.
+async fn reap_streams(state: Arc<HostState>) -> Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.streams.reap()).await?;
+    }
 }
 
 async fn shutdown_signal() -> Result<&'static str> {

@@ -10,6 +10,7 @@ use crate::encode::probe::Encoders;
 use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::store::Store;
+use crate::stream::StreamManager;
 
 /// The host's shared state, one per process.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct HostState {
     pub catalog: Catalog,
     /// Encoders that open on this machine.
     pub encoders: Encoders,
+    /// The GameStream stream.
+    pub streams: StreamManager,
     apps: Mutex<AppState>,
 }
 
@@ -38,6 +41,7 @@ impl HostState {
         pairing: PairingManager,
         catalog: Catalog,
         encoders: Encoders,
+        streams: StreamManager,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -46,6 +50,7 @@ impl HostState {
             pairing,
             catalog,
             encoders,
+            streams,
             apps: Mutex::new(AppState::new()),
         })
     }

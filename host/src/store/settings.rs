@@ -20,13 +20,6 @@ fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<String, StoreEr
     })
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the web console's settings page reads and writes host settings"
-    )
-)]
 impl Store {
     /// The setting stored under `key`, if any. A stored value that does not decode as
     /// `T` is a [`StoreError::Decode`], never silently `None`.
@@ -41,13 +34,6 @@ impl Store {
         json.map(|json| decode(key, &json)).transpose()
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the web console's settings page reads and writes host settings"
-        )
-    )]
     /// Stores `value` under `key`, replacing any previous value.
     pub async fn set_setting<T: Serialize + ?Sized>(
         &self,

@@ -290,7 +290,9 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
 }
 
 fn cancel(state: &HostState) -> Response<Body> {
-    if let Some(app) = state.apps().cancel() {
+    let cancelled = state.apps().cancel();
+    if let Some(app) = cancelled {
+        state.streams.stop("the client quit the app");
         tracing::info!(app = app.app_id, "session cancelled");
     }
     ok(XmlReply::ok().elem("cancel", 1))
