@@ -29,6 +29,30 @@ def pytest_configure(config: pytest.Config) -> None:
     # The host's certificate is self-signed by design (clients pin it when pairing).
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leaves without interpreter finalization, keeping pytest's exit status.
+
+    moonlight-python leaves daemon threads (audio feed, periodic IDR requests) inside
+    libmoonlight-common-c and PyAV calls after its streams end; when the interpreter
+    tears down under them the client process sometimes segfaults after every test has
+    passed (seen about once in eight full runs). Every report is written by now.
+    """
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
+
+
 REPO = Path(__file__).resolve().parents[2]
 HOST_BIN = Path(os.environ.get("PUNKTFUNK_HOST_BIN", REPO / "target" / "debug" / "punktfunk-host"))
 # Offsets of every port from the base, as GameStream derives them (HTTPS is base - 5).
