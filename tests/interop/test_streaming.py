@@ -169,3 +169,17 @@ def test_second_client_cannot_launch_while_a_session_runs(host: Host, paired: Mo
                 ri_aes_key=os.urandom(16), ri_aes_iv=os.urandom(16), surroundaudioinfo=196610,
             )
         assert e.value.status_code == 400
+
+
+def test_cancelling_the_app_ends_the_clients_stream(host: Host, paired: Moonlight):
+    """The host sends a termination when the app ends: the client's stream stops
+    gracefully (error code 0) instead of timing out."""
+    client = paired.client
+    with client.stream(app="Desktop", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
+        session = client._session
+        time.sleep(1)
+        assert not session._connection_terminated.is_set()
+        paired.http.quit_app()  # /cancel while streaming, as another device would
+        assert session._connection_terminated.wait(5), "the client never heard the stream end"
+        assert session._termination_error_code == 0, session._termination_error_code
+        assert host.status() == {"app": None, "stream": None}
