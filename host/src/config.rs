@@ -1,4 +1,17 @@
-//! The host's configuration: a TOML file, overridden by command-line flags.
+//! The host's configuration: TOML files, overridden by command-line flags.
+//!
+//! Without `--config`, the service reads layers, each overriding the one before:
+//! 1. `/usr/share/punktfunk/host.toml`: the vendor defaults the image or sysext ships
+//!    (read-only `/usr`, replaced on every update);
+//! 2. `/etc/punktfunk/host.toml`: the machine's own settings;
+//! 3. `/etc/punktfunk/host.toml.d/*.toml` in name order: drop-ins, for settings that
+//!    tools or provisioning add without editing a file a person owns.
+//!
+//! Tables merge key by key (a drop-in with `[pairing] pin_timeout_secs = 60` keeps the
+//! other pairing keys); any other value, arrays such as `[[apps]]` included, is replaced
+//! whole by the later layer. Missing files are skipped; a file that exists but does not
+//! parse, or has an unknown key, is an error naming that file. `--config FILE` reads
+//! exactly that one file and nothing else, so a test or a second host is reproducible.
 //!
 //! Every port derives from one base as GameStream does (Sunshine `nvhttp.h`,
 //! `rtsp.h`, `stream.h`), so a second host on the same machine, or a test, moves all of
@@ -11,8 +24,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-/// Where the service looks for its config file when `--config` is not given.
+use crate::input::InputConfig;
+
+/// The vendor defaults, shipped read-only in `/usr` (the first layer).
+pub const VENDOR_CONFIG: &str = "/usr/share/punktfunk/host.toml";
+/// The machine's config file (the second layer).
 pub const DEFAULT_CONFIG: &str = "/etc/punktfunk/host.toml";
+/// Drop-ins, `*.toml` in name order (the last layers).
+pub const DROPIN_DIR: &str = "/etc/punktfunk/host.toml.d";
 /// The default state directory (the systemd unit's `StateDirectory=punktfunk`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/punktfunk";
 /// GameStream's HTTP port.
@@ -98,8 +117,33 @@ impl Default for WebConfig {
     }
 }
 
+/// Streaming settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Video FEC parity as a percentage of data packets (Sunshine's default is 20).
+    pub fec_percent: u8,
+    /// Fraction of the frame interval a frame's packets are paced over.
+    pub pacing_spread: f64,
+    /// Offer encrypted audio (clients that ask get AES-CBC audio).
+    pub audio_encryption: bool,
+    /// Seconds without any client traffic after which a stream is torn down.
+    pub client_timeout_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            fec_percent: 20,
+            pacing_spread: 0.25,
+            audio_encryption: true,
+            client_timeout_secs: 10,
+        }
+    }
+}
+
 /// The file's contents. Every field is optional; flags override the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// State directory.
@@ -119,12 +163,19 @@ pub struct FileConfig {
     /// Web console settings.
     #[serde(default)]
     pub web: WebConfig,
+    /// Streaming settings.
+    #[serde(default)]
+    pub stream: StreamSettings,
+    /// Input injection.
+    #[serde(default)]
+    pub input: InputConfig,
 }
 
 /// Flags that override the file.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
-    /// The TOML config file [default: /etc/punktfunk/host.toml if present].
+    /// Read only this TOML file [default: /usr/share/punktfunk/host.toml, then
+    /// /etc/punktfunk/host.toml, then /etc/punktfunk/host.toml.d/*.toml, those present].
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// SQLite store and host identity [default: /var/lib/punktfunk].
@@ -180,7 +231,7 @@ impl Ports {
 }
 
 /// The resolved configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// State directory.
     pub state_dir: PathBuf,
@@ -201,20 +252,20 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// Web console settings.
     pub web: WebConfig,
+    /// Streaming settings.
+    pub stream: StreamSettings,
+    /// Input injection.
+    pub input: InputConfig,
 }
 
 impl Config {
-    /// Loads the file (explicit `--config`, else the default path if it exists) and
-    /// applies the flags.
+    /// Loads the file (explicit `--config`, else the layered defaults) and applies the
+    /// flags.
     pub fn load(args: &ConfigArgs) -> Result<Self> {
         let file = match &args.config {
-            Some(path) => Some(read_file(path)?),
-            None if Path::new(DEFAULT_CONFIG).exists() => {
-                Some(read_file(Path::new(DEFAULT_CONFIG))?)
-            }
-            None => None,
-        }
-        .unwrap_or_default();
+            Some(path) => read_file(path)?,
+            None => ConfigLayers::system().load()?,
+        };
         Self::resolve(file, args)
     }
 
@@ -235,6 +286,15 @@ impl Config {
         }
         if file.pairing.pin_timeout_secs == 0 || file.pairing.exchange_timeout_secs == 0 {
             bail!("pairing timeouts must be at least one second");
+        }
+        if !(0.0..=1.0).contains(&file.stream.pacing_spread) {
+            bail!("stream.pacing_spread must be between 0 and 1");
+        }
+        if file.stream.fec_percent > 100 {
+            bail!("stream.fec_percent must be at most 100");
+        }
+        if file.stream.client_timeout_secs == 0 {
+            bail!("stream.client_timeout_secs must be at least one second");
         }
         let mut titles = std::collections::HashSet::new();
         for app in &file.apps {
@@ -262,6 +322,8 @@ impl Config {
             pairing: file.pairing,
             apps: file.apps,
             web: file.web,
+            stream: file.stream,
+            input: file.input,
         })
     }
 
@@ -292,6 +354,11 @@ impl Config {
         self.state_dir.join("punktfunk.db")
     }
 
+    /// Where the recording input backend writes by default.
+    pub fn input_recording(&self) -> PathBuf {
+        self.state_dir.join("input-events.jsonl")
+    }
+
     /// The local control socket (`punktfunk-host pin` talks to it).
     pub fn control_socket(&self) -> PathBuf {
         self.state_dir.join("control.sock")
@@ -299,9 +366,96 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
+    let table = read_table(path)?;
+    FileConfig::deserialize(table)
+        .with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+    // Check each layer on its own, so an unknown key is reported with its file.
+    FileConfig::deserialize(table.clone())
+        .with_context(|| format!("parsing config file {}", path.display()))?;
+    Ok(table)
+}
+
+/// Where the layered configuration comes from (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLayers {
+    /// Vendor defaults.
+    pub vendor: PathBuf,
+    /// The machine's file.
+    pub admin: PathBuf,
+    /// Drop-in directory.
+    pub dropins: PathBuf,
+}
+
+impl ConfigLayers {
+    /// The paths the service uses.
+    pub fn system() -> Self {
+        Self {
+            vendor: PathBuf::from(VENDOR_CONFIG),
+            admin: PathBuf::from(DEFAULT_CONFIG),
+            dropins: PathBuf::from(DROPIN_DIR),
+        }
+    }
+
+    /// The files that exist, in the order they apply.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = [&self.vendor, &self.admin]
+            .into_iter()
+            .filter(|p| p.exists())
+            .cloned()
+            .collect();
+        match std::fs::read_dir(&self.dropins) {
+            Ok(entries) => {
+                let mut dropins = Vec::new();
+                for entry in entries {
+                    let path = entry
+                        .with_context(|| format!("listing {}", self.dropins.display()))?
+                        .path();
+                    if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                        dropins.push(path);
+                    }
+                }
+                dropins.sort();
+                files.extend(dropins);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("listing {}", self.dropins.display()));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Reads and merges every layer present (none: the built-in defaults).
+    pub fn load(&self) -> Result<FileConfig> {
+        let mut merged = toml::Table::new();
+        let files = self.files()?;
+        for path in &files {
+            merge_tables(&mut merged, read_table(path)?);
+        }
+        FileConfig::deserialize(merged).with_context(|| {
+            let names: Vec<_> = files.iter().map(|p| p.display().to_string()).collect();
+            format!("merging config files {}", names.join(", "))
+        })
+    }
+}
+
+/// Overlays `top` onto `base`: tables merge recursively, anything else is replaced.
+fn merge_tables(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge_tables(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -384,5 +538,93 @@ mod tests {
         let err = Config::resolve(bad, &ConfigArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("allowed_networks"), "{err:#}");
         assert!(toml::from_str::<FileConfig>("[web]\naccess = \"wan\"").is_err());
+    }
+
+    fn layers(dir: &Path) -> ConfigLayers {
+        ConfigLayers {
+            vendor: dir.join("usr/share/punktfunk/host.toml"),
+            admin: dir.join("etc/punktfunk/host.toml"),
+            dropins: dir.join("etc/punktfunk/host.toml.d"),
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn no_files_at_all_gives_the_built_in_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        assert_eq!(l.load().unwrap(), FileConfig::default());
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(c.port_base, DEFAULT_PORT_BASE);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn etc_overrides_usr_share_and_drop_ins_override_etc_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        write(
+            &l.vendor,
+            "port_base = 47989\nhostname = \"vendor\"\n[pairing]\npin_timeout_secs = 80\nexchange_timeout_secs = 30\n[[apps]]\ntitle = \"Steam\"\n",
+        );
+        write(
+            &l.admin,
+            "hostname = \"living-room\"\n[pairing]\npin_timeout_secs = 60\n",
+        );
+        write(&l.dropins.join("20-late.toml"), "port_base = 42000\n");
+        write(
+            &l.dropins.join("10-early.toml"),
+            "port_base = 41000\nbind = \"127.0.0.1\"\n",
+        );
+        // Not a drop-in: wrong extension.
+        write(
+            &l.dropins.join("30-ignored.toml.rpmsave"),
+            "port_base = 1\n",
+        );
+        assert_eq!(
+            l.files().unwrap(),
+            vec![
+                l.vendor.clone(),
+                l.admin.clone(),
+                l.dropins.join("10-early.toml"),
+                l.dropins.join("20-late.toml")
+            ]
+        );
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(c.hostname.as_deref(), Some("living-room"));
+        assert_eq!(c.port_base, 42000);
+        assert_eq!(c.bind, IpAddr::from([127, 0, 0, 1]));
+        // The admin's [pairing] changes one key and keeps the vendor's other one.
+        assert_eq!(c.pairing.pin_timeout_secs, 60);
+        assert_eq!(c.pairing.exchange_timeout_secs, 30);
+        assert_eq!(c.apps.len(), 1);
+        // Arrays are replaced, not appended: the admin can remove a vendor app.
+        write(
+            &l.dropins.join("40-apps.toml"),
+            "[[apps]]\ntitle = \"Desktop 2\"\n",
+        );
+        let c = Config::resolve(l.load().unwrap(), &ConfigArgs::default()).unwrap();
+        assert_eq!(
+            c.apps.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(),
+            ["Desktop 2"]
+        );
+    }
+
+    #[test]
+    fn a_bad_layer_is_an_error_that_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layers(dir.path());
+        write(&l.vendor, "port_base = 47989\n");
+        write(&l.dropins.join("50-typo.toml"), "prot_base = 1\n");
+        let err = format!("{:#}", l.load().unwrap_err());
+        assert!(err.contains("50-typo.toml"), "{err}");
+        assert!(err.contains("prot_base"), "{err}");
+        write(&l.dropins.join("50-typo.toml"), "port_base = \"nope\n");
+        let err = format!("{:#}", l.load().unwrap_err());
+        assert!(err.contains("50-typo.toml"), "{err}");
     }
 }

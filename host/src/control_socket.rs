@@ -28,6 +28,18 @@ pub enum ControlRequest {
         /// A name for the device.
         name: Option<String>,
     },
+    /// What runs: the app and the live stream.
+    Status,
+    /// Rumble a controller on the streaming client, as a game writing force feedback
+    /// to its virtual pad would (for the recording input backend and diagnostics).
+    Rumble {
+        /// Controller number.
+        controller: u16,
+        /// Low-frequency motor, 0..65535.
+        low: u16,
+        /// High-frequency motor, 0..65535.
+        high: u16,
+    },
 }
 
 /// The reply.
@@ -105,6 +117,29 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
                 },
             }
         }
+        Ok(ControlRequest::Status) => ControlReply {
+            ok: true,
+            message: status(state).to_string(),
+        },
+        Ok(ControlRequest::Rumble {
+            controller,
+            low,
+            high,
+        }) => {
+            let taken = state.streams.send_feedback(crate::input::Feedback::Rumble {
+                controller,
+                low,
+                high,
+            });
+            ControlReply {
+                ok: taken,
+                message: if taken {
+                    "rumble queued".into()
+                } else {
+                    "no stream is running".into()
+                },
+            }
+        }
         Err(e) => ControlReply {
             ok: false,
             message: format!("malformed control request: {e}"),
@@ -114,6 +149,30 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
     out.push('\n');
     write.write_all(out.as_bytes()).await?;
     Ok(())
+}
+
+/// The host's running state as JSON: the launched app and the live stream.
+fn status(state: &HostState) -> serde_json::Value {
+    let app = state
+        .apps()
+        .current()
+        .map(|a| serde_json::json!({ "id": a.app_id, "generation": a.generation }));
+    let stream = state.streams.live().map(|s| {
+        serde_json::json!({
+            "app_id": s.app_id,
+            "width": s.width,
+            "height": s.height,
+            "fps": s.fps,
+            "codec": s.codec,
+            "frames": s.frames,
+            "bitrate_kbps": s.bitrate_kbps,
+            "latency_ms": s.latency_ms,
+            "loss_percent": s.loss_percent,
+            "malformed_packets": s.malformed_packets,
+            "seconds": s.started.elapsed().as_secs_f64(),
+        })
+    });
+    serde_json::json!({ "app": app, "stream": stream })
 }
 
 /// Sends one request to the service listening at `path` and returns its reply.

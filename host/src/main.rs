@@ -3,35 +3,14 @@
 //! This binary is the thin driver around `punktfunk-core`: it parses the command line,
 //! sets up logging and runs the I/O loops. Protocol logic lives in the core.
 
-mod admin;
-mod catalog;
-mod clock;
-mod config;
-mod control_socket;
-mod encode;
-mod gamestream;
-mod identity;
-mod lifecycle;
-mod logbuf;
-mod mgmt;
-mod native;
-mod net;
-mod pairing;
-mod serve;
-mod sessions;
-mod settings;
-mod state;
-mod store;
-mod sysinfo;
-mod tls;
-
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigArgs};
-use crate::control_socket::ControlRequest;
+use punktfunk_host::config::{Config, ConfigArgs};
+use punktfunk_host::control_socket::{self, ControlRequest};
+use punktfunk_host::{admin, logging, native, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,6 +38,11 @@ enum Command {
         /// A name for the device.
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Show what the running host is doing: the launched app and the live stream (JSON).
+    Status {
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -101,16 +85,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    use tracing_subscriber::prelude::*;
-    // Everything that passes the filter goes to stderr (the journal) and into the
-    // in-memory ring the web console's log page reads.
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(logbuf::global().layer())
-        .init();
+    logging::init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
         config: ConfigArgs::default(),
@@ -129,6 +104,16 @@ fn run() -> Result<()> {
             if !reply.ok {
                 bail!("{}", reply.message);
             }
+            println!("{}", reply.message);
+            Ok(())
+        }
+        Command::Status { config } => {
+            let config = Config::load(&config)?;
+            let reply = runtime()?.block_on(control_socket::request(
+                &config.control_socket(),
+                &ControlRequest::Status,
+                Duration::from_secs(10),
+            ))?;
             println!("{}", reply.message);
             Ok(())
         }

@@ -15,7 +15,8 @@ use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
-use crate::{control_socket, gamestream, mgmt, tls};
+use crate::stream::{MediaSockets, StreamManager};
+use crate::{control_socket, gamestream, mgmt, service_notify, stream, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -56,18 +57,42 @@ pub async fn run(config: Config) -> Result<()> {
     let http = listen(&config, ports.http, "GameStream HTTP").await?;
     let https = listen(&config, ports.https, "GameStream HTTPS").await?;
     let web = listen(&config, ports.web, "the management API").await?;
+    let rtsp = listen(&config, ports.rtsp, "RTSP").await?;
+    let sockets = MediaSockets::bind(&config).context(
+        "cannot bind the video and audio ports: is another streaming host running? Choose other ports with --port-base",
+    )?;
+    let streams = StreamManager::new(config.clone(), encoders.clone(), sockets);
     let control = control_socket::bind(&config.control_socket()).await?;
-    let state = HostState::new(config, identity, store.clone(), pairing, catalog, encoders);
+    let state = HostState::new(
+        config,
+        identity,
+        store.clone(),
+        pairing,
+        catalog,
+        encoders,
+        streams,
+    );
 
     tracing::info!(
         hostname = %state.identity.hostname,
         http = ports.http,
         https = ports.https,
         web = ports.web,
+        rtsp = ports.rtsp,
         codecs = state.encoders.codec_mode_support(),
         "punktfunk host ready: add it in Moonlight by this machine's address"
     );
+    service_notify::ready(&format!(
+        "serving {} on ports {} (HTTP), {} (HTTPS), {} (web)",
+        state.identity.hostname, ports.http, ports.https, ports.web
+    ));
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(interval) = service_notify::watchdog_interval() {
+        tasks.spawn(async move {
+            service_notify::watchdog(interval).await;
+            Ok(())
+        });
+    }
     tasks.spawn(gamestream::nvhttp::serve_http(http, state.clone()));
     tasks.spawn(gamestream::nvhttp::serve_https(
         https,
@@ -76,6 +101,8 @@ pub async fn run(config: Config) -> Result<()> {
     ));
     tasks.spawn(mgmt::serve(web, web_tls, state.clone()));
     tasks.spawn(control_socket::serve(control, state.clone()));
+    tasks.spawn(stream::rtsp_server::serve(rtsp, state.clone()));
+    tasks.spawn(reap_streams(state.clone()));
     // The services only return on a fatal error; a signal is the normal way out.
     let outcome = tokio::select! {
         sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),
@@ -86,9 +113,11 @@ pub async fn run(config: Config) -> Result<()> {
             Err(e) => Err(anyhow::anyhow!("a service task failed: {e}")),
         },
     };
+    service_notify::stopping();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     state.sessions.end_all(crate::sessions::EndReason::Shutdown);
+    state.streams.stop("the host is shutting down");
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
     if outcome.is_ok() && state.lifecycle.restart_requested() {
@@ -97,6 +126,17 @@ pub async fn run(config: Config) -> Result<()> {
         return Err(anyhow::Error::new(e).context("restarting punktfunk-host"));
     }
     outcome
+}
+
+/// Joins the threads of streams that ended by themselves (client gone), so their
+/// ports and encoders are freed within a second.
+async fn reap_streams(state: Arc<HostState>) -> Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.streams.reap()).await?;
+    }
 }
 
 async fn shutdown_signal() -> Result<&'static str> {

@@ -12,15 +12,6 @@
 //! [`SessionHandle::end_reason`] from a per-frame thread) and tear down when it fires;
 //! [`LiveSessions::subscribe`] tells anything else (RTSP, the control channel) which
 //! client's sessions ended.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the streaming code (RTSP, video, audio) registers and updates sessions; \
-                  until it lands, the status endpoint and revoke only read and end them"
-    )
-)]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -72,7 +63,7 @@ pub struct SessionStats {
     pub height: Option<u32>,
     /// Frames per second actually sent (not just requested).
     pub fps: Option<f32>,
-    /// The codec in use ("h264", "hevc", "av1").
+    /// The codec in use, as people name it ("H.264", "HEVC", "AV1").
     pub codec: Option<String>,
     /// Video bitrate sent, in kbit/s.
     pub bitrate_kbps: Option<u32>,

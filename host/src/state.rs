@@ -15,6 +15,7 @@ use crate::pairing::PairingManager;
 use crate::pairing::native::NativePairing;
 use crate::sessions::{EndReason, LiveSessions};
 use crate::store::Store;
+use crate::stream::StreamManager;
 
 /// The host's shared state, one per process.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct HostState {
     pub catalog: Catalog,
     /// Encoders that open on this machine.
     pub encoders: Encoders,
+    /// The GameStream stream.
+    pub streams: StreamManager,
     /// Streams running now, with their measurements; the streaming code registers
     /// them, the web console reads them and ends them when a device is revoked.
     pub sessions: LiveSessions,
@@ -55,6 +58,7 @@ impl HostState {
         pairing: PairingManager,
         catalog: Catalog,
         encoders: Encoders,
+        streams: StreamManager,
     ) -> Arc<Self> {
         let hostname = RwLock::new(identity.hostname.clone());
         Arc::new(Self {
@@ -65,10 +69,11 @@ impl HostState {
             native_pairing: NativePairing::default(),
             catalog,
             encoders,
-            sessions: LiveSessions::new(),
+            sessions: streams.sessions().clone(),
             logs: crate::logbuf::global().clone(),
             lifecycle: Lifecycle::new(),
             started: Instant::now(),
+            streams,
             apps: Mutex::new(AppState::new()),
             hostname,
         })
@@ -104,6 +109,7 @@ impl HostState {
             && let Some(app) = apps.cancel()
         {
             tracing::info!(app = app.app_id, "cancelled the app of a revoked device");
+            self.streams.stop("the device was revoked");
             ended += 1;
         }
         ended

@@ -29,6 +29,30 @@ def pytest_configure(config: pytest.Config) -> None:
     # The host's certificate is self-signed by design (clients pin it when pairing).
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leaves without interpreter finalization, keeping pytest's exit status.
+
+    moonlight-python leaves daemon threads (audio feed, periodic IDR requests) inside
+    libmoonlight-common-c and PyAV calls after its streams end; when the interpreter
+    tears down under them the client process sometimes segfaults after every test has
+    passed (seen about once in eight full runs). Every report is written by now.
+    """
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
+
+
 REPO = Path(__file__).resolve().parents[2]
 HOST_BIN = Path(os.environ.get("PUNKTFUNK_HOST_BIN", REPO / "target" / "debug" / "punktfunk-host"))
 # Offsets of every port from the base, as GameStream derives them (HTTPS is base - 5).
@@ -63,6 +87,8 @@ class Host:
     state_dir: Path
     port_base: int
     config: Path | None = None
+    # The address the host listens on (a veth address for tests with their own network).
+    bind: str = "127.0.0.1"
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
@@ -78,7 +104,7 @@ class Host:
         return self.port_base + 1
 
     def args(self) -> list[str]:
-        args = ["--state-dir", str(self.state_dir), "--bind", "127.0.0.1", "--port-base", str(self.port_base)]
+        args = ["--state-dir", str(self.state_dir), "--bind", self.bind, "--port-base", str(self.port_base)]
         if self.config:
             args += ["--config", str(self.config)]
         return args
@@ -92,7 +118,7 @@ class Host:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"host exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                requests.get(f"http://127.0.0.1:{self.port_base}/serverinfo", timeout=1)
+                requests.get(f"http://{self.bind}:{self.port_base}/serverinfo", timeout=1)
                 return self
             except requests.RequestException:
                 time.sleep(0.1)
@@ -129,8 +155,26 @@ class Host:
             cmd += ["--name", name]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
+    def status(self) -> dict:
+        """What the host reports it is doing (`punktfunk-host status`)."""
+        import json
+
+        out = subprocess.run([str(HOST_BIN), "status", *self.args()], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def control(self, request: dict) -> dict:
+        """One raw request to the control socket."""
+        import json
+
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(self.state_dir / "control.sock"))
+            s.sendall((json.dumps(request) + "\n").encode())
+            return json.loads(s.makefile().readline())
+
     def serverinfo(self) -> str:
-        return requests.get(f"http://127.0.0.1:{self.port_base}/serverinfo", timeout=5).text
+        return requests.get(f"http://{self.bind}:{self.port_base}/serverinfo", timeout=5).text
 
     def host_cert_pem(self) -> str:
         return (self.state_dir / "host.crt").read_text()
@@ -158,9 +202,19 @@ class Host:
             db.close()
 
 
+def make_config(tmp_path: Path, extra: str = "") -> Path:
+    """A host config for tests: input goes to a recording file (CI has no uinput)."""
+    config = tmp_path / "host.toml"
+    config.write_text(
+        "[input]\nbackend = \"recording\"\n"
+        f"recording_path = \"{tmp_path / 'input-events.jsonl'}\"\n" + extra
+    )
+    return config
+
+
 @pytest.fixture
 def host(tmp_path: Path, request: pytest.FixtureRequest):
-    h = Host(state_dir=tmp_path / "state", port_base=free_port_base())
+    h = Host(state_dir=tmp_path / "state", port_base=free_port_base(), config=make_config(tmp_path))
     yield h.start()
     h.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
@@ -184,7 +238,7 @@ class Moonlight:
         self.host = host
         self.config_dir = config_dir or tempfile.mkdtemp(prefix="moonlight-")
         self.client = MoonlightClient(config_dir=self.config_dir)
-        self.server = connect_to_server("127.0.0.1", self.client._identity, host.port_base)
+        self.server = connect_to_server(host.bind, self.client._identity, host.port_base)
 
     def pair(self, client_pin: str = "1234", host_pin: str | None = None, name: str | None = None):
         """Pairs, entering `host_pin` on the host the way a user would while the client waits.
@@ -214,14 +268,14 @@ class Moonlight:
 
         http = getattr(self.client, "_http", None)
         if http is None:
-            http = NvHTTP("127.0.0.1", self.client._identity, http_port=self.host.port_base,
+            http = NvHTTP(self.host.bind, self.client._identity, http_port=self.host.port_base,
                           https_port=self.host.https_port)
         return http
 
     def https(self, command: str, args: str = "") -> requests.Response:
         """A raw HTTPS nvhttp request with this client's certificate."""
         cert = (os.path.join(self.config_dir, "cert.pem"), os.path.join(self.config_dir, "key.pem"))
-        url = f"https://127.0.0.1:{self.host.https_port}/{command}?uniqueid=0123456789ABCDEF&uuid=0"
+        url = f"https://{self.host.bind}:{self.host.https_port}/{command}?uniqueid=0123456789ABCDEF&uuid=0"
         if args:
             url += "&" + args
         return requests.get(url, cert=cert, verify=False, timeout=10)

@@ -221,32 +221,35 @@ def test_wizard_login_pair_revoke_apps_settings_logs(host: Host, moonlight, brow
     expect(names).to_have_text(["Living room TV", "Steam Deck"])
     accessible(page)
 
-    # --- A live session on the dashboard --------------------------------------------
-    key, iv = os.urandom(16), os.urandom(16)
-    deck.http.launch_app(
-        app_id=1, width=1280, height=720, fps=60, bitrate=10000, supported_video_formats=1,
-        ri_aes_key=key, ri_aes_iv=iv, surroundaudioinfo=196610, launch_query_params="corever=1",
-    )
-    page.get_by_role("link", name="Dashboard").click()
-    session = page.locator(".session")
-    expect(session).to_contain_text("Steam Deck")
-    expect(session).to_contain_text("1280×720")
-    expect(session).to_contain_text("60 fps")
-    accessible(page)
-    shot(page, "10-dashboard")
+    # --- A live stream on the dashboard, then revoke it --------------------------------
+    with deck.client.stream(app="Desktop", width=1280, height=720, fps=60, bitrate_kbps=10000,
+                            codec="h264", record_audio=False):
+        stream = deck.client._session
+        page.get_by_role("link", name="Dashboard").click()
+        session = page.locator(".session")
+        expect(session).to_contain_text("Steam Deck")
+        expect(session).to_contain_text("1280×720")
+        # Measurements appear once the video thread reports (about once a second).
+        expect(session).to_contain_text("H.264", timeout=10_000)
+        expect(session).to_contain_text(re.compile(r"\d+ fps"))
+        expect(session.locator(".badge")).to_have_text("streaming")
+        accessible(page)
+        shot(page, "10-dashboard")
 
-    # --- Revoke the streaming device: refused at once, its session ends -------------
-    page.get_by_role("link", name="Devices").click()
-    expect(page.locator(".device", has_text="Steam Deck")).to_contain_text("streaming")
-    shot(page, "11-devices")
-    page.get_by_role("button", name="Revoke Steam Deck").click()
-    page.get_by_role("button", name="Yes, revoke").click()
-    expect(page.get_by_text("Revoked “Steam Deck”")).to_be_visible()
+        # Revoke the streaming device: refused at once, and its stream ends.
+        page.get_by_role("link", name="Devices").click()
+        expect(page.locator(".device", has_text="Steam Deck")).to_contain_text("streaming")
+        shot(page, "11-devices")
+        page.get_by_role("button", name="Revoke Steam Deck").click()
+        page.get_by_role("button", name="Yes, revoke").click()
+        expect(page.get_by_text("Revoked “Steam Deck”")).to_be_visible()
+        assert stream._connection_terminated.wait(5), "the revoked device kept streaming"
     expect(names).to_have_text(["Living room TV"])
     shot(page, "12-devices-revoked")
     reply = deck.https("applist")
     assert 'status_code="401"' in reply.text, reply.text
     assert "<currentgame>0</currentgame>" in host.serverinfo()
+    assert host.status()["stream"] is None
     assert [n for n, _ in host.paired_clients()] == ["Living room TV"]
     assert [a.name for a in tv.client.apps()][0] == "Desktop", "the other device still works"
     page.get_by_role("link", name="Dashboard").click()

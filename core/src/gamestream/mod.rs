@@ -5,9 +5,15 @@
 
 pub mod apps;
 pub mod audio;
+pub mod control;
 pub mod control_crypto;
+pub mod handshake;
+pub mod input;
 pub mod nvhttp;
 pub mod pairing;
+pub mod ping;
 pub mod rtp;
+pub mod rtsp;
 pub mod rtsp_framing;
+pub mod sdp;
 pub mod video;

@@ -1,3 +1,5 @@
-//! Video encoding through FFmpeg.
+//! Encoding through FFmpeg.
 
+pub mod audio;
 pub mod probe;
+pub mod video;

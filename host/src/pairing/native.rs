@@ -6,15 +6,6 @@
 //! here, lives for a short window, is single-use, and is disarmed after a few wrong
 //! guesses so a client on the LAN cannot brute-force it while the window is open. The
 //! native protocol's pairing handshake calls [`NativePairing::try_consume`].
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the native protocol's pairing handshake consumes the PIN; it lands with \
-                  the native control plane"
-    )
-)]
-
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

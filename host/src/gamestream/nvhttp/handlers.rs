@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, header};
+use punktfunk_core::gamestream::apps::LaunchedApp;
 use punktfunk_core::gamestream::nvhttp::query::{Query, QueryError};
 use punktfunk_core::gamestream::nvhttp::requests::{LaunchRequest, PairRequest};
 use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
@@ -278,6 +279,7 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
                 v4 => v4.to_string(),
             };
             tracing::info!(app = app.app_id, resume, mode = ?app.mode, "session started");
+            label_launch(state, &app).await;
             ok(XmlReply::ok()
                 .elem(
                     "sessionUrl0",
@@ -289,8 +291,25 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
     }
 }
 
+/// Tells the stream manager how status pages name this launch's stream.
+async fn label_launch(state: &HostState, app: &LaunchedApp) {
+    let client_name = match state.store.client_by_fingerprint(&app.owner).await {
+        Ok(Some(c)) => c.name,
+        _ => format!("Moonlight {}", app.owner.get(..8).unwrap_or("")),
+    };
+    let app_title = match state.catalog.get(app.app_id).await {
+        Ok(Some(a)) => a.title,
+        _ => format!("App {}", app.app_id),
+    };
+    state
+        .streams
+        .label_launch(app.generation, client_name, app_title);
+}
+
 fn cancel(state: &HostState) -> Response<Body> {
-    if let Some(app) = state.apps().cancel() {
+    let cancelled = state.apps().cancel();
+    if let Some(app) = cancelled {
+        state.streams.stop("the client quit the app");
         tracing::info!(app = app.app_id, "session cancelled");
     }
     ok(XmlReply::ok().elem("cancel", 1))

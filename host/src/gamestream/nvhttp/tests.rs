@@ -19,6 +19,7 @@ use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::{NewClient, Protocol, Store};
+use crate::stream::{MediaSockets, StreamManager};
 
 const PAIRED_FP: &str = "5ee9ceeb258f13ad01b67e9b6a16df05ffec921eb9bbe3e22de5bbc1a98e273e";
 
@@ -56,7 +57,12 @@ async fn fixture() -> Fixture {
     );
     let catalog = Catalog::new(&[], store.clone());
     let encoders = Encoders::default();
-    let state = HostState::new(config, identity, store, pairing, catalog, encoders);
+    let streams = StreamManager::new(
+        config.clone(),
+        encoders.clone(),
+        MediaSockets::bind_ephemeral().unwrap(),
+    );
+    let state = HostState::new(config, identity, store, pairing, catalog, encoders, streams);
     Fixture { state, _dir: dir }
 }
 
@@ -317,6 +323,11 @@ async fn fixture_cached() -> Arc<HostState> {
         Duration::from_millis(200),
     );
     let catalog = Catalog::new(&[], store.clone());
+    let streams = StreamManager::new(
+        config.clone(),
+        Encoders::default(),
+        MediaSockets::bind_ephemeral().unwrap(),
+    );
     HostState::new(
         config,
         identity,
@@ -324,5 +335,6 @@ async fn fixture_cached() -> Arc<HostState> {
         pairing,
         catalog,
         Encoders::default(),
+        streams,
     )
 }

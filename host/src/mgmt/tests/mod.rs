@@ -25,6 +25,7 @@ use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
+use crate::stream::{MediaSockets, StreamManager};
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const LAN_PEER: &str = "192.168.1.50:51000";
@@ -59,6 +60,11 @@ pub async fn fixture_in(dir: tempfile::TempDir, web: WebConfig, file: FileConfig
         Duration::from_secs(1),
     );
     let catalog = Catalog::new(&config.apps, store.clone());
+    let streams = StreamManager::new(
+        config.clone(),
+        Encoders::default(),
+        MediaSockets::bind_ephemeral().unwrap(),
+    );
     let state = HostState::new(
         config,
         identity,
@@ -66,6 +72,7 @@ pub async fn fixture_in(dir: tempfile::TempDir, web: WebConfig, file: FileConfig
         pairing,
         catalog,
         Encoders::default(),
+        streams,
     );
     let mgmt = Mgmt::new(state.clone()).await.unwrap();
     let app = router(mgmt);

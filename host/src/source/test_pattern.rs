@@ -1,0 +1,179 @@
+//! The demo picture: moving colour bars, and a barcode that identifies each frame.
+//!
+//! The barcode's layout is fixed because the interop tests decode it on the client to
+//! check frame identity and measure capture-to-decode latency: in the top-left corner,
+//! two rows of 64 cells of 16x16 pixels; row 0 is the capture time as u64 microseconds
+//! of CLOCK_REALTIME, row 1 the u64 frame number; bits most significant first; white
+//! (255) is 1, black (0) is 0.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{CapturedFrame, VideoSource};
+
+/// Cell edge in pixels.
+pub const CELL: u32 = 16;
+/// Cells per barcode row (bits of a u64).
+pub const BITS: u32 = 64;
+/// Rows of the barcode.
+pub const ROWS: u32 = 2;
+
+/// The eight 75% colour bars (BGR), left to right.
+pub const BARS: [[u8; 3]; 8] = [
+    [191, 191, 191], // white
+    [0, 191, 191],   // yellow
+    [191, 191, 0],   // cyan
+    [0, 191, 0],     // green
+    [191, 0, 191],   // magenta
+    [0, 0, 191],     // red
+    [191, 0, 0],     // blue
+    [40, 40, 40],    // dark grey
+];
+
+/// Pixels the bars move per frame.
+pub const SPEED: u32 = 4;
+
+/// The test pattern.
+#[derive(Debug)]
+pub struct TestPattern {
+    width: u32,
+    height: u32,
+    /// One row of bars, twice as wide as the frame so any offset is a plain copy.
+    bar_row: Vec<u8>,
+}
+
+impl TestPattern {
+    /// A pattern for `width` x `height` frames.
+    pub fn new(width: u32, height: u32) -> Self {
+        let mut bar_row = Vec::with_capacity(width as usize * 8);
+        for x in 0..width * 2 {
+            let bar = ((x % width) * 8 / width) as usize;
+            let [b, g, r] = BARS[bar];
+            bar_row.extend_from_slice(&[b, g, r, 255]);
+        }
+        Self {
+            width,
+            height,
+            bar_row,
+        }
+    }
+
+    /// The bar colour (BGR) at column `x` of frame `number`.
+    pub fn bar_at(&self, number: u64, x: u32) -> [u8; 3] {
+        let offset = ((number * u64::from(SPEED)) % u64::from(self.width)) as u32;
+        BARS[(((x + offset) % self.width) * 8 / self.width) as usize]
+    }
+
+    /// Draws frame `number` captured at `unix_us` into `frame`.
+    pub fn draw(&self, number: u64, unix_us: u64, frame: &mut CapturedFrame) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let row_bytes = w * 4;
+        let offset = ((number * u64::from(SPEED)) % u64::from(self.width)) as usize * 4;
+        for y in 0..h {
+            let dst = &mut frame.data[y * frame.stride..y * frame.stride + row_bytes];
+            dst.copy_from_slice(&self.bar_row[offset..offset + row_bytes]);
+        }
+        for (row, value) in [unix_us, number].into_iter().enumerate() {
+            for bit in 0..BITS {
+                let on = (value >> (63 - bit)) & 1 == 1;
+                let px = if on { 255 } else { 0 };
+                let x0 = (bit * CELL) as usize;
+                let y0 = row * CELL as usize;
+                if x0 + CELL as usize > w || y0 + CELL as usize > h {
+                    continue;
+                }
+                for y in y0..y0 + CELL as usize {
+                    let line = &mut frame.data
+                        [y * frame.stride + x0 * 4..y * frame.stride + (x0 + CELL as usize) * 4];
+                    for p in line.chunks_exact_mut(4) {
+                        p.copy_from_slice(&[px, px, px, 255]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a barcode back from BGR(x) pixels: `(capture time us, frame number)`, or
+/// `None` when a cell is neither clearly white nor clearly black.
+pub fn read_barcode(pixels: &[u8], stride: usize, bytes_per_pixel: usize) -> Option<(u64, u64)> {
+    let mut values = [0u64; 2];
+    for (row, value) in values.iter_mut().enumerate() {
+        for bit in 0..BITS as usize {
+            // Sample the cell's centre 8x8 and average the green channel.
+            let cx = bit * CELL as usize + 4;
+            let cy = row * CELL as usize + 4;
+            let mut sum = 0u32;
+            for y in cy..cy + 8 {
+                for x in cx..cx + 8 {
+                    sum += u32::from(*pixels.get(y * stride + x * bytes_per_pixel + 1)?);
+                }
+            }
+            let avg = sum / 64;
+            let bit_value = match avg {
+                0..=64 => 0,
+                192..=255 => 1,
+                _ => return None,
+            };
+            *value = (*value << 1) | bit_value;
+        }
+    }
+    Some((values[0], values[1]))
+}
+
+impl VideoSource for TestPattern {
+    fn capture(&mut self, number: u64, frame: &mut CapturedFrame) -> anyhow::Result<()> {
+        frame.captured_at = Instant::now();
+        frame.captured_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.draw(number, frame.captured_unix_us, frame);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barcode_roundtrips_and_bars_move() {
+        let p = TestPattern::new(1280, 720);
+        let mut f = CapturedFrame::new(1280, 720);
+        p.draw(42, 1_700_000_000_123_456, &mut f);
+        assert_eq!(
+            read_barcode(&f.data, f.stride, 4),
+            Some((1_700_000_000_123_456, 42))
+        );
+        // Bars below the barcode.
+        let y = 100usize;
+        let px = |x: usize| {
+            [
+                f.data[y * f.stride + x * 4],
+                f.data[y * f.stride + x * 4 + 1],
+                f.data[y * f.stride + x * 4 + 2],
+            ]
+        };
+        assert_eq!(px(600), p.bar_at(42, 600));
+        let mut g = CapturedFrame::new(1280, 720);
+        p.draw(43, 0, &mut g);
+        let moved = (0..1280).any(|x| {
+            g.data[y * g.stride + x * 4..y * g.stride + x * 4 + 3]
+                != f.data[y * f.stride + x * 4..y * f.stride + x * 4 + 3]
+        });
+        assert!(moved);
+        // Mean brightness far above moonlight-python's "black" threshold of 5.
+        let mean = f.data.iter().map(|&b| f64::from(b)).sum::<f64>() / f.data.len() as f64;
+        assert!(mean > 60.0, "{mean}");
+    }
+
+    #[test]
+    fn garbled_barcodes_are_rejected() {
+        let p = TestPattern::new(1280, 720);
+        let mut f = CapturedFrame::new(1280, 720);
+        p.draw(1, 5, &mut f);
+        for b in &mut f.data[..f.stride * 16] {
+            *b = 128;
+        }
+        assert_eq!(read_barcode(&f.data, f.stride, 4), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! The control stream: ENet on the control port, every message wrapped in AES-GCM
+//! (type 0x0001). It carries the client's IDR requests, reference-frame
+//! invalidations, FEC statistics, keep-alive pings and input, and the host's rumble
+//! and termination. ENet is rusty_enet, a port of ENet 1.3 whose wire format is the one
+//! moonlight-common-c's ENet fork speaks.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use punktfunk_core::gamestream::control::{self, ClientMessage, TERMINATION_GRACEFUL};
+use punktfunk_core::gamestream::control_crypto::{ControlOpener, ControlSealer};
+use rusty_enet::{Event, Host, HostSettings, Packet, PeerID};
+
+use super::session::{Shared, StreamContext};
+use crate::input::{self, Feedback, InputSink};
+
+/// Channels the host accepts (moonlight-common-c opens 0x30).
+const CHANNELS: usize = 0x30;
+
+/// A bound, not yet running, control stream.
+#[derive(Debug)]
+pub struct ControlStream {
+    socket: UdpSocket,
+}
+
+fn wait_readable(socket: &UdpSocket, timeout: Duration) {
+    let mut fds = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut fds, 1, timeout.as_millis() as libc::c_int) };
+}
+
+impl ControlStream {
+    /// Binds the control port.
+    pub fn bind(ctx: &StreamContext) -> Result<Self> {
+        let addr = SocketAddr::new(ctx.bind, ctx.params.ports.control);
+        let socket =
+            UdpSocket::bind(addr).with_context(|| format!("binding the control port {addr}"))?;
+        Ok(Self { socket })
+    }
+
+    /// Serves the client until the stream stops, then says goodbye.
+    pub fn run(self, ctx: &StreamContext, shared: &Shared) -> Result<()> {
+        let poll_socket = self.socket.try_clone()?;
+        let mut host = Host::new(
+            self.socket,
+            HostSettings {
+                peer_limit: 4,
+                channel_limit: CHANNELS,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("starting ENet: {e:?}"))?;
+        let opener = ControlOpener::from_client(&ctx.app.key)?;
+        let mut sealer = ControlSealer::host(&ctx.app.key)?;
+        let mut sink: Box<dyn InputSink> = input::open(&ctx.input, ctx.input_recording.clone())?;
+        let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
+        let start = Instant::now();
+        let mut peer: Option<PeerID> = None;
+        let mut last_heard = start;
+        let mut out = Vec::new();
+        let mut feedback = Vec::new();
+
+        while !shared.stopping() {
+            let mut busy = false;
+            match host.service() {
+                Ok(Some(event)) => {
+                    busy = true;
+                    match event {
+                        Event::Connect { peer: p, data } => {
+                            if data != ctx.params.connect_data {
+                                tracing::warn!(
+                                    data,
+                                    "control connection with the wrong connect data refused"
+                                );
+                                p.disconnect_now(0);
+                            } else {
+                                tracing::info!("control stream connected");
+                                p.set_timeout(2, 10_000, 10_000);
+                                peer = Some(p.id());
+                                last_heard = Instant::now();
+                            }
+                        }
+                        Event::Disconnect { peer: p, .. } => {
+                            if Some(p.id()) == peer {
+                                shared.end("the client closed the control stream");
+                            }
+                        }
+                        Event::Receive {
+                            peer: p, packet, ..
+                        } => {
+                            if Some(p.id()) != peer {
+                                shared.count_malformed();
+                                continue;
+                            }
+                            last_heard = Instant::now();
+                            handle_packet(packet.data(), &opener, shared, sink.as_mut());
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("ENet: {e}"),
+            }
+            // Feedback from the devices (force feedback) and from requests.
+            sink.poll_feedback(&mut feedback);
+            feedback.append(&mut shared.feedback.lock().unwrap_or_else(|e| e.into_inner()));
+            for f in feedback.drain(..) {
+                if let Some(id) = peer {
+                    let Feedback::Rumble {
+                        controller,
+                        low,
+                        high,
+                    } = f;
+                    let (t, payload) = control::rumble(controller, low, high);
+                    sealer.seal(t, &payload, &mut out)?;
+                    let _ = host.peer_mut(id).send(0, &Packet::reliable(out.as_slice()));
+                }
+            }
+            let heard = if peer.is_some() { last_heard } else { start };
+            if heard.elapsed() > timeout {
+                shared.end(if peer.is_some() {
+                    "the client went silent on the control stream"
+                } else {
+                    "the client never connected the control stream"
+                });
+            }
+            if !busy {
+                host.flush();
+                wait_readable(&poll_socket, Duration::from_millis(5));
+            }
+        }
+        // Tell the client the stream is over, then let ENet deliver it.
+        if let Some(id) = peer
+            && host.get_peer(id).is_some_and(|p| p.connected())
+        {
+            let (t, payload) = control::termination(TERMINATION_GRACEFUL);
+            sealer.seal(t, &payload, &mut out)?;
+            let _ = host.peer_mut(id).send(0, &Packet::reliable(out.as_slice()));
+            host.peer_mut(id).disconnect_later(0);
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                match host.service() {
+                    Ok(Some(Event::Disconnect { .. })) => break,
+                    Ok(Some(_)) => {}
+                    _ => wait_readable(&poll_socket, Duration::from_millis(5)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decrypts and dispatches one control packet. Malformed or forged packets are
+/// counted in the log and dropped.
+fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mut dyn InputSink) {
+    let msg = match opener.open(data) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!("dropped a control packet: {e}");
+            shared.count_malformed();
+            return;
+        }
+    };
+    match control::parse(msg.msg_type, &msg.payload) {
+        Ok(ClientMessage::RequestIdr | ClientMessage::InvalidateRefs { .. }) => {
+            shared.idr.store(true, Ordering::Release);
+        }
+        Ok(ClientMessage::Input(Some(event))) => {
+            if let Err(e) = sink.handle(&event) {
+                tracing::warn!("input injection failed: {e:#}");
+            }
+        }
+        Ok(ClientMessage::FecStatus(s)) => {
+            let mut stats = shared.stats();
+            stats.fec_recoveries += 1;
+            stats.expected_packets += u64::from(s.data_packets) + u64::from(s.parity_packets);
+            stats.lost_packets += u64::from(s.data_packets + s.parity_packets)
+                .saturating_sub(u64::from(s.received_data) + u64::from(s.received_parity));
+        }
+        Ok(ClientMessage::Termination) => shared.end("the client ended the stream"),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(
+                msg_type = msg.msg_type,
+                "malformed control message dropped: {e}"
+            );
+            shared.count_malformed();
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! GameStream streaming: the RTSP handshake, then video, audio and the control stream
+//! for the running app, until the client leaves or the app is cancelled.
+//!
+//! One stream runs at a time (GameStream runs one app). `/launch` or `/resume` picks
+//! the keys; the RTSP handshake (see [`rtsp_server`]) prepares the stream and starts
+//! it at PLAY; [`session`] owns its threads: plain threads for the per-frame paths
+//! ([`video`], [`audio`]) and one for the ENet control stream ([`control`]).
+
+pub mod audio;
+pub mod control;
+pub mod pipeline;
+pub mod rtsp_server;
+pub mod session;
+pub mod stats;
+pub mod video;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use punktfunk_core::gamestream::apps::LaunchedApp;
+use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, StreamPorts};
+use punktfunk_core::gamestream::ping::payload_from;
+use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
+use punktfunk_core::gamestream::sdp::{
+    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_FF_CONTROLLER_TOUCH,
+    SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
+};
+
+use crate::config::Config;
+use crate::encode::probe::{Codec, Encoders};
+use crate::input::Feedback;
+use crate::net::udp_batch::BatchSocket;
+use crate::sessions::{LiveSessions, SessionInfo, StreamProtocol};
+use session::{ActiveStream, StreamContext};
+
+pub use stats::{LiveStream, StreamStats};
+
+/// The UDP sockets streams send from, bound once at start-up so client pings are
+/// never refused.
+#[derive(Debug)]
+pub struct MediaSockets {
+    /// The video port.
+    pub video: BatchSocket,
+    /// The audio port.
+    pub audio: UdpSocket,
+}
+
+impl MediaSockets {
+    /// Binds the video and audio ports.
+    pub fn bind(config: &Config) -> Result<Self> {
+        Self::bind_at(
+            SocketAddr::new(config.bind, config.ports.video),
+            SocketAddr::new(config.bind, config.ports.audio),
+        )
+    }
+
+    /// Binds ports the system picks (tests).
+    pub fn bind_ephemeral() -> Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::bind_at(any, any)
+    }
+
+    fn bind_at(video: SocketAddr, audio: SocketAddr) -> Result<Self> {
+        let video =
+            BatchSocket::bind(video).with_context(|| format!("binding the video port {video}"))?;
+        let audio =
+            UdpSocket::bind(audio).with_context(|| format!("binding the audio port {audio}"))?;
+        // The stream threads read pings between frames without blocking.
+        video.socket().set_nonblocking(true)?;
+        audio.set_nonblocking(true)?;
+        Ok(Self { video, audio })
+    }
+}
+
+/// A handshake in progress for one launch generation.
+#[derive(Debug)]
+struct Prepared {
+    app: LaunchedApp,
+    params: HandshakeParams,
+    config: Option<StreamConfig>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    prepared: Option<Prepared>,
+    active: Option<ActiveStream>,
+    /// Names for the live-session registry, set by `/launch` and `/resume`.
+    label: Option<LaunchLabel>,
+}
+
+/// How the web console names a launch's stream.
+#[derive(Debug, Clone)]
+struct LaunchLabel {
+    generation: u64,
+    client_name: String,
+    app_title: String,
+}
+
+/// Prepares, starts and stops the one stream.
+#[derive(Debug)]
+pub struct StreamManager {
+    config: Config,
+    encoders: Encoders,
+    sockets: Arc<MediaSockets>,
+    sessions: LiveSessions,
+    inner: Mutex<Inner>,
+}
+
+/// The capabilities DESCRIBE announces.
+pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
+    let has = |c: Codec| encoders.chosen.iter().any(|a| a.codec == c);
+    let mut encryption_supported = SS_ENC_CONTROL_V2;
+    if config.stream.audio_encryption {
+        encryption_supported |= SS_ENC_AUDIO;
+    }
+    HostCapabilities {
+        hevc: has(Codec::Hevc),
+        av1: has(Codec::Av1),
+        encryption_supported,
+        encryption_requested: SS_ENC_CONTROL_V2,
+        feature_flags: SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH,
+        // RFI requests are answered with an IDR frame.
+        ref_pic_invalidation: true,
+        surround: Vec::new(),
+    }
+}
+
+fn codecs(encoders: &Encoders) -> Vec<VideoCodec> {
+    encoders
+        .chosen
+        .iter()
+        .map(|a| match a.codec {
+            Codec::H264 => VideoCodec::H264,
+            Codec::Hevc => VideoCodec::Hevc,
+            Codec::Av1 => VideoCodec::Av1,
+        })
+        .collect()
+}
+
+impl StreamManager {
+    /// A manager sending from `sockets`.
+    pub fn new(config: Config, encoders: Encoders, sockets: MediaSockets) -> Self {
+        Self {
+            config,
+            encoders,
+            sockets: Arc::new(sockets),
+            sessions: LiveSessions::new(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The live-session registry streams register in (shared with the web console).
+    pub fn sessions(&self) -> &LiveSessions {
+        &self.sessions
+    }
+
+    /// Names the stream of launch `generation` for status pages: the paired device's
+    /// name and the app's title (the launch handler looks them up).
+    pub fn label_launch(&self, generation: u64, client_name: String, app_title: String) {
+        self.lock().label = Some(LaunchLabel {
+            generation,
+            client_name,
+            app_title,
+        });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The handshake parameters for `app`'s current launch, created on first use.
+    fn prepared<'a>(&self, inner: &'a mut Inner, app: &LaunchedApp) -> &'a mut Prepared {
+        if inner
+            .prepared
+            .as_ref()
+            .is_none_or(|p| p.app.generation != app.generation)
+        {
+            let caps = capabilities(&self.config, &self.encoders);
+            let ports = self.config.ports;
+            inner.prepared = Some(Prepared {
+                app: app.clone(),
+                params: HandshakeParams {
+                    ports: StreamPorts {
+                        audio: ports.audio,
+                        video: ports.video,
+                        control: ports.control,
+                    },
+                    ping_payload: payload_from(rand::random()),
+                    connect_data: rand::random::<u32>() | 1,
+                    describe: sdp::describe(&caps),
+                    codecs: codecs(&self.encoders),
+                    encryption_requested: caps.encryption_requested,
+                    encryption_supported: caps.encryption_supported,
+                },
+                config: None,
+            });
+        }
+        inner.prepared.as_mut().expect("just set")
+    }
+
+    /// Answers one RTSP request for the running `app`; PLAY starts the stream.
+    pub fn handle_rtsp(
+        &self,
+        app: &LaunchedApp,
+        req: &RtspRequest,
+        client: SocketAddr,
+    ) -> RtspResponse {
+        let mut inner = self.lock();
+        let label = inner
+            .label
+            .clone()
+            .filter(|l| l.generation == app.generation);
+        let prepared = self.prepared(&mut inner, app);
+        let (mut response, event) =
+            punktfunk_core::gamestream::handshake::respond(req, &prepared.params);
+        match event {
+            Some(HandshakeEvent::Announced(config)) => {
+                tracing::info!(
+                    width = config.width,
+                    height = config.height,
+                    fps = config.fps,
+                    kbps = config.bitrate_kbps,
+                    codec = ?config.codec,
+                    packet_size = config.packet_size,
+                    "client announced its stream"
+                );
+                prepared.config = Some(config);
+            }
+            Some(HandshakeEvent::Play) => {
+                let Some(config) = prepared.config.clone() else {
+                    return RtspResponse::new(455, req.cseq());
+                };
+                let app = prepared.app.clone();
+                let session = Arc::new(self.sessions.start(SessionInfo {
+                    client_fingerprint: app.owner.clone(),
+                    client_name: label.as_ref().map_or_else(
+                        || format!("Moonlight {}", app.owner.get(..8).unwrap_or("")),
+                        |l| l.client_name.clone(),
+                    ),
+                    app_id: app.app_id,
+                    app_title: label.map_or_else(|| format!("App {}", app.app_id), |l| l.app_title),
+                    protocol: StreamProtocol::GameStream,
+                }));
+                let ctx = StreamContext {
+                    app,
+                    params: prepared.params.clone(),
+                    config,
+                    settings: self.config.stream.clone(),
+                    input: self.config.input.clone(),
+                    input_recording: self.config.input_recording(),
+                    bind: self.config.bind,
+                    client_ip: client.ip(),
+                    encoders: self.encoders.clone(),
+                    sockets: self.sockets.clone(),
+                    session,
+                };
+                if let Some(old) = inner.active.take() {
+                    old.stop("replaced by a new stream");
+                }
+                match ActiveStream::start(ctx) {
+                    Ok(stream) => inner.active = Some(stream),
+                    Err(e) => {
+                        tracing::error!("could not start the stream: {e:#}");
+                        response = RtspResponse::new(500, req.cseq());
+                    }
+                }
+            }
+            None => {}
+        }
+        response
+    }
+
+    /// Stops the stream (cancel, revoke, shutdown).
+    pub fn stop(&self, reason: &str) {
+        let mut inner = self.lock();
+        inner.prepared = None;
+        if let Some(active) = inner.active.take() {
+            active.stop(reason);
+        }
+    }
+
+    /// Forgets a stream that ended by itself (client gone), joining its threads.
+    pub fn reap(&self) {
+        let mut inner = self.lock();
+        if inner.active.as_ref().is_some_and(ActiveStream::finished)
+            && let Some(active) = inner.active.take()
+        {
+            active.stop("ended");
+        }
+    }
+
+    /// The live stream, if one runs.
+    pub fn live(&self) -> Option<LiveStream> {
+        self.reap();
+        self.lock().active.as_ref().map(ActiveStream::live)
+    }
+
+    /// Queues feedback (rumble) for the client, as a game writing force feedback to a
+    /// virtual pad would. Returns whether a stream takes it.
+    pub fn send_feedback(&self, feedback: Feedback) -> bool {
+        self.lock()
+            .active
+            .as_ref()
+            .is_some_and(|a| a.request_feedback(feedback))
+    }
+}

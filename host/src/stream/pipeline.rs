@@ -1,0 +1,117 @@
+//! One video frame through the host, from captured pixels to wire packets: colour
+//! conversion and encoding, then GameStream packetization with FEC.
+//!
+//! The stream's video thread and the pipeline benchmark (`host/benches/pipeline.rs`)
+//! both drive this, so the benchmark measures exactly the code that streams.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use punktfunk_core::gamestream::video::{
+    FrameType, PacketBatch, VideoConfig, VideoError, VideoFrame, VideoPacketizer,
+};
+use punktfunk_core::time::{rtp_90khz, tenths_of_ms};
+
+use crate::encode::video::{EncodedFrame, VideoEncoder};
+use crate::source::CapturedFrame;
+
+/// What one frame cost, stage by stage, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreparedFrame {
+    /// BGRx to the encoder's YUV.
+    pub convert_us: u64,
+    /// Encoding.
+    pub encode_us: u64,
+    /// Packetization and FEC.
+    pub packetize_us: u64,
+    /// Whether the frame is an IDR.
+    pub keyframe: bool,
+}
+
+/// What came out of [`FramePipeline::process`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Packets are in [`FramePipeline::batch`].
+    Ready(PreparedFrame),
+    /// The encoder produced nothing for this frame.
+    Held,
+    /// The frame could not be packetized (too large for the FEC shape); the caller
+    /// should send an IDR next.
+    Dropped(VideoError),
+}
+
+/// An open encoder plus the packetizer, with the buffers they reuse every frame.
+pub struct FramePipeline {
+    encoder: VideoEncoder,
+    packetizer: VideoPacketizer,
+    encoded: EncodedFrame,
+    batch: PacketBatch,
+    start: Instant,
+}
+
+impl std::fmt::Debug for FramePipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramePipeline")
+            .field("encoder", &self.encoder)
+            .field("packets", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FramePipeline {
+    /// A pipeline whose RTP clock starts at `start`.
+    pub fn new(encoder: VideoEncoder, packets: VideoConfig, start: Instant) -> Result<Self> {
+        Ok(Self {
+            encoder,
+            packetizer: VideoPacketizer::new(packets)?,
+            encoded: EncodedFrame::default(),
+            batch: PacketBatch::new(),
+            start,
+        })
+    }
+
+    /// Encodes `frame` (as an IDR when `force_idr`) and packetizes it as
+    /// `frame_index`. The frame header carries the host latency so far: capture until
+    /// packetization starts, the moment the first packet is about to exist.
+    pub fn process(
+        &mut self,
+        frame: &CapturedFrame,
+        frame_index: u32,
+        force_idr: bool,
+    ) -> Result<Outcome> {
+        if !self.encoder.encode(frame, force_idr, &mut self.encoded)? {
+            return Ok(Outcome::Held);
+        }
+        let t_pkt = Instant::now();
+        let video_frame = VideoFrame {
+            data: &self.encoded.data,
+            frame_index,
+            rtp_timestamp: rtp_90khz(frame.captured_at.saturating_duration_since(self.start)),
+            frame_type: if self.encoded.keyframe {
+                FrameType::Idr
+            } else {
+                FrameType::P
+            },
+            host_latency: tenths_of_ms(t_pkt.saturating_duration_since(frame.captured_at)),
+        };
+        if let Err(e) = self.packetizer.packetize(&video_frame, &mut self.batch) {
+            return Ok(Outcome::Dropped(e));
+        }
+        Ok(Outcome::Ready(PreparedFrame {
+            convert_us: self.encoded.convert_us,
+            encode_us: self.encoded.encode_us,
+            packetize_us: t_pkt.elapsed().as_micros() as u64,
+            keyframe: self.encoded.keyframe,
+        }))
+    }
+
+    /// The packets of the last [`Outcome::Ready`] frame.
+    pub fn batch(&self) -> &PacketBatch {
+        &self.batch
+    }
+
+    /// Size of the last encoded frame, bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded.data.len()
+    }
+}

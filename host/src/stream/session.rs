@@ -1,0 +1,214 @@
+//! One running stream: its threads, and what they share.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use punktfunk_core::gamestream::apps::LaunchedApp;
+use punktfunk_core::gamestream::handshake::HandshakeParams;
+use punktfunk_core::gamestream::sdp::{StreamConfig, VideoCodec};
+
+use super::stats::{LiveStream, StreamStats};
+use super::{MediaSockets, audio, control, video};
+use crate::config::StreamSettings;
+use crate::encode::probe::Encoders;
+use crate::input::{Feedback, InputConfig};
+use crate::sessions::SessionHandle;
+
+/// Everything a stream is started with.
+#[derive(Debug, Clone)]
+pub struct StreamContext {
+    /// The app and its keys.
+    pub app: LaunchedApp,
+    /// Ports, ping payload, connect data.
+    pub params: HandshakeParams,
+    /// What the client announced.
+    pub config: StreamConfig,
+    /// Host settings.
+    pub settings: StreamSettings,
+    /// Input backend.
+    pub input: InputConfig,
+    /// Default recording path of the recording input backend.
+    pub input_recording: PathBuf,
+    /// Address to bind the control port on.
+    pub bind: IpAddr,
+    /// The client's address (from the RTSP connection).
+    pub client_ip: IpAddr,
+    /// Encoders that open.
+    pub encoders: Encoders,
+    /// The media sockets.
+    pub sockets: Arc<MediaSockets>,
+    /// The stream's entry in the live-session registry: the web console reads what
+    /// the video thread reports there, and ends the stream through it (revoke).
+    pub session: Arc<SessionHandle>,
+}
+
+/// The codec's name as status pages show it.
+pub fn codec_name(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H264 => "H.264",
+        VideoCodec::Hevc => "HEVC",
+        VideoCodec::Av1 => "AV1",
+    }
+}
+
+/// State the stream's threads share.
+#[derive(Debug)]
+pub struct Shared {
+    stop: AtomicBool,
+    reason: Mutex<Option<String>>,
+    /// The next frame must be an IDR.
+    pub idr: AtomicBool,
+    /// Counters.
+    pub stats: Mutex<StreamStats>,
+    /// Feedback to send to the client.
+    pub feedback: Mutex<Vec<Feedback>>,
+    /// Where the client receives video (learned from its pings).
+    pub video_peer: Mutex<Option<SocketAddr>>,
+    /// Packets dropped because they were malformed, forged or from a stranger:
+    /// network input never ends a stream, it is counted here.
+    pub malformed: AtomicU64,
+}
+
+impl Shared {
+    /// Whether the stream is ending.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Ends the stream (first reason wins).
+    pub fn end(&self, reason: &str) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_owned());
+            tracing::info!(reason, "stream ending");
+        }
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Counts one dropped malformed packet.
+    pub fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Locks the counters.
+    pub fn stats(&self) -> std::sync::MutexGuard<'_, StreamStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running stream.
+#[derive(Debug)]
+pub struct ActiveStream {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    app: LaunchedApp,
+    config: StreamConfig,
+    started: Instant,
+}
+
+fn spawn(
+    name: &str,
+    shared: &Arc<Shared>,
+    f: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let shared = shared.clone();
+    let label = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            if let Err(e) = f() {
+                tracing::error!(thread = label, "stream thread failed: {e:#}");
+                shared.end(&format!("{label} failed: {e:#}"));
+            }
+        })
+        .with_context(|| format!("spawning {name}"))
+}
+
+impl ActiveStream {
+    /// Starts the video, audio and control threads.
+    pub fn start(ctx: StreamContext) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            idr: AtomicBool::new(true),
+            stats: Mutex::new(StreamStats::default()),
+            feedback: Mutex::new(Vec::new()),
+            video_peer: Mutex::new(None),
+            malformed: AtomicU64::new(0),
+        });
+        // The control socket must be bound before PLAY is answered: the client
+        // connects right after.
+        let control = control::ControlStream::bind(&ctx)?;
+        let mut threads = Vec::new();
+        {
+            let (ctx, s) = (ctx.clone(), shared.clone());
+            threads.push(spawn("pf-control", &shared, move || control.run(&ctx, &s))?);
+        }
+        {
+            let (ctx, s) = (ctx.clone(), shared.clone());
+            threads.push(spawn("pf-video", &shared, move || video::run(&ctx, &s))?);
+        }
+        {
+            let (ctx, s) = (ctx.clone(), shared.clone());
+            threads.push(spawn("pf-audio", &shared, move || audio::run(&ctx, &s))?);
+        }
+        tracing::info!(app = ctx.app.app_id, "stream started");
+        Ok(Self {
+            shared,
+            threads,
+            app: ctx.app,
+            config: ctx.config,
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether a thread ended the stream (client gone, failure).
+    pub fn finished(&self) -> bool {
+        self.shared.stopping()
+    }
+
+    /// Stops the threads and waits for them.
+    pub fn stop(self, reason: &str) {
+        self.shared.end(reason);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Queues feedback for the client.
+    pub fn request_feedback(&self, feedback: Feedback) -> bool {
+        if self.shared.stopping() {
+            return false;
+        }
+        self.shared
+            .feedback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(feedback);
+        true
+    }
+
+    /// A summary for status pages.
+    pub fn live(&self) -> LiveStream {
+        let stats = self.shared.stats();
+        LiveStream {
+            app_id: self.app.app_id,
+            client: self.app.owner.clone(),
+            width: self.config.width,
+            height: self.config.height,
+            fps: self.config.fps,
+            codec: codec_name(self.config.codec),
+            bitrate_kbps: stats.bitrate_kbps(self.config.fps),
+            latency_ms: stats.median_latency_ms(),
+            loss_percent: stats.loss_percent(),
+            started: self.started,
+            frames: stats.frames,
+            malformed_packets: self.shared.malformed.load(Ordering::Relaxed),
+        }
+    }
+}

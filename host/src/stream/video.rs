@@ -1,0 +1,234 @@
+//! The video thread: source, encoder, GameStream packetizer with FEC, pacer, UDP.
+//!
+//! It learns where to send from the client's pings on the video port, starts with an
+//! IDR frame (the client waits for one), honours IDR requests within one frame, and
+//! ends the stream when the client's pings stop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use punktfunk_core::gamestream::ping;
+use punktfunk_core::gamestream::sdp::VideoCodec;
+use punktfunk_core::gamestream::video::{PacketBatch, VideoConfig};
+use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
+
+use super::pipeline::{FramePipeline, Outcome};
+use super::session::{Shared, StreamContext, codec_name};
+use super::stats::FrameTiming;
+use crate::encode::probe::Codec;
+use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
+use crate::net::udp_batch::SendStats;
+use crate::sessions::EndReason;
+use crate::source::test_pattern::TestPattern;
+use crate::source::{CapturedFrame, VideoSource};
+
+/// The bitrate the encoder gets: the client's figure minus the FEC overhead (as
+/// Sunshine computes it), so video plus parity stays within what the user chose.
+pub fn encoder_kbps(configured_kbps: u32, fec_percent: u8) -> u32 {
+    let fec = u32::from(fec_percent.min(80));
+    (configured_kbps * (100 - fec) / 100).max(500)
+}
+
+fn codec_of(c: VideoCodec) -> Codec {
+    match c {
+        VideoCodec::H264 => Codec::H264,
+        VideoCodec::Hevc => Codec::Hevc,
+        VideoCodec::Av1 => Codec::Av1,
+    }
+}
+
+/// Learns the client's address from pings; returns when the last matching one came.
+fn drain_pings(ctx: &StreamContext, shared: &Shared, last_ping: &mut Option<Instant>) {
+    let socket = ctx.sockets.video.socket();
+    let mut buf = [0u8; 64];
+    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        if !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload)) {
+            shared.count_malformed();
+            continue;
+        }
+        *last_ping = Some(Instant::now());
+        let mut peer = shared.video_peer.lock().unwrap_or_else(|e| e.into_inner());
+        if *peer != Some(from) {
+            tracing::info!(%from, "video client address learned from its ping");
+            *peer = Some(from);
+            // A (new) receiver needs a fresh IDR to start decoding.
+            shared.idr.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Runs the video pipeline until the stream stops.
+pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
+    let c = &ctx.config;
+    let fec_percent = c.fec_percent.unwrap_or(ctx.settings.fec_percent);
+    let enc_cfg = VideoEncoderConfig {
+        codec: codec_of(c.codec),
+        width: c.width,
+        height: c.height,
+        fps: c.fps,
+        bitrate_kbps: encoder_kbps(c.bitrate_kbps, fec_percent),
+        csc_mode: c.csc_mode,
+    };
+    let start = Instant::now();
+    let mut pipeline = FramePipeline::new(
+        VideoEncoder::open(&enc_cfg, &ctx.encoders)?,
+        VideoConfig {
+            packet_size: c.packet_size,
+            fec_percent,
+            min_parity: c.min_fec_packets,
+        },
+        start,
+    )?;
+    let mut source = TestPattern::new(c.width, c.height);
+    let mut frame = CapturedFrame::new(c.width, c.height);
+    let mut send_stats = SendStats::default();
+    let interval = Duration::from_secs(1) / c.fps;
+    let mut pacer = Pacer::new(
+        PacerConfig {
+            frame_interval: interval,
+            spread: ctx.settings.pacing_spread,
+            burst: 16,
+            max_packets_per_sec: None,
+        },
+        Instant::now(),
+    );
+    let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
+    let mut last_ping: Option<Instant> = None;
+    let mut next_frame = Instant::now();
+    let mut frame_index: u32 = 1;
+
+    let mut last_report = Instant::now();
+    let mut frames_at_report = 0u64;
+    while !shared.stopping() {
+        if let Some(reason) = ctx.session.end_reason() {
+            shared.end(match reason {
+                EndReason::Revoked => "the device was revoked",
+                EndReason::Shutdown => "the host is shutting down",
+            });
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            frames_at_report = report(ctx, shared, last_report.elapsed(), frames_at_report);
+            last_report = Instant::now();
+        }
+        drain_pings(ctx, shared, &mut last_ping);
+        let silent_since = last_ping.unwrap_or(start);
+        if silent_since.elapsed() > timeout {
+            shared.end(if last_ping.is_some() {
+                "the client stopped pinging the video port"
+            } else {
+                "no ping from the client on the video port"
+            });
+            break;
+        }
+        let Some(peer) = *shared.video_peer.lock().unwrap_or_else(|e| e.into_inner()) else {
+            std::thread::sleep(Duration::from_millis(5));
+            next_frame = Instant::now();
+            continue;
+        };
+        let now = Instant::now();
+        if next_frame > now {
+            std::thread::sleep(next_frame - now);
+        } else if now - next_frame > interval * 2 {
+            // Fell behind (a slow encode): skip ahead instead of bursting.
+            next_frame = now;
+        }
+        next_frame += interval;
+
+        source.capture(u64::from(frame_index), &mut frame)?;
+        let force_idr = shared.idr.swap(false, Ordering::AcqRel);
+        let prepared = match pipeline.process(&frame, frame_index, force_idr)? {
+            Outcome::Ready(p) => p,
+            Outcome::Held => continue,
+            Outcome::Dropped(e) => {
+                tracing::warn!("dropping frame {frame_index}: {e}");
+                shared.idr.store(true, Ordering::Release);
+                continue;
+            }
+        };
+        let batch = pipeline.batch();
+        let t_send = Instant::now();
+        let first_packet_us = send_paced(ctx, &mut pacer, batch, peer, &mut send_stats)?
+            .map_or(0, |first| (first - frame.captured_at).as_micros() as u64);
+        let timing = FrameTiming {
+            convert_us: prepared.convert_us,
+            encode_us: prepared.encode_us,
+            packetize_us: prepared.packetize_us,
+            send_us: t_send.elapsed().as_micros() as u64,
+            first_packet_us,
+            bytes: batch.as_bytes().len() as u64,
+        };
+        shared
+            .stats()
+            .record(timing, batch.len(), prepared.keyframe);
+        frame_index = frame_index.wrapping_add(1).max(1);
+    }
+    Ok(())
+}
+
+/// Reports the stream's measurements to the live-session registry (the web console's
+/// dashboard); returns the frame count to measure the next interval from.
+fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_before: u64) -> u64 {
+    let stats = shared.stats();
+    let fps = (stats.frames - frames_before) as f64 / interval.as_secs_f64().max(1e-3);
+    let c = &ctx.config;
+    ctx.session.update(|s| {
+        s.width = Some(c.width);
+        s.height = Some(c.height);
+        s.fps = Some(fps as f32);
+        s.codec = Some(codec_name(c.codec).to_owned());
+        s.bitrate_kbps = Some(stats.bitrate_kbps(c.fps).min(u64::from(u32::MAX)) as u32);
+        s.latency_ms = Some(stats.median_latency_ms() as f32);
+        s.loss_percent = Some(stats.loss_percent() as f32);
+    });
+    stats.frames
+}
+
+/// Sends `batch` to `peer` under the pacer; returns when the first packet left.
+fn send_paced(
+    ctx: &StreamContext,
+    pacer: &mut Pacer,
+    batch: &PacketBatch,
+    peer: SocketAddr,
+    stats: &mut SendStats,
+) -> Result<Option<Instant>> {
+    let len = batch.packet_len();
+    pacer.begin_frame(Instant::now(), batch.len());
+    let mut sent = 0;
+    let mut first = None;
+    loop {
+        match pacer.poll(Instant::now()) {
+            Release::Send(n) => {
+                let bytes = &batch.as_bytes()[sent * len..(sent + n) * len];
+                if let Err(e) = ctx.sockets.video.send_packets(peer, bytes, len, stats) {
+                    // A full or unreachable path loses this burst; FEC or an IDR recovers.
+                    tracing::debug!("video send failed: {e}");
+                }
+                first.get_or_insert_with(Instant::now);
+                pacer.sent(n);
+                sent += n;
+            }
+            Release::WaitUntil(t) => {
+                let now = Instant::now();
+                if t > now {
+                    std::thread::sleep(t - now);
+                }
+            }
+            Release::Idle => return Ok(first),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_bitrate_leaves_room_for_fec() {
+        assert_eq!(encoder_kbps(10_000, 20), 8_000);
+        assert_eq!(encoder_kbps(10_000, 0), 10_000);
+        assert_eq!(encoder_kbps(600, 50), 500, "floor");
+    }
+}

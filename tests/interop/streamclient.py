@@ -1,0 +1,147 @@
+"""Helpers for streaming tests: read the test pattern's barcode, compare colour bars,
+declare libmoonlight-common-c's input functions, and run a stream and measure it.
+
+Also a command-line client (`python streamclient.py ...`) so a stream can run inside
+another network namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+CELL = 16
+BITS = 64
+SPEED = 4
+# BGR of the eight colour bars, as host/src/source/test_pattern.rs draws them.
+BARS = np.array(
+    [[191, 191, 191], [0, 191, 191], [191, 191, 0], [0, 191, 0], [191, 0, 191], [0, 0, 191], [191, 0, 0], [40, 40, 40]],
+    dtype=np.float64,
+)
+
+# Functions from moonlight-common-c's Limelight.h not in moonlight-python's own cdef.
+INPUT_CDEF = """
+int LiSendKeyboardEvent(short keyCode, signed char keyAction, signed char modifiers);
+int LiSendMouseButtonEvent(signed char action, int button);
+int LiSendScrollEvent(signed char scrollClicks);
+int LiSendHScrollEvent(signed char scrollClicks);
+int LiSendMousePositionEvent(short x, short y, short referenceWidth, short referenceHeight);
+int LiSendMultiControllerEvent(short controllerNumber, short activeGamepadMask,
+    int buttonFlags, unsigned char leftTrigger, unsigned char rightTrigger,
+    short leftStickX, short leftStickY, short rightStickX, short rightStickY);
+int LiSendControllerArrivalEvent(uint8_t controllerNumber, uint16_t activeGamepadMask, uint8_t type,
+    uint32_t supportedButtonFlags, uint16_t capabilities);
+"""
+
+
+def read_barcode(bgr: np.ndarray) -> tuple[int, int] | None:
+    """(capture time in us, frame number), or None if any cell is unreadable."""
+    g = bgr[: 2 * CELL, : BITS * CELL, 1].astype(np.float64)
+    if g.shape != (2 * CELL, BITS * CELL):
+        return None
+    cells = g.reshape(2, CELL, BITS, CELL)[:, 4:12, :, 4:12].mean(axis=(1, 3))
+    if np.any((cells > 64) & (cells < 192)):
+        return None
+    bits = (cells >= 192).astype(np.uint64)
+    values = []
+    for row in bits:
+        v = 0
+        for b in row:
+            v = (v << 1) | int(b)
+        values.append(v)
+    return values[0], values[1]
+
+
+def expected_bars(number: int, width: int) -> np.ndarray:
+    """One row of the bars of frame `number` (width x 3, BGR)."""
+    offset = (number * SPEED) % width
+    x = np.arange(width)
+    return BARS[(((x + offset) % width) * 8) // width]
+
+
+def bars_psnr(bgr: np.ndarray, number: int) -> float:
+    """PSNR of the colour-bar region (below the barcode) against the source."""
+    h, w = bgr.shape[:2]
+    region = bgr[4 * CELL : h - CELL : 4].astype(np.float64)
+    # Skip a few pixels at each bar edge: chroma subsampling blurs edges by design.
+    row = expected_bars(number, w)
+    edges = np.zeros(w, dtype=bool)
+    for k in range(1, 8):
+        e = ((k * w) // 8 - (number * SPEED) % w) % w
+        edges[max(0, e - 4) : e + 4] = True
+    mse = ((region - row[None, :, :]) ** 2)[:, ~edges].mean()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10) -> dict:
+    """Streams for `seconds` and measures what was decoded."""
+    numbers: list[int] = []
+    arrivals: list[float] = []
+    unreadable = 0
+    psnrs: list[float] = []
+    latencies: list[int] = []
+    with client.stream(app="Desktop", width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
+        start = time.monotonic()
+        for frame in client.frames():
+            now = time.monotonic()
+            code = read_barcode(frame.data)
+            if code is None:
+                unreadable += 1
+            else:
+                numbers.append(code[1])
+                arrivals.append(now)
+                latencies.append(int(frame.host_processing_latency_us))
+                if len(numbers) % psnr_every == 1:
+                    psnrs.append(bars_psnr(frame.data, code[1]))
+            if now - start >= seconds:
+                break
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    return {
+        "numbers": numbers,
+        "unreadable": unreadable,
+        "psnr": psnrs,
+        "max_gap": max(gaps) if gaps else None,
+        "host_latency_tenths_ms": latencies,
+        "shape": [height, width],
+    }
+
+
+def summarize(result: dict) -> dict:
+    nums = result["numbers"]
+    sent = nums[-1] - nums[0] + 1 if nums else 0
+    return {
+        "decoded": len(set(nums)),
+        "sent": sent,
+        "ratio": len(set(nums)) / sent if sent else 0.0,
+        "increasing": all(b > a for a, b in zip(nums, nums[1:])),
+        "min_psnr": min(result["psnr"]) if result["psnr"] else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config-dir", required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--fps", type=int, default=60)
+    parser.add_argument("--codec", default="h264")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    from moonlight_python import MoonlightClient
+
+    client = MoonlightClient(config_dir=args.config_dir)
+    client.connect(args.host, args.port)
+    result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec)
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

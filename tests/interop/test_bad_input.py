@@ -1,0 +1,102 @@
+"""Garbage on every streaming port while a Moonlight client streams: the host answers
+bad RTSP with 4xx, counts and drops bad datagrams, and the client keeps watching."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+
+from conftest import Host, Moonlight
+from streamclient import read_barcode
+
+
+def rtsp_exchange(port: int, payload: bytes) -> bytes:
+    """Sends `payload` to the RTSP port and returns everything the host answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the host may answer and close before a long request is all sent
+        chunks = []
+        while True:
+            try:
+                data = s.recv(4096)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+BAD_RTSP = [
+    b"GARBAGE\r\n\r\n",
+    b"OPTIONS rtsp://x RTSP/1.0\r\nCSeq: nope\r\n\r\n",
+    b"ANNOUNCE rtsp://x RTSP/1.0\r\nCSeq: 3\r\nContent-length: 99999999\r\n\r\nv=0",
+    b"DESCRIBE rtsp://x RTSP/1.0\r\n" + b"X-Long: " + b"a" * 200_000 + b"\r\n\r\n",
+    b"SETUP streamid=video RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+    bytes(random.Random(7).randrange(256) for _ in range(3000)),
+]
+
+
+def spray(host: Host, stop: threading.Event, answers: list, errors: list) -> None:
+    try:
+        _spray(host, stop, answers)
+    except Exception as e:  # reported by the test
+        errors.append(e)
+
+
+def _spray(host: Host, stop: threading.Event, answers: list) -> None:
+    rng = random.Random(1)
+    for payload in BAD_RTSP:
+        answers.append(rtsp_exchange(host.port_base + 21, payload))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    while not stop.is_set():
+        for port in (host.port_base + 9, host.port_base + 10, host.port_base + 11):
+            for _ in range(20):
+                n = rng.choice([0, 1, 4, 16, 20, 64, 200, 1400, 4000])
+                udp.sendto(os.urandom(n), ("127.0.0.1", port))
+        time.sleep(0.01)
+    udp.close()
+
+
+def test_garbage_on_every_port_does_not_disturb_the_stream(host: Host, moonlight):
+    ml: Moonlight = moonlight()
+    error, _ = ml.pair()
+    assert error is None
+    stop = threading.Event()
+    answers: list[bytes] = []
+    errors: list[Exception] = []
+    numbers_before, numbers_during = [], []
+    sprayer = threading.Thread(target=spray, args=(host, stop, answers, errors))
+    with ml.client.stream(app="Desktop", width=1280, height=720, fps=30, bitrate_kbps=6000, codec="h264", record_audio=False):
+        start = time.monotonic()
+        for frame in ml.client.frames():
+            now = time.monotonic() - start
+            code = read_barcode(frame.data)
+            assert code is not None, "a damaged frame was shown"
+            (numbers_before if now < 1.5 else numbers_during).append(code[1])
+            if now >= 1.5 and sprayer.ident is None:
+                sprayer.start()
+            if now >= 6:
+                break
+        status = host.status()
+        stop.set()
+        sprayer.join()
+    assert not errors, f"the sprayer failed: {errors!r}"
+    assert len(numbers_before) > 20
+    # 4.5 s of garbage on every port at 30 fps: nearly every frame still arrives, in order.
+    assert len(numbers_during) >= 4.5 * 30 * 0.9, f"{len(numbers_during)} frames while under attack\n{host.log()}"
+    assert all(b > a for a, b in zip(numbers_during, numbers_during[1:]))
+    assert status["stream"] is not None, "the stream ended"
+    assert status["stream"]["malformed_packets"] > 100, status
+    # Every bad RTSP request got a 4xx answer, then the host closed the connection.
+    assert len(answers) == len(BAD_RTSP)
+    for payload, answer in zip(BAD_RTSP, answers):
+        assert answer.startswith(b"RTSP/1.0 4"), (payload[:40], answer[:80])
+    # The host still answers, and the client can stream again.
+    assert "<hostname>" in host.serverinfo()
