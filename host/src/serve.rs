@@ -38,7 +38,7 @@ pub async fn run(config: Config) -> Result<()> {
     let store = Store::open(&config.store_path())
         .await
         .with_context(|| format!("opening the store {}", config.store_path().display()))?;
-    let stored = crate::settings::HostSettings::load(&store).await?;
+    let stored = crate::settings::HostSettings::load(&store, &config).await?;
     let config = config.with_stored_port_base(stored.port_base)?;
     let identity =
         HostIdentity::load_or_create(&config.state_dir, &store, config.hostname.as_deref()).await?;

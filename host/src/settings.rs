@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::config::Config;
 use crate::store::{Store, StoreError};
 
 const KEY_ENCODER: &str = "settings.default_encoder";
@@ -119,8 +120,17 @@ impl SettingsChange {
 
 impl HostSettings {
     /// Reads the stored settings, defaults for what is unset.
-    pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let d = Self::default();
+    /// What applies when nothing is stored: the built-in defaults, with the config
+    /// file's `[stream] fec_percent`.
+    pub fn defaults(config: &Config) -> Self {
+        Self {
+            fec_percent: config.stream.fec_percent.min(MAX_FEC_PERCENT),
+            ..Self::default()
+        }
+    }
+
+    pub async fn load(store: &Store, config: &Config) -> Result<Self, StoreError> {
+        let d = Self::defaults(config);
         Ok(Self {
             default_encoder: store
                 .get_setting(KEY_ENCODER)
@@ -136,7 +146,11 @@ impl HostSettings {
     }
 
     /// Stores a validated change (validate it first with [`SettingsChange::validate`]).
-    pub async fn apply(store: &Store, change: &SettingsChange) -> Result<Self, StoreError> {
+    pub async fn apply(
+        store: &Store,
+        change: &SettingsChange,
+        config: &Config,
+    ) -> Result<Self, StoreError> {
         if let Some(enc) = &change.default_encoder {
             store.set_setting(KEY_ENCODER, enc).await?;
         }
@@ -149,7 +163,7 @@ impl HostSettings {
         if let Some(base) = change.port_base {
             store.set_setting(KEY_PORT_BASE, &base).await?;
         }
-        Self::load(store).await
+        Self::load(store, config).await
     }
 }
 
@@ -161,17 +175,28 @@ mod tests {
     async fn defaults_roundtrip_and_partial_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let mut config = Config::resolve(Default::default(), &Default::default()).unwrap();
         assert_eq!(
-            HostSettings::load(&store).await.unwrap(),
+            HostSettings::load(&store, &config).await.unwrap(),
             HostSettings::default()
         );
+        // Unset, the FEC share is the config file's.
+        config.stream.fec_percent = 35;
+        assert_eq!(
+            HostSettings::load(&store, &config)
+                .await
+                .unwrap()
+                .fec_percent,
+            35
+        );
+        config.stream.fec_percent = 20;
         let change = SettingsChange {
             bitrate_cap_kbps: Some(80_000),
             port_base: Some(Some(40000)),
             ..Default::default()
         };
         change.validate(&["libx264"]).unwrap();
-        let s = HostSettings::apply(&store, &change).await.unwrap();
+        let s = HostSettings::apply(&store, &change, &config).await.unwrap();
         assert_eq!(s.bitrate_cap_kbps, 80_000);
         assert_eq!(s.port_base, Some(40000));
         assert_eq!(s.fec_percent, 20);
@@ -182,6 +207,7 @@ mod tests {
                 default_encoder: Some("libx264".into()),
                 ..Default::default()
             },
+            &config,
         )
         .await
         .unwrap();

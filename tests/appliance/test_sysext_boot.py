@@ -78,10 +78,15 @@ def test_serverinfo_answers_on_47989(booted: Container) -> None:
 
 
 def test_web_port_47990_answers_over_tls_with_the_host_certificate(booted: Container) -> None:
-    r = booted.curl("--insecure", "--write-out", "\n%{http_code}", f"https://127.0.0.1:{PORT_BASE + 1}/api/v1/pairing")
+    r = booted.curl("--insecure", "--write-out", "\n%{http_code}", f"https://127.0.0.1:{PORT_BASE + 1}/api/v1/setup")
     assert r.returncode == 0, r.stderr
     body, code = r.stdout.rsplit("\n", 1)
-    assert code == "200" and json.loads(body) == {"waiting_for_pin": False}, r.stdout
+    # A fresh box waits for its first admin, with the one-time code in the state directory.
+    setup = json.loads(body)
+    assert code == "200" and setup["needs_setup"] is True, r.stdout
+    assert setup["setup_code_file"] == "/var/lib/punktfunk/setup-code", setup
+    code_file = booted.root / "var/lib/punktfunk/setup-code"
+    assert code_file.stat().st_mode & 0o777 == 0o600
     # The certificate served is the identity the host keeps in its state directory.
     served = run(["ip", "netns", "exec", booted.netns, "sh", "-c",
                   f"openssl s_client -connect 127.0.0.1:{PORT_BASE + 1} </dev/null 2>/dev/null"

@@ -181,7 +181,7 @@ class Host:
 
     @property
     def web_url(self) -> str:
-        return f"https://127.0.0.1:{self.web_port}"
+        return f"https://{self.bind}:{self.web_port}"
 
     def setup_code(self, timeout: float = 10.0) -> str:
         """The first-run setup code the host wrote to its state directory."""

@@ -184,3 +184,31 @@ def test_cancelling_the_app_ends_the_clients_stream(host: Host, paired: Moonligh
         assert session._connection_terminated.wait(5), "the client never heard the stream end"
         assert session._termination_error_code == 0, session._termination_error_code
         assert host.status() == {"app": None, "stream": None}
+
+
+def test_the_consoles_bitrate_cap_applies_to_the_next_stream(host: Host, paired: Moonlight):
+    from conftest import WebSession
+
+    web = WebSession(host).setup()
+    r = web.request("PATCH", "/api/v1/settings", json={"bitrate_cap_kbps": 2000})
+    assert r.status_code == 200, r.text
+    rates = []
+    with paired.client.stream(app="Desktop", width=1280, height=720, fps=30, bitrate_kbps=10000, codec="h264", record_audio=False):
+        for frame in paired.client.frames():
+            stream = host.status()["stream"]
+            if stream and stream["frames"] > 60:
+                rates.append(stream["bitrate_kbps"])
+            if len(rates) >= 3:
+                break
+    # Asked for 10 Mbit/s, capped at 2: what goes on the wire (parity and headers
+    # included) stays near the cap, far below what the client asked for.
+    assert "capped by the host's setting" in host.log()
+    assert max(rates) < 3500, rates
+    # The console shows the stream while it runs, then only the app still launched.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = [s["state"] for s in web.request("GET", "/api/v1/status").json()["sessions"]]
+        if states == ["launched"]:
+            break
+        time.sleep(0.2)
+    assert states == ["launched"], states

@@ -110,7 +110,7 @@ pub fn valid_hostname(name: &str) -> bool {
     )
 )]
 pub async fn get(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResult<Json<SettingsView>> {
-    let s = HostSettings::load(&state.host.store).await?;
+    let s = HostSettings::load(&state.host.store, &state.host.config).await?;
     Ok(Json(view(&state, s)))
 }
 
@@ -172,7 +172,7 @@ pub async fn update(
         state.host.set_hostname(name);
         tracing::info!(hostname = %name, "host name changed");
     }
-    let s = HostSettings::apply(&state.host.store, &change).await?;
+    let s = HostSettings::apply(&state.host.store, &change, &state.host.config).await?;
     Ok(Json(view(&state, s)))
 }
 

@@ -4,7 +4,7 @@
 //! and termination. ENet is rusty_enet, a port of ENet 1.3 whose wire format is the one
 //! moonlight-common-c's ENet fork speaks.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -37,11 +37,16 @@ fn wait_readable(socket: &UdpSocket, timeout: Duration) {
 }
 
 impl ControlStream {
-    /// Binds the control port.
+    /// Takes the control port (bound at start-up) for this stream, dropping what an
+    /// earlier client left queued on it.
     pub fn bind(ctx: &StreamContext) -> Result<Self> {
-        let addr = SocketAddr::new(ctx.bind, ctx.params.ports.control);
-        let socket =
-            UdpSocket::bind(addr).with_context(|| format!("binding the control port {addr}"))?;
+        let socket = ctx
+            .sockets
+            .control
+            .try_clone()
+            .context("cloning the control socket")?;
+        let mut buf = [0u8; 2048];
+        while socket.recv_from(&mut buf).is_ok() {}
         Ok(Self { socket })
     }
 

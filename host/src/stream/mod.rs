@@ -32,44 +32,66 @@ use crate::encode::probe::{Codec, Encoders};
 use crate::input::Feedback;
 use crate::net::udp_batch::BatchSocket;
 use crate::sessions::{LiveSessions, SessionInfo, StreamProtocol};
+use crate::settings::HostSettings;
 use session::{ActiveStream, StreamContext};
 
 pub use stats::{LiveStream, StreamStats};
 
-/// The UDP sockets streams send from, bound once at start-up so client pings are
-/// never refused.
+/// The UDP sockets streams use, bound once at start-up: client pings are never
+/// refused, and no other program (a client's ephemeral port, say) can take a port
+/// between two streams.
 #[derive(Debug)]
 pub struct MediaSockets {
     /// The video port.
     pub video: BatchSocket,
     /// The audio port.
     pub audio: UdpSocket,
+    /// The control port; each stream's ENet host runs on a clone of it.
+    pub control: UdpSocket,
 }
 
 impl MediaSockets {
-    /// Binds the video and audio ports.
+    /// Binds the video, audio and control ports.
     pub fn bind(config: &Config) -> Result<Self> {
+        let at = |port| SocketAddr::new(config.bind, port);
         Self::bind_at(
-            SocketAddr::new(config.bind, config.ports.video),
-            SocketAddr::new(config.bind, config.ports.audio),
+            at(config.ports.video),
+            at(config.ports.audio),
+            at(config.ports.control),
         )
     }
 
     /// Binds ports the system picks (tests).
     pub fn bind_ephemeral() -> Result<Self> {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::bind_at(any, any)
+        Self::bind_at(any, any, any)
     }
 
-    fn bind_at(video: SocketAddr, audio: SocketAddr) -> Result<Self> {
+    fn bind_at(video: SocketAddr, audio: SocketAddr, control: SocketAddr) -> Result<Self> {
         let video =
             BatchSocket::bind(video).with_context(|| format!("binding the video port {video}"))?;
         let audio =
             UdpSocket::bind(audio).with_context(|| format!("binding the audio port {audio}"))?;
+        let control = UdpSocket::bind(control)
+            .with_context(|| format!("binding the control port {control}"))?;
         // The stream threads read pings between frames without blocking.
         video.socket().set_nonblocking(true)?;
         audio.set_nonblocking(true)?;
-        Ok(Self { video, audio })
+        control.set_nonblocking(true)?;
+        Ok(Self {
+            video,
+            audio,
+            control,
+        })
+    }
+
+    /// The ports the handshake announces: where the sockets really are.
+    pub fn ports(&self) -> Result<StreamPorts> {
+        Ok(StreamPorts {
+            video: self.video.socket().local_addr()?.port(),
+            audio: self.audio.local_addr()?.port(),
+            control: self.control.local_addr()?.port(),
+        })
     }
 }
 
@@ -85,16 +107,21 @@ struct Prepared {
 struct Inner {
     prepared: Option<Prepared>,
     active: Option<ActiveStream>,
-    /// Names for the live-session registry, set by `/launch` and `/resume`.
-    label: Option<LaunchLabel>,
+    /// Names and settings of the current launch (generation, label), set by
+    /// `/launch` and `/resume`.
+    label: Option<(u64, LaunchLabel)>,
 }
 
-/// How the web console names a launch's stream.
+/// What `/launch` and `/resume` know about a stream before its handshake: how status
+/// pages name it, and the console's settings it streams with.
 #[derive(Debug, Clone)]
-struct LaunchLabel {
-    generation: u64,
-    client_name: String,
-    app_title: String,
+pub struct LaunchLabel {
+    /// The paired device's name.
+    pub client_name: String,
+    /// The app's title.
+    pub app_title: String,
+    /// Bitrate cap and FEC share from the web console (or their defaults).
+    pub settings: HostSettings,
 }
 
 /// Prepares, starts and stops the one stream.
@@ -155,14 +182,9 @@ impl StreamManager {
         &self.sessions
     }
 
-    /// Names the stream of launch `generation` for status pages: the paired device's
-    /// name and the app's title (the launch handler looks them up).
-    pub fn label_launch(&self, generation: u64, client_name: String, app_title: String) {
-        self.lock().label = Some(LaunchLabel {
-            generation,
-            client_name,
-            app_title,
-        });
+    /// Labels the stream of launch `generation` (the launch handler looks it up).
+    pub fn label_launch(&self, generation: u64, label: LaunchLabel) {
+        self.lock().label = Some((generation, label));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -177,15 +199,15 @@ impl StreamManager {
             .is_none_or(|p| p.app.generation != app.generation)
         {
             let caps = capabilities(&self.config, &self.encoders);
-            let ports = self.config.ports;
+            let ports = self.sockets.ports().unwrap_or(StreamPorts {
+                audio: self.config.ports.audio,
+                video: self.config.ports.video,
+                control: self.config.ports.control,
+            });
             inner.prepared = Some(Prepared {
                 app: app.clone(),
                 params: HandshakeParams {
-                    ports: StreamPorts {
-                        audio: ports.audio,
-                        video: ports.video,
-                        control: ports.control,
-                    },
+                    ports,
                     ping_payload: payload_from(rand::random()),
                     connect_data: rand::random::<u32>() | 1,
                     describe: sdp::describe(&caps),
@@ -210,7 +232,8 @@ impl StreamManager {
         let label = inner
             .label
             .clone()
-            .filter(|l| l.generation == app.generation);
+            .filter(|(g, _)| *g == app.generation)
+            .map(|(_, l)| l);
         let prepared = self.prepared(&mut inner, app);
         let (mut response, event) =
             punktfunk_core::gamestream::handshake::respond(req, &prepared.params);
@@ -228,9 +251,21 @@ impl StreamManager {
                 prepared.config = Some(config);
             }
             Some(HandshakeEvent::Play) => {
-                let Some(config) = prepared.config.clone() else {
+                let Some(mut config) = prepared.config.clone() else {
                     return RtspResponse::new(455, req.cseq());
                 };
+                let mut settings = self.config.stream.clone();
+                if let Some(l) = &label {
+                    settings.fec_percent = l.settings.fec_percent;
+                    if config.bitrate_kbps > l.settings.bitrate_cap_kbps {
+                        tracing::info!(
+                            asked = config.bitrate_kbps,
+                            cap = l.settings.bitrate_cap_kbps,
+                            "the client's bitrate is capped by the host's setting"
+                        );
+                        config.bitrate_kbps = l.settings.bitrate_cap_kbps;
+                    }
+                }
                 let app = prepared.app.clone();
                 let session = Arc::new(self.sessions.start(SessionInfo {
                     client_fingerprint: app.owner.clone(),
@@ -246,10 +281,9 @@ impl StreamManager {
                     app,
                     params: prepared.params.clone(),
                     config,
-                    settings: self.config.stream.clone(),
+                    settings,
                     input: self.config.input.clone(),
                     input_recording: self.config.input_recording(),
-                    bind: self.config.bind,
                     client_ip: client.ip(),
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),

@@ -34,8 +34,6 @@ pub struct StreamContext {
     pub input: InputConfig,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
-    /// Address to bind the control port on.
-    pub bind: IpAddr,
     /// The client's address (from the RTSP connection).
     pub client_ip: IpAddr,
     /// Encoders that open.

@@ -19,8 +19,10 @@ use punktfunk_core::gamestream::nvhttp::{APP_VERSION, GFE_VERSION, scm};
 
 use super::{Body, ConnInfo};
 use crate::net::iface;
+use crate::settings::HostSettings;
 use crate::state::HostState;
 use crate::store::now_unix;
+use crate::stream::LaunchLabel;
 
 /// The message Sunshine sends unpaired clients; Moonlight shows it.
 const NOT_PAIRED: &str = "The client is not authorized. Certificate verification failed.";
@@ -291,7 +293,8 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
     }
 }
 
-/// Tells the stream manager how status pages name this launch's stream.
+/// Tells the stream manager how status pages name this launch's stream, and the
+/// console's settings (bitrate cap, FEC share) it streams with.
 async fn label_launch(state: &HostState, app: &LaunchedApp) {
     let client_name = match state.store.client_by_fingerprint(&app.owner).await {
         Ok(Some(c)) => c.name,
@@ -301,9 +304,21 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
         Ok(Some(a)) => a.title,
         _ => format!("App {}", app.app_id),
     };
-    state
-        .streams
-        .label_launch(app.generation, client_name, app_title);
+    let settings = match HostSettings::load(&state.store, &state.config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("reading the stream settings failed, using defaults: {e}");
+            HostSettings::defaults(&state.config)
+        }
+    };
+    state.streams.label_launch(
+        app.generation,
+        LaunchLabel {
+            client_name,
+            app_title,
+            settings,
+        },
+    );
 }
 
 fn cancel(state: &HostState) -> Response<Body> {

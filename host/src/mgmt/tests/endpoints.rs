@@ -529,7 +529,7 @@ async fn settings_validate_store_and_apply() {
         .send(&f.app)
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    let stored = crate::settings::HostSettings::load(&f.state.store)
+    let stored = crate::settings::HostSettings::load(&f.state.store, &f.state.config)
         .await
         .unwrap();
     assert_eq!(stored.bitrate_cap_kbps, 80000);
