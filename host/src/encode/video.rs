@@ -128,6 +128,9 @@ fn options(name: &str, cfg: &VideoEncoderConfig) -> ffmpeg::Dictionary<'static> 
             );
         }
         "libx265" => {
+            // info=0: x265's version SEI (a prefix SEI between the PPS and the IDR slice)
+            // makes moonlight-common-c drop every HEVC frame; checked with
+            // moonlight-python, where no frame reached the decoder with it.
             o.set("preset", "ultrafast");
             o.set("tune", "zerolatency");
             o.set("forced-idr", "1");
