@@ -1,0 +1,46 @@
+//! Video capture: where a stream's pictures come from.
+//!
+//! One trait, [`VideoCapture`], with a backend per source, chosen by [`open`]:
+//! the built-in test pattern (the demo default where no compositor runs), an existing
+//! PipeWire Video/Source node (gamescope's, a desktop portal's, a test producer), and
+//! wlr-screencopy from a headless sway session. Each hands out [`Frame`]s that borrow
+//! its buffer, so the encoder converts straight from capture memory.
+//!
+//! The contract every backend keeps:
+//! - [`VideoCapture::next_frame`] never blocks longer than its timeout and returns
+//!   `Ok(None)` when nothing new arrived: the caller decides when to repeat the last
+//!   picture (a still screen) and when to give up.
+//! - A source that goes away (node removed, compositor gone) is
+//!   [`CaptureError::Ended`] with a reason, never a panic, so the stream can end
+//!   cleanly and the host keeps serving.
+//! - Sizes may change between frames (renegotiation after a mode change); every frame
+//!   carries its own.
+
+pub mod frame;
+
+use std::time::Duration;
+
+pub use frame::{CpuFrame, DmaBufFrame, DmaBufPlane, Frame, PixelFormat, Pixels, Plane};
+
+/// Why a capture stopped giving frames.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The source went away (node removed, compositor exited, output gone).
+    #[error("the video source ended: {0}")]
+    Ended(String),
+    /// The source could not be opened or failed while running.
+    #[error("video capture failed: {0}")]
+    Failed(String),
+}
+
+/// A source of pictures.
+pub trait VideoCapture: Send {
+    /// The next picture newer than the last one returned, waiting at most `timeout`.
+    ///
+    /// `Ok(None)` means nothing new arrived in time (the screen is still). The frame
+    /// borrows the capture's buffer until it is dropped.
+    fn next_frame(&mut self, timeout: Duration) -> Result<Option<Frame<'_>>, CaptureError>;
+
+    /// What this capture reads, for logs and status ("PipeWire node 42 (gamescope)").
+    fn describe(&self) -> String;
+}
