@@ -65,11 +65,18 @@ impl TestPattern {
 
     /// Draws frame `number` captured at `unix_us` into `frame`.
     pub fn draw(&self, number: u64, unix_us: u64, frame: &mut CapturedFrame) {
+        self.draw_into(number, unix_us, &mut frame.data, frame.stride);
+    }
+
+    /// Draws frame `number` captured at `unix_us` into BGRx `pixels` with rows `stride`
+    /// bytes apart: the host's test pattern, and the test producers and painter apps
+    /// that stand in for a game, paint exactly the same picture.
+    pub fn draw_into(&self, number: u64, unix_us: u64, pixels: &mut [u8], stride: usize) {
         let (w, h) = (self.width as usize, self.height as usize);
         let row_bytes = w * 4;
         let offset = ((number * u64::from(SPEED)) % u64::from(self.width)) as usize * 4;
         for y in 0..h {
-            let dst = &mut frame.data[y * frame.stride..y * frame.stride + row_bytes];
+            let dst = &mut pixels[y * stride..y * stride + row_bytes];
             dst.copy_from_slice(&self.bar_row[offset..offset + row_bytes]);
         }
         for (row, value) in [unix_us, number].into_iter().enumerate() {
@@ -82,8 +89,8 @@ impl TestPattern {
                     continue;
                 }
                 for y in y0..y0 + CELL as usize {
-                    let line = &mut frame.data
-                        [y * frame.stride + x0 * 4..y * frame.stride + (x0 + CELL as usize) * 4];
+                    let line =
+                        &mut pixels[y * stride + x0 * 4..y * stride + (x0 + CELL as usize) * 4];
                     for p in line.chunks_exact_mut(4) {
                         p.copy_from_slice(&[px, px, px, 255]);
                     }
