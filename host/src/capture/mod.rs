@@ -44,3 +44,41 @@ pub trait VideoCapture: Send {
     /// What this capture reads, for logs and status ("PipeWire node 42 (gamescope)").
     fn describe(&self) -> String;
 }
+
+/// Which PipeWire node to capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeTarget {
+    /// The node with this object id (what gamescope announces for its own stream).
+    Id(u32),
+    /// The node with this `node.name` (`--source pipewire:<name>`).
+    Name(String),
+}
+
+/// What a stream captures; [`open`] turns it into a running capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureSpec {
+    /// The built-in moving colour bars with a frame barcode, paced at `fps`.
+    TestPattern {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Frames a second.
+        fps: u32,
+    },
+    /// A PipeWire Video/Source node.
+    PipeWire {
+        /// The node.
+        node: NodeTarget,
+        /// The PipeWire daemon's runtime directory (`XDG_RUNTIME_DIR` of the session
+        /// user whose PipeWire runs the node); `None` for the host's own.
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// wlr-screencopy of a wlroots compositor's output (headless sway).
+    Screencopy {
+        /// The compositor's Wayland socket (absolute path).
+        wayland_socket: std::path::PathBuf,
+        /// The output to capture; `None` for the first one.
+        output: Option<String>,
+    },
+}
