@@ -299,8 +299,14 @@ mod tests {
         // GSO really carried them: the socket chose it, quinn-udp did not fall back
         // after a failed send, and the syscalls are GSO buffers of 54 datagrams
         // (65,000 / 1,200 bytes), 3 of them, not sendmmsg's 2 calls of up to 64.
-        assert!(tx.uses_gso(), "the kernel has UDP GSO but the socket did not use it");
-        assert!(tx.state.max_gso_segments() > 1, "GSO was turned off after a send");
+        assert!(
+            tx.uses_gso(),
+            "the kernel has UDP GSO but the socket did not use it"
+        );
+        assert!(
+            tx.state.max_gso_segments() > 1,
+            "GSO was turned off after a send"
+        );
         assert_eq!(stats.syscalls, 3, "{stats:?}");
     }
 

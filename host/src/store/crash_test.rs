@@ -92,12 +92,7 @@ async fn kill_mid_burst_loses_nothing_committed() {
     for round in 0..ROUNDS {
         let mut child = KillOnDrop(
             Command::new(&exe)
-                .args([
-                    "--exact",
-                    &test_name(),
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args(["--exact", &test_name(), "--nocapture", "--test-threads=1"])
                 .env(CHILD_ENV, &db)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
