@@ -286,3 +286,35 @@ def test_the_consoles_bitrate_cap_applies_to_the_next_stream(host: Host, paired:
             break
         time.sleep(0.2)
     assert states == ["launched"], states
+
+
+def test_absolute_mouse_hscroll_and_controller_arrival_reach_the_host(host: Host, paired: Moonlight, tmp_path):
+    """The input calls a touch-screen client, a trackpad and a gamepad make, through the
+    real client library: they arrive in the recording sink with their values."""
+    client = paired.client
+    recording = tmp_path / "input-events.jsonl"
+    with client.stream(app="Desktop", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
+        session = client._session
+        ffi, lib = session._ffi, session._lib
+        ffi.cdef(INPUT_CDEF)
+        marker = len(recorded(recording))
+        assert lib.LiSendMousePositionEvent(320, 90, 640, 360) == 0
+        assert lib.LiSendHScrollEvent(3) == 0
+        # Controller 0 arrives as an Xbox pad (type 1) with analog triggers and rumble
+        # (capabilities 0x01 | 0x04), supporting A/B/X/Y (0xF000).
+        assert lib.LiSendControllerArrivalEvent(0, 1, 1, 0xF000, 0x05) == 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if len([e for e in recorded(recording)[marker:] if e["kind"] != "haptics_enabled"]) >= 3:
+                break
+            time.sleep(0.05)
+    events = [e for e in recorded(recording)[marker:] if e["kind"] != "haptics_enabled"]
+    kinds = [e["kind"] for e in events]
+    # After an arrival the client also sends the pad's (neutral) state.
+    assert kinds[:3] == ["mouse_position", "hscroll", "controller_arrival"], events
+    assert all(k == "controller" for k in kinds[3:]), events
+    # libmoonlight-common-c sends the reference size less one (the largest coordinate).
+    assert (events[0]["x"], events[0]["y"], events[0]["width"], events[0]["height"]) == (320, 90, 639, 359)
+    assert events[1]["amount"] == 3 * 120
+    arrival = events[2]
+    assert (arrival["number"], arrival["type"], arrival["capabilities"], arrival["supported_buttons"]) == (0, 1, 0x05, 0xF000)
