@@ -7,6 +7,7 @@
 //! its nonce built from a 64-bit packet counter that a [`ReplayWindow`] checks on
 //! receipt.
 //!
+//! - [`control`]: the control-stream messages (hello, pairing, modes, reports, input).
 //! - [`wire`]: the versioned packet header, sealing and opening.
 //! - [`packetizer`]: frame -> FEC block -> sealed packets, in one reused buffer.
 //! - [`reassembly`]: packets -> frames, delivered as soon as any `k` shards are in,
@@ -14,6 +15,7 @@
 //!
 //! [`ReplayWindow`]: crate::crypto::replay::ReplayWindow
 
+pub mod control;
 pub mod packetizer;
 pub mod reassembly;
 pub mod wire;
