@@ -8,6 +8,7 @@
 //! receipt.
 //!
 //! - [`control`]: the control-stream messages (hello, pairing, modes, reports, input).
+//! - [`pairing`]: SPAKE2 over the host's PIN, bound to both TLS certificates.
 //! - [`wire`]: the versioned packet header, sealing and opening.
 //! - [`packetizer`]: frame -> FEC block -> sealed packets, in one reused buffer.
 //! - [`reassembly`]: packets -> frames, delivered as soon as any `k` shards are in,
@@ -17,5 +18,6 @@
 
 pub mod control;
 pub mod packetizer;
+pub mod pairing;
 pub mod reassembly;
 pub mod wire;
