@@ -1,3 +1,12 @@
-//! The native punktfunk/1 plane: I/O around `punktfunk_core::native`.
+//! punktfunk/1, host side: the QUIC control plane ([`server`]), the client used by the
+//! probe and the tests ([`client`]), their shared plumbing ([`quic`]), pairing lockout
+//! ([`lockout`]) and the data-plane loopback demo ([`loopback`]).
 
+pub mod client;
+pub mod lockout;
 pub mod loopback;
+pub mod quic;
+pub mod server;
+
+#[cfg(test)]
+mod tests;
