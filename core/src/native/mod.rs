@@ -7,6 +7,7 @@
 //! its nonce built from a 64-bit packet counter that a [`ReplayWindow`] checks on
 //! receipt.
 //!
+//! - [`adaptive_fec`]: the parity percentage following the client's loss reports.
 //! - [`control`]: the control-stream messages (hello, pairing, modes, reports, input).
 //! - [`pairing`]: SPAKE2 over the host's PIN, bound to both TLS certificates.
 //! - [`wire`]: the versioned packet header, sealing and opening.
@@ -16,6 +17,7 @@
 //!
 //! [`ReplayWindow`]: crate::crypto::replay::ReplayWindow
 
+pub mod adaptive_fec;
 pub mod control;
 pub mod packetizer;
 pub mod pairing;
