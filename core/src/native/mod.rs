@@ -8,6 +8,7 @@
 //! receipt.
 //!
 //! - [`adaptive_fec`]: the parity percentage following the client's loss reports.
+//! - [`loss_meter`]: the client's loss accounting behind its reports.
 //! - [`control`]: the control-stream messages (hello, pairing, modes, reports, input).
 //! - [`pairing`]: SPAKE2 over the host's PIN, bound to both TLS certificates.
 //! - [`wire`]: the versioned packet header, sealing and opening.
@@ -19,6 +20,7 @@
 
 pub mod adaptive_fec;
 pub mod control;
+pub mod loss_meter;
 pub mod packetizer;
 pub mod pairing;
 pub mod reassembly;

@@ -70,6 +70,8 @@ pub struct NativeStats {
     pub frames_lost: u64,
     /// Data shards rebuilt from parity.
     pub recovered_shards: u64,
+    /// Frames that needed parity to complete.
+    pub recovered_frames: u64,
 }
 
 /// A delivered frame, borrowed from the reassembler's buffer until the next push.
@@ -222,6 +224,7 @@ impl Reassembler {
                 .reconstruct(shape, block, &slot.present)
                 .map_err(|_| NativeError::Malformed("FEC could not rebuild the frame"))?;
             self.stats.recovered_shards += lost as u64;
+            self.stats.recovered_frames += 1;
         }
         // Deliver; drop every unfinished frame older than this one.
         let id = h.frame_id;

@@ -91,9 +91,9 @@ struct RxStats {
 }
 
 /// Bytes of the per-frame header the demo puts in each frame: send time, frame id.
-const FRAME_META: usize = 12;
+pub(crate) const FRAME_META: usize = 12;
 
-fn fill_frame(buf: &mut [u8], frame_id: u32, sent_us: u64) {
+pub(crate) fn fill_frame(buf: &mut [u8], frame_id: u32, sent_us: u64) {
     buf[..8].copy_from_slice(&sent_us.to_be_bytes());
     buf[8..12].copy_from_slice(&frame_id.to_be_bytes());
     let mut x = frame_id.wrapping_mul(2_654_435_761) | 1;
@@ -105,7 +105,7 @@ fn fill_frame(buf: &mut [u8], frame_id: u32, sent_us: u64) {
     }
 }
 
-fn frame_intact(data: &[u8], scratch: &mut Vec<u8>) -> bool {
+pub(crate) fn frame_intact(data: &[u8], scratch: &mut Vec<u8>) -> bool {
     if data.len() < FRAME_META {
         return false;
     }

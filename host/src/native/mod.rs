@@ -3,6 +3,7 @@
 //! ([`lockout`]) and the data-plane loopback demo ([`loopback`]).
 
 pub mod client;
+pub mod data;
 pub mod lockout;
 pub mod loopback;
 pub mod quic;

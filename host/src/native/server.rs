@@ -21,11 +21,13 @@ use punktfunk_core::native::control::{
 use punktfunk_core::native::pairing::{Binding, HostAwaitingConfirm};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::data::{DataKeys, DataStream, FrameSource, StreamCmd};
 use super::lockout::PairingLockout;
 use super::quic::{ControlStream, peer_certificate};
 use crate::pairing::native::NativePairing;
 use crate::store::{NewClient, Protocol, Store};
 use punktfunk_core::crypto::rsa::sha256;
+use punktfunk_core::native::adaptive_fec::FecPolicy;
 
 /// Connections served at once; more are refused until one ends.
 const MAX_CONNECTIONS: usize = 16;
@@ -78,6 +80,20 @@ pub enum NativeEvent {
     Input(InputEvent),
 }
 
+/// Makes the frame source of a stream in a given mode (the encoder, or synthetic
+/// frames). Without one the host negotiates modes but streams nothing.
+#[derive(Clone)]
+pub struct SourceFactory(pub Arc<MakeSource>);
+
+/// The function behind a [`SourceFactory`].
+pub type MakeSource = dyn Fn(&Mode) -> Box<dyn FrameSource> + Send + Sync;
+
+impl std::fmt::Debug for SourceFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceFactory(..)")
+    }
+}
+
 /// Everything a connection task needs.
 #[derive(Debug)]
 pub struct NativeContext {
@@ -93,6 +109,8 @@ pub struct NativeContext {
     pub lockout: Mutex<PairingLockout>,
     /// Where events go; dropped (and logged) if the receiver lags.
     pub events: mpsc::Sender<NativeEvent>,
+    /// What a negotiated stream sends.
+    pub source: Option<SourceFactory>,
 }
 
 impl NativeContext {
@@ -150,7 +168,9 @@ async fn connection(incoming: quinn::Incoming, ctx: &NativeContext) -> Result<()
         .await
         .context("no control stream")??;
     let mut ctl = ControlStream::new(send, recv);
-    let result = session(&mut ctl, ctx, client_fp, &peer).await;
+    let mut stream = None;
+    let result = session(&mut ctl, ctx, client_fp, &peer, &conn, &mut stream).await;
+    stop_stream(stream.take()).await;
     if let Err(e) = &result {
         let _ = ctl
             .send(&Message::Goodbye {
@@ -177,6 +197,8 @@ async fn session(
     ctx: &NativeContext,
     client_fp: [u8; 32],
     peer: &Peer,
+    conn: &quinn::Connection,
+    stream: &mut Option<DataStream>,
 ) -> Result<()> {
     let fingerprint = peer.fingerprint.as_str();
     let Message::Hello { name, caps: _ } = ctl.recv_within(STEP_TIMEOUT).await? else {
@@ -234,9 +256,28 @@ async fn session(
             Message::ModeRequest(want) => {
                 let mode = clamp(&want, &ctx.options);
                 epoch += 1;
+                // A new mode is a new stream: the old one stops, a new port opens.
+                stop_stream(stream.take()).await;
+                let mut data_port = ctx.options.data_port;
+                if let Some(factory) = &ctx.source {
+                    let policy = FecPolicy {
+                        min_percent: ctx.options.fec_bounds.0,
+                        max_percent: ctx.options.fec_bounds.1,
+                        ..FecPolicy::default()
+                    };
+                    let s = DataStream::start(
+                        ctx.options.bind.ip(),
+                        DataKeys::export(conn)?,
+                        mode,
+                        policy,
+                        (factory.0)(&mode),
+                    )?;
+                    data_port = s.port();
+                    *stream = Some(s);
+                }
                 ctl.send(&Message::ModeAck {
                     mode,
-                    data_port: ctx.options.data_port,
+                    data_port,
                     max_frame_bytes: max_frame_bytes(&mode),
                     epoch,
                 })
@@ -247,8 +288,18 @@ async fn session(
                     epoch,
                 });
             }
-            Message::RequestIdr => ctx.emit(NativeEvent::IdrRequested),
-            Message::Loss(l) => ctx.emit(NativeEvent::Loss(l)),
+            Message::RequestIdr => {
+                if let Some(s) = stream.as_ref() {
+                    s.command(StreamCmd::Idr);
+                }
+                ctx.emit(NativeEvent::IdrRequested);
+            }
+            Message::Loss(l) => {
+                if let Some(s) = stream.as_ref() {
+                    s.command(StreamCmd::Loss(l));
+                }
+                ctx.emit(NativeEvent::Loss(l));
+            }
             Message::Latency(l) => ctx.emit(NativeEvent::Latency(l)),
             Message::Input(e) => ctx.emit(NativeEvent::Input(e)),
             Message::Goodbye { .. } => return Ok(()),
@@ -317,6 +368,17 @@ async fn pair(
     ctl.send(&Message::PairOk).await?;
     tracing::info!(%name, "native client paired");
     Ok(())
+}
+
+/// Stops a stream's send thread off the runtime.
+async fn stop_stream(stream: Option<DataStream>) {
+    if let Some(s) = stream {
+        match tokio::task::spawn_blocking(move || s.stop()).await {
+            Ok(Ok(summary)) => tracing::info!(?summary, "native stream ended"),
+            Ok(Err(e)) => tracing::warn!("native stream failed: {e:#}"),
+            Err(e) => tracing::warn!("native stream join failed: {e}"),
+        }
+    }
 }
 
 fn lock(ctx: &NativeContext) -> std::sync::MutexGuard<'_, PairingLockout> {
@@ -400,6 +462,7 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
         pairing: state.native_pairing.clone(),
         lockout: Mutex::new(PairingLockout::default()),
         events,
+        source: None,
     });
     let endpoint =
         match super::quic::server_config(&state.identity).and_then(|config| bind(&ctx, config)) {
