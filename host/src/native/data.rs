@@ -72,12 +72,16 @@ impl DataKeys {
     }
 }
 
-/// Produces the frames a stream sends.
-pub trait FrameSource: Send + 'static {
+/// Produces the frames a stream sends. Created on the send thread (FFmpeg encoders
+/// are not `Send`), by a [`MakeFrameSource`].
+pub trait FrameSource {
     /// Writes frame `n` into `out` (cleared by the caller) and says whether it is a
     /// keyframe; `idr` asks for one.
-    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> bool;
+    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool>;
 }
+
+/// Opens a [`FrameSource`] on the send thread, once the client has announced itself.
+pub type MakeFrameSource = Box<dyn FnOnce() -> Result<Box<dyn FrameSource>> + Send>;
 
 /// Verifiable synthetic frames (the loopback demo's pattern): capture time and frame
 /// id up front, a keyed pseudo-random body the receiver can recompute.
@@ -90,12 +94,12 @@ pub struct SyntheticFrames {
 }
 
 impl FrameSource for SyntheticFrames {
-    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> bool {
+    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool> {
         let key = idr || n.is_multiple_of(self.keyframe_every.max(1));
         let len = self.bytes.max(super::loopback::FRAME_META) * if key { 2 } else { 1 };
         out.resize(len, 0);
         super::loopback::fill_frame(out, n, capture_us);
-        key
+        Ok(key)
     }
 }
 
@@ -138,7 +142,7 @@ impl DataStream {
         keys: DataKeys,
         mode: Mode,
         policy: FecPolicy,
-        source: Box<dyn FrameSource>,
+        source: MakeFrameSource,
     ) -> Result<Self> {
         let socket = BatchSocket::bind(SocketAddr::new(ip, 0)).context("binding the data port")?;
         let port = socket.local_addr()?.port();
@@ -225,7 +229,7 @@ fn send_loop(
     keys: DataKeys,
     mode: Mode,
     policy: FecPolicy,
-    mut source: Box<dyn FrameSource>,
+    make_source: MakeFrameSource,
     cmds: mpsc::Receiver<StreamCmd>,
     stop: &AtomicBool,
 ) -> Result<SendSummary> {
@@ -235,6 +239,7 @@ fn send_loop(
         return Ok(summary);
     };
     tracing::info!(%dest, "native data plane: streaming");
+    let mut source = make_source().context("opening the stream's frame source")?;
     let mut fec = AdaptiveFec::new(policy, mode.fec_percent);
     let config = NativeConfig {
         parity_percent: u16::from(fec.percent()),
@@ -283,7 +288,10 @@ fn send_loop(
             now.duration_since(epoch).as_micros() as u64,
             idr,
             &mut frame,
-        );
+        )?;
+        if frame.is_empty() {
+            continue; // the encoder produced nothing for this one
+        }
         idr = false;
         let flags = if key { FLAG_KEYFRAME } else { 0 };
         packetizer.packetize(n, flags, &frame, &mut batch)?;

@@ -4,10 +4,14 @@
 
 pub mod client;
 pub mod data;
+pub mod decode;
 pub mod lockout;
 pub mod loopback;
+pub mod pattern_source;
 pub mod quic;
 pub mod server;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_stream;

@@ -21,7 +21,7 @@ use punktfunk_core::native::control::{
 use punktfunk_core::native::pairing::{Binding, HostAwaitingConfirm};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::data::{DataKeys, DataStream, FrameSource, StreamCmd};
+use super::data::{DataKeys, DataStream, FrameSource, MakeFrameSource, StreamCmd};
 use super::lockout::PairingLockout;
 use super::quic::{ControlStream, peer_certificate};
 use crate::pairing::native::NativePairing;
@@ -86,7 +86,7 @@ pub enum NativeEvent {
 pub struct SourceFactory(pub Arc<MakeSource>);
 
 /// The function behind a [`SourceFactory`].
-pub type MakeSource = dyn Fn(&Mode) -> Box<dyn FrameSource> + Send + Sync;
+pub type MakeSource = dyn Fn(&Mode) -> MakeFrameSource + Send + Sync;
 
 impl std::fmt::Debug for SourceFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -462,7 +462,17 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
         pairing: state.native_pairing.clone(),
         lockout: Mutex::new(PairingLockout::default()),
         events,
-        source: None,
+        // As on the GameStream path today, a stream carries the encoded test pattern
+        // until the session manager hands native sessions the captured display.
+        source: Some(SourceFactory(Arc::new(|mode: &Mode| {
+            let mode = *mode;
+            Box::new(move || {
+                Ok(
+                    Box::new(super::pattern_source::EncodedPattern::open(&mode)?)
+                        as Box<dyn FrameSource>,
+                )
+            }) as MakeFrameSource
+        }))),
     });
     let endpoint =
         match super::quic::server_config(&state.identity).and_then(|config| bind(&ctx, config)) {

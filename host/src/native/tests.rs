@@ -25,8 +25,8 @@ const CAPS: Capabilities = Capabilities {
     max_bitrate_kbps: 5_000_000,
 };
 
-struct Host {
-    addr: std::net::SocketAddr,
+pub(super) struct Host {
+    pub(super) addr: std::net::SocketAddr,
     ctx: Arc<NativeContext>,
     events: mpsc::Receiver<NativeEvent>,
     endpoint: quinn::Endpoint,
@@ -38,7 +38,10 @@ impl Host {
         Self::start_with(allow_tofu, None).await
     }
 
-    async fn start_with(allow_tofu: bool, source: Option<server::SourceFactory>) -> Host {
+    pub(super) async fn start_with(
+        allow_tofu: bool,
+        source: Option<server::SourceFactory>,
+    ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
         let identity = HostIdentity::load_or_create(dir.path(), &store, Some("den"))
@@ -73,7 +76,7 @@ impl Host {
         }
     }
 
-    async fn connect(
+    pub(super) async fn connect(
         &self,
         cert: &ClientCert,
         pin: Option<[u8; 32]>,
@@ -296,10 +299,12 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
 
     let factory = server::SourceFactory(Arc::new(|m: &Mode| {
         let bytes = u64::from(m.bitrate_kbps) * 1000 / 8 / u64::from(m.fps.max(1));
-        Box::new(SyntheticFrames {
+        let source = SyntheticFrames {
             bytes: bytes as usize,
             keyframe_every: 120,
-        }) as Box<dyn super::data::FrameSource>
+        };
+        Box::new(move || Ok(Box::new(source) as Box<dyn super::data::FrameSource>))
+            as super::data::MakeFrameSource
     }));
     let host = Host::start_with(true, Some(factory)).await;
     let cert = ClientCert::generate("probe").unwrap();
