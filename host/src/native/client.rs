@@ -129,6 +129,10 @@ impl NativeClient {
 
     /// Pairs with the PIN the host shows.
     pub async fn pair(&mut self, pin: &str) -> Result<PairOutcome> {
+        if self.host.paired {
+            // This certificate is already paired; the host expects no exchange.
+            return Ok(PairOutcome::Paired);
+        }
         let binding = Binding {
             client_fp: self.cert_fp,
             host_fp: self.host_fp,
