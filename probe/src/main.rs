@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use punktfunk_core::native::control::{Capabilities, Codec, Message, Mode};
+use punktfunk_core::native::wire::FLAG_KEYFRAME;
 use punktfunk_host::native::client::{NativeClient, PairOutcome};
 use punktfunk_host::native::data::{DataKeys, DataReceiver};
 use punktfunk_host::native::decode::VideoDecoder;
@@ -167,8 +168,8 @@ async fn main() -> Result<()> {
                     tx,
                 )
             });
-            while let Some(r) = reports.recv().await {
-                c.send(&Message::Loss(r)).await?;
+            while let Some(msg) = reports.recv().await {
+                c.send(&msg).await?;
             }
             let report = run.await??;
             c.close().await;
@@ -189,7 +190,7 @@ fn receive(
     seconds: u64,
     decode: bool,
     codec: Codec,
-    reports: tokio::sync::mpsc::Sender<punktfunk_core::native::control::LossReport>,
+    to_host: tokio::sync::mpsc::Sender<Message>,
 ) -> Result<Report> {
     let mut rx = DataReceiver::connect(addr, keys, max_frame)?;
     let mut dec = if decode {
@@ -203,16 +204,47 @@ fn receive(
     let start = Instant::now();
     let mut last_report = start;
     let mut frames = Vec::new();
+    // After a lost frame or a decode error, references are broken: ask for a keyframe
+    // and feed the decoder nothing until it arrives.
+    let mut need_key = false;
+    let mut lost_seen = 0;
+    let mut last_idr = start;
     while start.elapsed() < Duration::from_secs(seconds) {
         if rep.frames == 0 {
             rx.send_announce()?;
         }
-        rx.poll(|| false, |f| frames.push((f.data.to_vec(), unix_us())))?;
-        for (data, at) in frames.drain(..) {
+        rx.poll(
+            || false,
+            |f| frames.push((f.data.to_vec(), f.flags & FLAG_KEYFRAME != 0, unix_us())),
+        )?;
+        if rx.stats().frames_lost > lost_seen {
+            lost_seen = rx.stats().frames_lost;
+            need_key = true;
+        }
+        // Ask again if the keyframe itself was lost.
+        if need_key && (rep.idr_requests == 0 || last_idr.elapsed() >= Duration::from_millis(250)) {
+            rep.idr_requests += 1;
+            last_idr = Instant::now();
+            let _ = to_host.blocking_send(Message::RequestIdr);
+        }
+        for (data, keyframe, at) in frames.drain(..) {
             rep.frames += 1;
             bytes += data.len() as u64;
             let Some(dec) = dec.as_mut() else { continue };
-            for pic in dec.decode(&data)? {
+            if need_key && !keyframe {
+                rep.skipped_until_keyframe += 1;
+                continue;
+            }
+            need_key = false;
+            let pictures = match dec.decode(&data) {
+                Ok(p) => p,
+                Err(_) => {
+                    rep.decode_errors += 1;
+                    need_key = true;
+                    continue;
+                }
+            };
+            for pic in pictures {
                 rep.decoded += 1;
                 if let Some((capture_us, _)) = pic.barcode {
                     rep.barcodes += 1;
@@ -221,8 +253,8 @@ fn receive(
                 }
             }
         }
-        if last_report.elapsed() >= Duration::from_millis(100) {
-            let _ = reports.blocking_send(rx.loss_report(last_report.elapsed()));
+        if last_report.elapsed() >= Duration::from_millis(50) {
+            let _ = to_host.blocking_send(Message::Loss(rx.loss_report(last_report.elapsed())));
             last_report = Instant::now();
         }
     }

@@ -25,6 +25,12 @@ pub struct Report {
     pub decoded: u64,
     /// Barcodes read back.
     pub barcodes: u64,
+    /// Frames the decoder refused (then a keyframe is requested).
+    pub decode_errors: u64,
+    /// Keyframes requested after a lost frame or a decode error.
+    pub idr_requests: u64,
+    /// Frames not decoded while waiting for the requested keyframe.
+    pub skipped_until_keyframe: u64,
     /// Capture to reassembled, microseconds (p50, p99), from the barcode's capture time.
     pub reassembled_us: (u64, u64),
     /// Capture to decoded, microseconds (p50, p99).
@@ -51,6 +57,7 @@ impl Report {
              malformed / stale packets             : {} / {}\n\
              goodput                               : {:.3} Gbit/s over {:.1} s\n\
              pictures decoded / barcodes read      : {} / {}\n\
+             decode errors / IDR requests / skipped: {} / {} / {}\n\
              capture -> reassembled p50 / p99      : {:.2} / {:.2} ms\n\
              capture -> decoded p50 / p99          : {:.2} / {:.2} ms",
             self.frames,
@@ -63,6 +70,9 @@ impl Report {
             self.seconds,
             self.decoded,
             self.barcodes,
+            self.decode_errors,
+            self.idr_requests,
+            self.skipped_until_keyframe,
             ms(self.reassembled_us.0),
             ms(self.reassembled_us.1),
             ms(self.decoded_us.0),
