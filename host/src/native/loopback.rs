@@ -47,6 +47,10 @@ pub struct LoopbackArgs {
     /// Send with sendmmsg instead of UDP GSO.
     #[arg(long)]
     pub no_gso: bool,
+    /// Also measure the raw GSO and sendmmsg ceilings in this run and report the
+    /// data plane's goodput and CPU against them.
+    #[arg(long)]
+    pub ceilings: bool,
 }
 
 impl Default for LoopbackArgs {
@@ -59,12 +63,13 @@ impl Default for LoopbackArgs {
             loss: 2.0,
             spread: 0.25,
             no_gso: false,
+            ceilings: false,
         }
     }
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoopbackSummary {
     /// Frames the sender produced.
     pub frames_sent: u64,
@@ -76,6 +81,8 @@ pub struct LoopbackSummary {
     pub shards_recovered: u64,
     /// Packets refused as malformed (never expected on a clean path).
     pub packets_malformed: u64,
+    /// Delivered frame payload, Gbit/s over the run.
+    pub goodput_gbps: f64,
 }
 
 /// What the receiver saw.
@@ -172,14 +179,20 @@ pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
         let loss = args.loss / 100.0;
         thread::Builder::new()
             .name("pf-loopback-rx".into())
-            .spawn(move || receive(rx_socket, key, limits, loss, epoch, &done, &stats))?
+            .spawn(move || {
+                let r = receive(rx_socket, key, limits, loss, epoch, &done, &stats);
+                r.map(|s| (s, super::bench::thread_cpu()))
+            })?
     };
     let sender = {
         let args = args.clone();
         let done = done.clone();
         thread::Builder::new()
             .name("pf-loopback-tx".into())
-            .spawn(move || send(tx_socket, dest, key, config, &args, epoch, &done))?
+            .spawn(move || {
+                let r = send(tx_socket, dest, key, config, &args, epoch, &done);
+                r.map(|(n, s)| (n, s, super::bench::thread_cpu()))
+            })?
     };
 
     let start = clock::now();
@@ -204,9 +217,10 @@ pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
         );
         last = now;
     }
-    let (frames_sent, tx) = sender.join().expect("sender thread")?;
+    let (frames_sent, tx, tx_cpu) = sender.join().expect("sender thread")?;
+    let run_time = start.elapsed();
     done.store(true, Ordering::Release);
-    let reassembly = receiver.join().expect("receiver thread")?;
+    let (reassembly, rx_cpu) = receiver.join().expect("receiver thread")?;
     let rx = rx_stats.lock().expect("stats lock").clone();
     let mut lat = rx.latencies_us.clone();
     lat.sort_unstable();
@@ -245,6 +259,26 @@ pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
         percentile(&lat, 0.5) as f64 / 1000.0,
         percentile(&lat, 0.99) as f64 / 1000.0
     );
+    let goodput_gbps = rx.bytes as f64 * 8.0 / 1e9 / run_time.as_secs_f64();
+    let gbit = (rx.bytes as f64 * 8.0 / 1e9).max(1e-9);
+    println!(
+        "  goodput                        : {goodput_gbps:.3} Gbit/s; CPU s per Gbit: sender {:.3}, receiver {:.3}",
+        tx_cpu.as_secs_f64() / gbit,
+        rx_cpu.as_secs_f64() / gbit
+    );
+    if args.ceilings {
+        let packet_len = config.packet_len();
+        for (name, gso) in [("GSO", true), ("sendmmsg", false)] {
+            let c = super::bench::ceiling(gso, packet_len, Duration::from_secs(2))?;
+            println!(
+                "  raw {name:<8} ceiling           : {:.3} Gbit/s (CPU s/Gbit tx {:.3}, rx {:.3}); goodput is {:.0}% of it",
+                c.gbps,
+                c.tx_cpu_per_gbit,
+                c.rx_cpu_per_gbit,
+                100.0 * goodput_gbps / c.gbps.max(1e-9)
+            );
+        }
+    }
     if rx.corrupt > 0 {
         bail!("{} frames arrived corrupted", rx.corrupt);
     }
@@ -254,6 +288,7 @@ pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
         frames_corrupt: rx.corrupt,
         shards_recovered: reassembly.recovered_shards,
         packets_malformed: reassembly.malformed,
+        goodput_gbps,
     })
 }
 
@@ -465,6 +500,7 @@ mod tests {
             loss: 2.0,
             spread: 0.5,
             no_gso: false,
+            ceilings: false,
         };
         let summary = run(&args).expect("loopback run succeeds with no corrupt frames");
         assert_eq!(summary.frames_sent, 30);

@@ -2,6 +2,7 @@
 //! probe and the tests ([`client`]), their shared plumbing ([`quic`]), pairing lockout
 //! ([`lockout`]) and the data-plane loopback demo ([`loopback`]).
 
+pub mod bench;
 pub mod client;
 pub mod data;
 pub mod decode;
