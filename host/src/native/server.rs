@@ -441,7 +441,7 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
             Enc::Av1 => Codec::Av1 as u8,
         }
     });
-    let (events, mut rx) = mpsc::channel(1024);
+    let (events, rx) = mpsc::channel(1024);
     let ctx = Arc::new(NativeContext {
         options: NativeOptions {
             bind: SocketAddr::new(state.config.bind, settings.port),
@@ -488,11 +488,40 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
         tofu = settings.allow_tofu,
         "punktfunk/1 control plane listening (QUIC, ALPN punktfunk/1)"
     );
-    // The session manager is not wired to native sessions yet: events are logged.
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            tracing::debug!(?e, "native event");
-        }
-    });
+    // Input goes into the same input sink the GameStream path uses, on a plain thread
+    // (sinks write devices or files synchronously); other events are logged until the
+    // session manager takes native sessions.
+    let input = state.config.input.clone();
+    let recording = state.config.input_recording();
+    std::thread::Builder::new()
+        .name("pf-native-input".into())
+        .spawn(move || forward_events(rx, || crate::input::open(&input, recording.clone())))?;
     serve(endpoint, ctx).await
+}
+
+/// Drains native events until the channel closes: input into the sink (opened on the
+/// first input event), the rest logged.
+pub fn forward_events(
+    mut rx: mpsc::Receiver<NativeEvent>,
+    mut open_sink: impl FnMut() -> Result<Box<dyn crate::input::InputSink>>,
+) {
+    let mut sink = None;
+    while let Some(e) = rx.blocking_recv() {
+        match e {
+            NativeEvent::Input(ev) => {
+                if sink.is_none() {
+                    match open_sink() {
+                        Ok(s) => sink = Some(s),
+                        Err(e) => tracing::warn!("native input has no sink: {e:#}"),
+                    }
+                }
+                if let Some(s) = sink.as_mut()
+                    && let Err(e) = s.handle(&ev)
+                {
+                    tracing::debug!("native input event refused: {e:#}");
+                }
+            }
+            other => tracing::debug!(?other, "native event"),
+        }
+    }
 }

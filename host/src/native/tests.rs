@@ -384,3 +384,30 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     assert!(kept >= 0.95, "kept {intact} of {span} frames: {stats:?}");
     assert!(stats.recovered_frames > 0, "{stats:?}");
 }
+
+#[test]
+fn native_input_events_reach_the_input_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input.jsonl");
+    let (tx, rx) = mpsc::channel(8);
+    tx.try_send(NativeEvent::IdrRequested).unwrap();
+    tx.try_send(NativeEvent::Input(InputEvent::Key {
+        code: 0x41,
+        down: true,
+        modifiers: 0,
+        flags: 0,
+    }))
+    .unwrap();
+    tx.try_send(NativeEvent::Input(InputEvent::MouseMove { dx: 5, dy: 6 }))
+        .unwrap();
+    drop(tx);
+    let p = path.clone();
+    server::forward_events(rx, move || {
+        Ok(
+            Box::new(crate::input::recording::RecordingSink::create(&p)?)
+                as Box<dyn crate::input::InputSink>,
+        )
+    });
+    let recorded = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(recorded.lines().count(), 2, "{recorded}");
+}
