@@ -265,6 +265,7 @@ mod ty {
 }
 
 mod codec;
+mod input;
 
 impl Message {
     /// Appends the framed message to `out`.

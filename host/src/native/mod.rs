@@ -10,7 +10,9 @@ pub mod lockout;
 pub mod loopback;
 pub mod pattern_source;
 pub mod quic;
+pub mod receiver;
 pub mod server;
+pub mod service;
 
 #[cfg(test)]
 mod tests;

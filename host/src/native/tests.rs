@@ -402,7 +402,7 @@ fn native_input_events_reach_the_input_sink() {
         .unwrap();
     drop(tx);
     let p = path.clone();
-    server::forward_events(rx, move || {
+    super::service::forward_events(rx, move || {
         Ok(
             Box::new(crate::input::recording::RecordingSink::create(&p)?)
                 as Box<dyn crate::input::InputSink>,

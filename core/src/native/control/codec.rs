@@ -1,41 +1,41 @@
 //! Field-level encoding of control messages (see the parent module for the framing).
 
+use super::input::{input, read_input};
 use super::{
     CONTROL_VERSION, Capabilities, Codec, ControlError, FRAME_HEADER, LatencyReport, LossReport,
     MAX_PAYLOAD, MAX_STRING, Message, Mode, PairFailure, ty,
 };
-use crate::gamestream::input::{ControllerState, InputEvent, MouseButton};
 use crate::wire::Reader;
 
 /// A growable big-endian writer.
-struct Out<'a>(&'a mut Vec<u8>);
+pub(super) struct Out<'a>(pub(super) &'a mut Vec<u8>);
 
 impl Out<'_> {
-    fn u8(&mut self, v: u8) {
+    pub(super) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u16(&mut self, v: u16) {
+    pub(super) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn i16(&mut self, v: i16) {
+    pub(super) fn i16(&mut self, v: i16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(super) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn f32(&mut self, v: f32) {
+    pub(super) fn f32(&mut self, v: f32) {
         self.u32(v.to_bits());
     }
-    fn bool(&mut self, v: bool) {
+    pub(super) fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
     }
-    fn bytes(&mut self, v: &[u8]) -> Result<(), ControlError> {
+    pub(super) fn bytes(&mut self, v: &[u8]) -> Result<(), ControlError> {
         let len = u16::try_from(v.len()).map_err(|_| ControlError::TooLong(v.len()))?;
         self.u16(len);
         self.0.extend_from_slice(v);
         Ok(())
     }
-    fn string(&mut self, v: &str) -> Result<(), ControlError> {
+    pub(super) fn string(&mut self, v: &str) -> Result<(), ControlError> {
         if v.len() > MAX_STRING {
             return Err(ControlError::Invalid("string field too long"));
         }
@@ -58,167 +58,6 @@ fn mode(o: &mut Out<'_>, m: &Mode) {
     o.u16(m.fps);
     o.u32(m.bitrate_kbps);
     o.u8(m.fec_percent);
-}
-
-fn button_code(b: MouseButton) -> u8 {
-    match b {
-        MouseButton::Left => 1,
-        MouseButton::Middle => 2,
-        MouseButton::Right => 3,
-        MouseButton::X1 => 4,
-        MouseButton::X2 => 5,
-    }
-}
-
-fn input(o: &mut Out<'_>, e: &InputEvent) -> Result<(), ControlError> {
-    match e {
-        InputEvent::Key {
-            code,
-            down,
-            modifiers,
-            flags,
-        } => {
-            o.u8(1);
-            o.u16(*code);
-            o.bool(*down);
-            o.u8(*modifiers);
-            o.u8(*flags);
-        }
-        InputEvent::MouseMove { dx, dy } => {
-            o.u8(2);
-            o.i16(*dx);
-            o.i16(*dy);
-        }
-        InputEvent::MousePosition {
-            x,
-            y,
-            width,
-            height,
-        } => {
-            o.u8(3);
-            for v in [x, y, width, height] {
-                o.i16(*v);
-            }
-        }
-        InputEvent::MouseButton { button, down } => {
-            o.u8(4);
-            o.u8(button_code(*button));
-            o.bool(*down);
-        }
-        InputEvent::Scroll { amount } => {
-            o.u8(5);
-            o.i16(*amount);
-        }
-        InputEvent::HScroll { amount } => {
-            o.u8(6);
-            o.i16(*amount);
-        }
-        InputEvent::Controller(c) => {
-            o.u8(7);
-            o.u8(c.number);
-            o.u16(c.active_mask);
-            o.u32(c.buttons);
-            o.u8(c.left_trigger);
-            o.u8(c.right_trigger);
-            for v in [c.left_x, c.left_y, c.right_x, c.right_y] {
-                o.i16(v);
-            }
-        }
-        InputEvent::ControllerArrival {
-            number,
-            kind,
-            capabilities,
-            supported_buttons,
-        } => {
-            o.u8(8);
-            o.u8(*number);
-            o.u8(*kind);
-            o.u16(*capabilities);
-            o.u32(*supported_buttons);
-        }
-        InputEvent::Touch {
-            event,
-            rotation,
-            pointer,
-            x,
-            y,
-            pressure,
-        } => {
-            o.u8(9);
-            o.u8(*event);
-            o.u16(*rotation);
-            o.u32(*pointer);
-            for v in [x, y, pressure] {
-                o.f32(*v);
-            }
-        }
-        InputEvent::Pen {
-            event,
-            tool,
-            buttons,
-            x,
-            y,
-            pressure,
-            rotation,
-            tilt,
-        } => {
-            o.u8(10);
-            o.u8(*event);
-            o.u8(*tool);
-            o.u8(*buttons);
-            for v in [x, y, pressure] {
-                o.f32(*v);
-            }
-            o.u16(*rotation);
-            o.u8(*tilt);
-        }
-        InputEvent::ControllerTouch {
-            number,
-            event,
-            pointer,
-            x,
-            y,
-            pressure,
-        } => {
-            o.u8(11);
-            o.u8(*number);
-            o.u8(*event);
-            o.u32(*pointer);
-            for v in [x, y, pressure] {
-                o.f32(*v);
-            }
-        }
-        InputEvent::Motion {
-            number,
-            kind,
-            x,
-            y,
-            z,
-        } => {
-            o.u8(12);
-            o.u8(*number);
-            o.u8(*kind);
-            for v in [x, y, z] {
-                o.f32(*v);
-            }
-        }
-        InputEvent::Battery {
-            number,
-            state,
-            percent,
-        } => {
-            o.u8(13);
-            o.u8(*number);
-            o.u8(*state);
-            o.u8(*percent);
-        }
-        InputEvent::Text(t) => {
-            o.u8(14);
-            o.string(t)?;
-        }
-        InputEvent::HapticsEnabled => o.u8(15),
-    }
-    Ok(())
 }
 
 /// Appends `msg`, framed, to `out`. On error `out` is left as it was.
@@ -331,7 +170,7 @@ fn encode_payload(msg: &Message, o: &mut Out<'_>) -> Result<u8, ControlError> {
     })
 }
 
-fn read_bool(r: &mut Reader<'_>) -> Result<bool, ControlError> {
+pub(super) fn read_bool(r: &mut Reader<'_>) -> Result<bool, ControlError> {
     match r.u8()? {
         0 => Ok(false),
         1 => Ok(true),
@@ -344,7 +183,7 @@ fn read_bytes<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], ControlError> {
     Ok(r.bytes(len)?)
 }
 
-fn read_string(r: &mut Reader<'_>) -> Result<String, ControlError> {
+pub(super) fn read_string(r: &mut Reader<'_>) -> Result<String, ControlError> {
     let b = read_bytes(r)?;
     if b.len() > MAX_STRING {
         return Err(ControlError::Invalid("string field too long"));
@@ -352,11 +191,11 @@ fn read_string(r: &mut Reader<'_>) -> Result<String, ControlError> {
     String::from_utf8(b.to_vec()).map_err(|_| ControlError::Invalid("string is not UTF-8"))
 }
 
-fn read_i16(r: &mut Reader<'_>) -> Result<i16, ControlError> {
+pub(super) fn read_i16(r: &mut Reader<'_>) -> Result<i16, ControlError> {
     Ok(r.i16_be()?)
 }
 
-fn read_f32(r: &mut Reader<'_>) -> Result<f32, ControlError> {
+pub(super) fn read_f32(r: &mut Reader<'_>) -> Result<f32, ControlError> {
     Ok(f32::from_bits(r.u32_be()?))
 }
 
@@ -378,102 +217,6 @@ fn read_mode(r: &mut Reader<'_>) -> Result<Mode, ControlError> {
         fps: r.u16_be()?,
         bitrate_kbps: r.u32_be()?,
         fec_percent: r.u8()?,
-    })
-}
-
-fn read_input(r: &mut Reader<'_>) -> Result<InputEvent, ControlError> {
-    Ok(match r.u8()? {
-        1 => InputEvent::Key {
-            code: r.u16_be()?,
-            down: read_bool(r)?,
-            modifiers: r.u8()?,
-            flags: r.u8()?,
-        },
-        2 => InputEvent::MouseMove {
-            dx: read_i16(r)?,
-            dy: read_i16(r)?,
-        },
-        3 => InputEvent::MousePosition {
-            x: read_i16(r)?,
-            y: read_i16(r)?,
-            width: read_i16(r)?,
-            height: read_i16(r)?,
-        },
-        4 => InputEvent::MouseButton {
-            button: match r.u8()? {
-                1 => MouseButton::Left,
-                2 => MouseButton::Middle,
-                3 => MouseButton::Right,
-                4 => MouseButton::X1,
-                5 => MouseButton::X2,
-                _ => return Err(ControlError::Invalid("unknown mouse button")),
-            },
-            down: read_bool(r)?,
-        },
-        5 => InputEvent::Scroll {
-            amount: read_i16(r)?,
-        },
-        6 => InputEvent::HScroll {
-            amount: read_i16(r)?,
-        },
-        7 => InputEvent::Controller(ControllerState {
-            number: r.u8()?,
-            active_mask: r.u16_be()?,
-            buttons: r.u32_be()?,
-            left_trigger: r.u8()?,
-            right_trigger: r.u8()?,
-            left_x: read_i16(r)?,
-            left_y: read_i16(r)?,
-            right_x: read_i16(r)?,
-            right_y: read_i16(r)?,
-        }),
-        8 => InputEvent::ControllerArrival {
-            number: r.u8()?,
-            kind: r.u8()?,
-            capabilities: r.u16_be()?,
-            supported_buttons: r.u32_be()?,
-        },
-        9 => InputEvent::Touch {
-            event: r.u8()?,
-            rotation: r.u16_be()?,
-            pointer: r.u32_be()?,
-            x: read_f32(r)?,
-            y: read_f32(r)?,
-            pressure: read_f32(r)?,
-        },
-        10 => InputEvent::Pen {
-            event: r.u8()?,
-            tool: r.u8()?,
-            buttons: r.u8()?,
-            x: read_f32(r)?,
-            y: read_f32(r)?,
-            pressure: read_f32(r)?,
-            rotation: r.u16_be()?,
-            tilt: r.u8()?,
-        },
-        11 => InputEvent::ControllerTouch {
-            number: r.u8()?,
-            event: r.u8()?,
-            pointer: r.u32_be()?,
-            x: read_f32(r)?,
-            y: read_f32(r)?,
-            pressure: read_f32(r)?,
-        },
-        12 => InputEvent::Motion {
-            number: r.u8()?,
-            kind: r.u8()?,
-            x: read_f32(r)?,
-            y: read_f32(r)?,
-            z: read_f32(r)?,
-        },
-        13 => InputEvent::Battery {
-            number: r.u8()?,
-            state: r.u8()?,
-            percent: r.u8()?,
-        },
-        14 => InputEvent::Text(read_string(r)?),
-        15 => InputEvent::HapticsEnabled,
-        _ => return Err(ControlError::Invalid("unknown input event")),
     })
 }
 
