@@ -142,6 +142,32 @@ impl Default for StreamSettings {
     }
 }
 
+/// The native punktfunk/1 control plane (`[native]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeSettings {
+    /// UDP port of the QUIC control plane (0 picks a free one).
+    pub port: u16,
+    /// Accept unpaired clients and pin their certificate on first use. Off by default:
+    /// anyone on the network could then stream.
+    pub allow_tofu: bool,
+    /// Lowest FEC percentage a mode may use.
+    pub fec_min_percent: u8,
+    /// Highest FEC percentage a mode may use (adaptive FEC stays within these bounds).
+    pub fec_max_percent: u8,
+}
+
+impl Default for NativeSettings {
+    fn default() -> Self {
+        Self {
+            port: crate::native::quic::DEFAULT_PORT,
+            allow_tofu: false,
+            fec_min_percent: 5,
+            fec_max_percent: 50,
+        }
+    }
+}
+
 /// The file's contents. Every field is optional; flags override the file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +195,9 @@ pub struct FileConfig {
     /// Input injection.
     #[serde(default)]
     pub input: InputConfig,
+    /// The native protocol.
+    #[serde(default)]
+    pub native: NativeSettings,
 }
 
 /// Flags that override the file.
@@ -187,6 +216,12 @@ pub struct ConfigArgs {
     /// Every port derives from this one as in GameStream [default: 47989].
     #[arg(long, value_name = "N", global = true)]
     pub port_base: Option<u16>,
+    /// UDP port of the native punktfunk/1 control plane [default: 9777].
+    #[arg(long, value_name = "PORT", global = true)]
+    pub native_port: Option<u16>,
+    /// Trust native clients on first use, without a PIN (opt-in; advertised to clients).
+    #[arg(long, global = true)]
+    pub allow_tofu: bool,
 }
 
 /// The ports of one host.
@@ -256,6 +291,8 @@ pub struct Config {
     pub stream: StreamSettings,
     /// Input injection.
     pub input: InputConfig,
+    /// The native protocol.
+    pub native: NativeSettings,
 }
 
 impl Config {
@@ -293,6 +330,11 @@ impl Config {
         if file.stream.fec_percent > 100 {
             bail!("stream.fec_percent must be at most 100");
         }
+        if file.native.fec_min_percent > file.native.fec_max_percent
+            || file.native.fec_max_percent > 100
+        {
+            bail!("[native] needs fec_min_percent <= fec_max_percent <= 100");
+        }
         if file.stream.client_timeout_secs == 0 {
             bail!("stream.client_timeout_secs must be at least one second");
         }
@@ -324,6 +366,11 @@ impl Config {
             web: file.web,
             stream: file.stream,
             input: file.input,
+            native: NativeSettings {
+                port: args.native_port.unwrap_or(file.native.port),
+                allow_tofu: args.allow_tofu || file.native.allow_tofu,
+                ..file.native
+            },
         })
     }
 

@@ -30,6 +30,8 @@ pub enum ControlRequest {
     },
     /// What runs: the app and the live stream.
     Status,
+    /// Arm native (punktfunk/1) pairing and return the PIN to type on the client.
+    PairNative,
     /// Rumble a controller on the streaming client, as a game writing force feedback
     /// to its virtual pad would (for the recording input backend and diagnostics).
     Rumble {
@@ -115,6 +117,17 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
                     ok: false,
                     message: e.to_string(),
                 },
+            }
+        }
+        Ok(ControlRequest::PairNative) => {
+            let armed = state.native_pairing.arm();
+            ControlReply {
+                ok: true,
+                message: format!(
+                    "native pairing armed: enter PIN {} on the device (valid for {} s)",
+                    armed.pin,
+                    crate::pairing::native::PIN_TTL.as_secs()
+                ),
             }
         }
         Ok(ControlRequest::Status) => ControlReply {

@@ -41,6 +41,11 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Arm pairing for a native punktfunk/1 client and print the PIN to type on it.
+    PairNative {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Show what the running host is doing: the launched app and the live stream (JSON).
     Status {
         #[command(flatten)]
@@ -100,6 +105,19 @@ fn run() -> Result<()> {
                 &config.control_socket(),
                 &req,
                 wait,
+            ))?;
+            if !reply.ok {
+                bail!("{}", reply.message);
+            }
+            println!("{}", reply.message);
+            Ok(())
+        }
+        Command::PairNative { config } => {
+            let config = Config::load(&config)?;
+            let reply = runtime()?.block_on(control_socket::request(
+                &config.control_socket(),
+                &ControlRequest::PairNative,
+                Duration::from_secs(10),
             ))?;
             if !reply.ok {
                 bail!("{}", reply.message);

@@ -103,6 +103,7 @@ pub async fn run(config: Config) -> Result<()> {
     tasks.spawn(control_socket::serve(control, state.clone()));
     tasks.spawn(stream::rtsp_server::serve(rtsp, state.clone()));
     tasks.spawn(reap_streams(state.clone()));
+    tasks.spawn(crate::native::service::run(state.clone()));
     // The services only return on a fatal error; a signal is the normal way out.
     let outcome = tokio::select! {
         sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),

@@ -29,7 +29,7 @@ pub struct HostState {
     /// Pairing in progress.
     pub pairing: PairingManager,
     /// The native protocol's pairing window (armed from the web console).
-    pub native_pairing: NativePairing,
+    pub native_pairing: Arc<NativePairing>,
     /// The app catalog.
     pub catalog: Catalog,
     /// Encoders that open on this machine.
@@ -66,7 +66,7 @@ impl HostState {
             identity,
             store,
             pairing,
-            native_pairing: NativePairing::default(),
+            native_pairing: Arc::new(NativePairing::default()),
             catalog,
             encoders,
             sessions: streams.sessions().clone(),

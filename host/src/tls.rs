@@ -112,3 +112,22 @@ pub fn web_config(identity: &HostIdentity) -> Result<Arc<ServerConfig>> {
         .context("loading the host certificate into TLS")?;
     Ok(Arc::new(config))
 }
+
+/// The QUIC config of the native protocol (punktfunk/1): TLS 1.3 only, the host
+/// certificate, a mandatory client certificate of any issuer (pinned against the store
+/// after the handshake, like nvhttp's), and the protocol's ALPN.
+pub fn native_config(identity: &HostIdentity, alpn: &[u8]) -> Result<ServerConfig> {
+    let provider = provider();
+    let verifier = Arc::new(AnyClientCert {
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (chain, key) = cert_and_key(identity)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("loading the host certificate into TLS")?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}

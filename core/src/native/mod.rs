@@ -7,6 +7,10 @@
 //! its nonce built from a 64-bit packet counter that a [`ReplayWindow`] checks on
 //! receipt.
 //!
+//! - [`adaptive_fec`]: the parity percentage following the client's loss reports.
+//! - [`loss_meter`]: the client's loss accounting behind its reports.
+//! - [`control`]: the control-stream messages (hello, pairing, modes, reports, input).
+//! - [`pairing`]: SPAKE2 over the host's PIN, bound to both TLS certificates.
 //! - [`wire`]: the versioned packet header, sealing and opening.
 //! - [`packetizer`]: frame -> FEC block -> sealed packets, in one reused buffer.
 //! - [`reassembly`]: packets -> frames, delivered as soon as any `k` shards are in,
@@ -14,6 +18,10 @@
 //!
 //! [`ReplayWindow`]: crate::crypto::replay::ReplayWindow
 
+pub mod adaptive_fec;
+pub mod control;
+pub mod loss_meter;
 pub mod packetizer;
+pub mod pairing;
 pub mod reassembly;
 pub mod wire;

@@ -125,6 +125,11 @@ impl NativePacketizer {
         &self.config
     }
 
+    /// Changes the parity percentage from the next frame on (adaptive FEC).
+    pub fn set_parity_percent(&mut self, percent: u16) {
+        self.config.parity_percent = percent;
+    }
+
     /// Cuts `data` into shards, adds parity, and seals every packet into `out`.
     pub fn packetize(
         &mut self,

@@ -8,7 +8,14 @@
 //! Memory is bounded no matter what arrives: at most [`ReassemblyLimits::max_frames`]
 //! frames are in progress, each at most [`ReassemblyLimits::max_frame_bytes`]; a new
 //! frame beyond that evicts the least recently touched one. Buffers are reused.
+//!
+//! The per-frame limit must fit the stream: a keyframe of a 3 Gbps, 60 fps stream is
+//! ~25 MB (~27.5 MB with parity), so a receiver sizes its limits from the largest
+//! frame the mode allows ([`ReassemblyLimits::for_max_frame`]). A frame over the limit
+//! is a configuration mismatch, not a malformed packet, and is counted as
+//! [`NativeStats::oversized`].
 
+use super::packetizer::NativeConfig;
 use super::wire::{NativeError, PacketHeader};
 use crate::fec::{BlockShape, ErasureCode, Gf16Rs};
 use crate::gamestream::rtp::frame_before;
@@ -32,11 +39,27 @@ impl Default for ReassemblyLimits {
     }
 }
 
+impl ReassemblyLimits {
+    /// Limits that hold frames of up to `max_frame_len` bytes, cut and protected as
+    /// `config` does, and never less than the default.
+    pub fn for_max_frame(max_frame_len: usize, config: &NativeConfig) -> Result<Self, NativeError> {
+        let block = config.shape_for(max_frame_len.max(1))?.buffer_len();
+        let default = Self::default();
+        Ok(Self {
+            max_frame_bytes: block.max(default.max_frame_bytes),
+            ..default
+        })
+    }
+}
+
 /// Counters a receiver keeps; every dropped packet lands in one of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NativeStats {
     /// Packets refused before reassembly (parse, auth, replay, limits).
     pub malformed: u64,
+    /// Shards of frames larger than [`ReassemblyLimits::max_frame_bytes`]: well-formed,
+    /// but the receiver was sized for smaller frames.
+    pub oversized: u64,
     /// Shards for frames already delivered or dropped.
     pub stale: u64,
     /// Shards received twice.
@@ -47,6 +70,8 @@ pub struct NativeStats {
     pub frames_lost: u64,
     /// Data shards rebuilt from parity.
     pub recovered_shards: u64,
+    /// Frames that needed parity to complete.
+    pub recovered_frames: u64,
 }
 
 /// A delivered frame, borrowed from the reassembler's buffer until the next push.
@@ -155,9 +180,8 @@ impl Reassembler {
         };
         h.check_shard_len(shard.len())?;
         if shape.buffer_len() > self.limits.max_frame_bytes {
-            return Err(NativeError::Malformed(
-                "frame larger than the reassembly limit",
-            ));
+            self.stats.oversized += 1;
+            return Ok(None);
         }
         if self
             .last_delivered
@@ -200,6 +224,7 @@ impl Reassembler {
                 .reconstruct(shape, block, &slot.present)
                 .map_err(|_| NativeError::Malformed("FEC could not rebuild the frame"))?;
             self.stats.recovered_shards += lost as u64;
+            self.stats.recovered_frames += 1;
         }
         // Deliver; drop every unfinished frame older than this one.
         let id = h.frame_id;

@@ -45,6 +45,17 @@ pub const SALT_HOST_DATA: [u8; 4] = *b"pfHD";
 /// IV salt of packets the client sends.
 pub const SALT_CLIENT_DATA: [u8; 4] = *b"pfCD";
 
+/// TLS exporter label of the data-plane keys: both ends of a QUIC connection export
+/// 16 bytes with this label and a per-direction context, so the data plane's AES key
+/// is tied to that authenticated session and never crosses the wire.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-punktfunk/1 data plane";
+/// Exporter context of the host-to-client key.
+pub const EXPORTER_HOST_TO_CLIENT: &[u8] = b"host to client";
+/// Exporter context of the client-to-host key.
+pub const EXPORTER_CLIENT_TO_HOST: &[u8] = b"client to host";
+/// Packet kind: the client announcing its data address (an empty, sealed packet).
+pub const KIND_ANNOUNCE: u8 = 1;
+
 /// Why a native packet was refused. Every variant is counted and the packet dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NativeError {

@@ -116,6 +116,20 @@ impl NativePairing {
         }
         Err(NativePinError::WrongPin)
     }
+
+    /// Counts a failed native pairing proof (SPAKE2 tells the host only that the PIN
+    /// did not match, never which PIN was tried); like a wrong PIN, [`MAX_WRONG`] of
+    /// them close the window.
+    pub fn record_failure(&self) {
+        let mut w = self.lock();
+        if let Some(window) = w.as_mut() {
+            window.wrong += 1;
+            if window.wrong >= MAX_WRONG {
+                tracing::warn!("native pairing closed after {MAX_WRONG} failed attempts");
+                *w = None;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -153,7 +153,42 @@ fn memory_stays_bounded_under_a_flood_of_bogus_frame_ids() {
         "{} bytes held",
         r.memory_bytes()
     );
-    assert!(r.stats().malformed > 0, "oversized frames are refused");
+    assert!(r.stats().oversized > 0, "oversized frames are refused");
+}
+
+#[test]
+fn limits_for_the_largest_frame_admit_it_and_oversize_is_not_malformed() {
+    // A 3 Gbps, 60 fps keyframe: 4 x 6.25 MB, ~27.5 MB with 10% parity.
+    let config = NativeConfig::default();
+    let keyframe = 25_000_000;
+    let block = config.shape_for(keyframe).unwrap();
+    let default = ReassemblyLimits::default();
+    assert!(block.buffer_len() > default.max_frame_bytes);
+    let sized = ReassemblyLimits::for_max_frame(keyframe, &config).unwrap();
+    assert!(sized.max_frame_bytes >= block.buffer_len());
+    // Small streams keep the default headroom.
+    assert_eq!(
+        ReassemblyLimits::for_max_frame(10_000, &config).unwrap(),
+        default
+    );
+
+    let h = PacketHeader {
+        kind: 0,
+        flags: 0,
+        counter: 0,
+        frame_id: 1,
+        shard_index: 0,
+        data_shards: block.data as u16,
+        parity_shards: block.parity as u16,
+        frame_len: keyframe as u32,
+    };
+    let shard = vec![0u8; config.shard_len];
+    let mut small = Reassembler::new(default);
+    assert!(small.push(&h, &shard).is_none());
+    assert_eq!((small.stats().malformed, small.stats().oversized), (0, 1));
+    let mut big = Reassembler::new(sized);
+    assert!(big.push(&h, &shard).is_none());
+    assert_eq!((big.stats().malformed, big.stats().oversized), (0, 0));
 }
 
 proptest! {

@@ -1,0 +1,318 @@
+//! The punktfunk/1 data plane over the network: keys from the QUIC session's TLS
+//! exporter, a per-session UDP socket on the host, one GF(2^16) block per frame,
+//! AES-GCM per packet, pacing, GSO/sendmmsg out and recvmmsg/GRO in, adaptive FEC
+//! driven by the client's loss reports.
+//!
+//! The client learns the host's data port from `ModeAck` and announces its own address
+//! with a sealed packet (kind [`KIND_ANNOUNCE`]) under the client-to-host key, so the
+//! host only ever streams to an address that proved it holds the session's keys.
+//! The send loop runs on a plain thread; the control task feeds it loss reports and
+//! IDR requests through a channel. The client side is [`super::receiver`].
+
+pub use super::receiver::DataReceiver;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use punktfunk_core::native::adaptive_fec::{AdaptiveFec, FecPolicy};
+use punktfunk_core::native::control::{LossReport, Mode};
+use punktfunk_core::native::packetizer::{NativeBatch, NativeConfig, NativePacketizer};
+use punktfunk_core::native::wire::{
+    EXPORTER_CLIENT_TO_HOST, EXPORTER_HOST_TO_CLIENT, EXPORTER_LABEL, FLAG_KEYFRAME, KIND_ANNOUNCE,
+    PacketOpener, PacketSealer, SALT_CLIENT_DATA, SALT_HOST_DATA,
+};
+use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
+
+use crate::clock;
+use crate::net::udp_batch::{BatchSocket, SendStats};
+
+/// The two data-plane keys of a session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DataKeys {
+    /// Seals host-to-client packets.
+    pub host_to_client: [u8; 16],
+    /// Seals client-to-host packets (the announce).
+    pub client_to_host: [u8; 16],
+}
+
+impl std::fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKeys(..)")
+    }
+}
+
+impl DataKeys {
+    /// Exports both keys from the connection's TLS session (same result on both ends).
+    pub fn export(conn: &quinn::Connection) -> Result<Self> {
+        let mut keys = Self {
+            host_to_client: [0; 16],
+            client_to_host: [0; 16],
+        };
+        conn.export_keying_material(
+            &mut keys.host_to_client,
+            EXPORTER_LABEL,
+            EXPORTER_HOST_TO_CLIENT,
+        )
+        .map_err(|e| anyhow!("TLS exporter: {e:?}"))?;
+        conn.export_keying_material(
+            &mut keys.client_to_host,
+            EXPORTER_LABEL,
+            EXPORTER_CLIENT_TO_HOST,
+        )
+        .map_err(|e| anyhow!("TLS exporter: {e:?}"))?;
+        Ok(keys)
+    }
+}
+
+/// Produces the frames a stream sends. Created on the send thread (FFmpeg encoders
+/// are not `Send`), by a [`MakeFrameSource`].
+pub trait FrameSource {
+    /// Writes frame `n` into `out` (cleared by the caller) and says whether it is a
+    /// keyframe; `idr` asks for one.
+    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool>;
+}
+
+/// Opens a [`FrameSource`] on the send thread, once the client has announced itself.
+pub type MakeFrameSource = Box<dyn FnOnce() -> Result<Box<dyn FrameSource>> + Send>;
+
+/// Verifiable synthetic frames (the loopback demo's pattern): capture time and frame
+/// id up front, a keyed pseudo-random body the receiver can recompute.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticFrames {
+    /// Bytes of an ordinary frame.
+    pub bytes: usize,
+    /// Every n-th frame is a keyframe twice the size.
+    pub keyframe_every: u32,
+}
+
+impl FrameSource for SyntheticFrames {
+    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool> {
+        let key = idr || n.is_multiple_of(self.keyframe_every.max(1));
+        let len = self.bytes.max(super::loopback::FRAME_META) * if key { 2 } else { 1 };
+        out.resize(len, 0);
+        super::loopback::fill_frame(out, n, capture_us);
+        Ok(key)
+    }
+}
+
+/// What the control task tells the send thread.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamCmd {
+    /// A loss report arrived.
+    Loss(LossReport),
+    /// The client asked for a keyframe.
+    Idr,
+}
+
+/// What the send thread reports when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendSummary {
+    /// Frames sent.
+    pub frames: u64,
+    /// Send counters.
+    pub sends: SendStats,
+    /// Parity percentage at the end (adaptive FEC's last decision).
+    pub final_parity: u8,
+    /// Datagrams on the data port that failed to authenticate.
+    pub refused: u64,
+}
+
+/// A running host-side stream.
+#[derive(Debug)]
+pub struct DataStream {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    cmds: mpsc::Sender<StreamCmd>,
+    thread: Option<thread::JoinHandle<Result<SendSummary>>>,
+}
+
+impl DataStream {
+    /// Binds a data socket on `ip` and starts the send thread, which waits for the
+    /// client's announce and then streams `source` in `mode` until stopped.
+    pub fn start(
+        ip: IpAddr,
+        keys: DataKeys,
+        mode: Mode,
+        policy: FecPolicy,
+        source: MakeFrameSource,
+    ) -> Result<Self> {
+        let socket = BatchSocket::bind(SocketAddr::new(ip, 0)).context("binding the data port")?;
+        let port = socket.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cmds, rx) = mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            thread::Builder::new()
+                .name("pf-native-tx".into())
+                .spawn(move || send_loop(socket, keys, mode, policy, source, rx, &stop))?
+        };
+        Ok(Self {
+            port,
+            stop,
+            cmds,
+            thread: Some(thread),
+        })
+    }
+
+    /// The host's data port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Forwards a command to the send thread.
+    pub fn command(&self, cmd: StreamCmd) {
+        let _ = self.cmds.send(cmd);
+    }
+
+    /// Stops the thread and returns its summary. Blocks briefly: call it from a
+    /// blocking context, never on the async runtime.
+    pub fn stop(mut self) -> Result<SendSummary> {
+        self.stop.store(true, Ordering::Release);
+        self.thread
+            .take()
+            .map(|t| t.join().map_err(|_| anyhow!("data send thread panicked"))?)
+            .unwrap_or_else(|| Ok(SendSummary::default()))
+    }
+}
+
+impl Drop for DataStream {
+    fn drop(&mut self) {
+        // Never join here: drop may run on the runtime. The thread sees the flag.
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Waits for an authenticated announce; returns the client's address.
+fn await_announce(
+    socket: &BatchSocket,
+    key: &[u8; 16],
+    stop: &AtomicBool,
+    refused: &mut u64,
+) -> Result<Option<SocketAddr>> {
+    let mut opener = PacketOpener::new(key, SALT_CLIENT_DATA)?;
+    socket
+        .socket()
+        .set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut buf = [0u8; 2048];
+    let deadline = clock::now() + Duration::from_secs(10);
+    while !stop.load(Ordering::Acquire) && clock::now() < deadline {
+        let (n, from) = match socket.socket().recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e).context("receiving the announce"),
+        };
+        match opener.open(&mut buf[..n]) {
+            Ok((h, _)) if h.kind == KIND_ANNOUNCE => return Ok(Some(from)),
+            _ => *refused += 1,
+        }
+    }
+    Ok(None)
+}
+
+fn send_loop(
+    socket: BatchSocket,
+    keys: DataKeys,
+    mode: Mode,
+    policy: FecPolicy,
+    make_source: MakeFrameSource,
+    cmds: mpsc::Receiver<StreamCmd>,
+    stop: &AtomicBool,
+) -> Result<SendSummary> {
+    let mut summary = SendSummary::default();
+    let Some(dest) = await_announce(&socket, &keys.client_to_host, stop, &mut summary.refused)?
+    else {
+        return Ok(summary);
+    };
+    tracing::info!(%dest, "native data plane: streaming");
+    let mut source = make_source().context("opening the stream's frame source")?;
+    let mut fec = AdaptiveFec::new(policy, mode.fec_percent);
+    let config = NativeConfig {
+        parity_percent: u16::from(fec.percent()),
+        ..NativeConfig::default()
+    };
+    let mut packetizer = NativePacketizer::new(
+        config,
+        PacketSealer::new(&keys.host_to_client, SALT_HOST_DATA)?,
+    )?;
+    let fps = u32::from(mode.fps.max(1));
+    let interval = Duration::from_secs(1) / fps;
+    let mut pacer = Pacer::new(
+        PacerConfig {
+            spread: 0.5,
+            burst: 32,
+            ..PacerConfig::for_fps(fps)
+        },
+        clock::now(),
+    );
+    let epoch = clock::now();
+    let mut frame = Vec::new();
+    let mut batch = NativeBatch::default();
+    let start = clock::now();
+    let mut idr = true;
+    for n in 0u32.. {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                StreamCmd::Loss(r) => {
+                    let p = fec.on_report(clock::now(), &r);
+                    packetizer.set_parity_percent(u16::from(p));
+                }
+                StreamCmd::Idr => idr = true,
+            }
+        }
+        let due = start + interval * n;
+        if let Some(wait) = due.checked_duration_since(clock::now()) {
+            thread::sleep(wait);
+        }
+        let now = clock::now();
+        frame.clear();
+        let key = source.frame(
+            n,
+            now.duration_since(epoch).as_micros() as u64,
+            idr,
+            &mut frame,
+        )?;
+        if frame.is_empty() {
+            continue; // the encoder produced nothing for this one
+        }
+        idr = false;
+        let flags = if key { FLAG_KEYFRAME } else { 0 };
+        packetizer.packetize(n, flags, &frame, &mut batch)?;
+        pacer.begin_frame(now, batch.len());
+        let mut sent = 0;
+        loop {
+            match pacer.poll(clock::now()) {
+                Release::Send(count) => {
+                    let bytes = &batch.as_bytes()
+                        [sent * batch.packet_len()..(sent + count) * batch.packet_len()];
+                    socket.send_packets(dest, bytes, batch.packet_len(), &mut summary.sends)?;
+                    pacer.sent(count);
+                    sent += count;
+                }
+                Release::WaitUntil(t) => {
+                    if let Some(wait) = t.checked_duration_since(clock::now()) {
+                        thread::sleep(wait);
+                    }
+                }
+                Release::Idle => break,
+            }
+        }
+        summary.frames += 1;
+    }
+    summary.final_parity = fec.percent();
+    Ok(summary)
+}
