@@ -6,8 +6,9 @@
 //! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
 //!
 //! It learns where to send from the client's pings on the video port, starts with an
-//! IDR frame (the client waits for one), honours IDR requests within one frame (at
-//! most [`POLL`] on a still screen), and ends the stream when the client's pings stop
+//! IDR frame (the client waits for one), honours IDR requests with the next frame
+//! (on a still screen, by encoding the last picture again once two frame intervals
+//! passed without one), and ends the stream when the client's pings stop
 //! or the source goes away (the client then gets a termination with the reason).
 
 use std::net::SocketAddr;
@@ -172,10 +173,12 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
                 outcome
             }
             None => {
-                let idr_wanted = shared.idr.load(Ordering::Acquire);
-                if !pipeline.has_picture()
-                    || !(idr_wanted || last_sent.elapsed() >= REPEAT_INTERVAL)
-                {
+                // An IDR the client asked for rides on the next frame; only a source
+                // that has gone still for two frame intervals gets the last picture
+                // again right away.
+                let still_for = last_sent.elapsed();
+                let idr_now = shared.idr.load(Ordering::Acquire) && still_for >= interval * 2;
+                if !pipeline.has_picture() || !(idr_now || still_for >= REPEAT_INTERVAL) {
                     continue;
                 }
                 let force_idr = shared.idr.swap(false, Ordering::AcqRel);

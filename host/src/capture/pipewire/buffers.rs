@@ -161,39 +161,38 @@ unsafe fn datas<'b>(buffer: *mut pw::sys::pw_buffer) -> &'b [spa_sys::spa_data] 
     }
 }
 
-/// Maps every MemFd data of a newly added buffer, sized by `fstat`.
+/// Maps every MemFd data of a newly added buffer, sized by `fstat`. Returns the
+/// (maxsize, file size) of a data that claims more than its fd holds, if one does.
 ///
 /// # Safety
 /// `buffer` must be a live `pw_buffer` whose `user_data` we do not use otherwise.
-pub unsafe fn map_buffer(buffer: *mut pw::sys::pw_buffer) {
+pub unsafe fn map_buffer(buffer: *mut pw::sys::pw_buffer) -> Option<(u64, usize)> {
     let mut maps = Maps::default();
+    let mut overclaim = None;
     // SAFETY: per the caller.
     for d in unsafe { datas(buffer) } {
-        maps.0
-            .push(if d.type_ == spa_sys::SPA_DATA_MemFd && d.fd >= 0 {
-                match map_fd(d.fd as libc::c_int) {
-                    Ok(m) => {
-                        if u64::from(d.mapoffset) + u64::from(d.maxsize) > m.len as u64 {
-                            tracing::debug!(
-                                maxsize = d.maxsize,
-                                mapoffset = d.mapoffset,
-                                file = m.len,
-                                "PipeWire buffer claims more than its fd holds; using the fd's size"
-                            );
-                        }
-                        Some(m)
-                    }
-                    Err(e) => {
-                        tracing::warn!("cannot map a PipeWire buffer: {e}");
-                        None
-                    }
+        let mapping = if d.type_ == spa_sys::SPA_DATA_MemFd && d.fd >= 0 {
+            match map_fd(d.fd as libc::c_int) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!("cannot map a PipeWire buffer: {e}");
+                    None
                 }
-            } else {
-                None
-            });
+            }
+        } else {
+            None
+        };
+        if let Some(m) = &mapping {
+            let claimed = u64::from(d.mapoffset) + u64::from(d.maxsize);
+            if claimed > m.len as u64 {
+                overclaim = Some((claimed, m.len));
+            }
+        }
+        maps.0.push(mapping);
     }
     // SAFETY: per the caller; freed in unmap_buffer.
     unsafe { (*buffer).user_data = Box::into_raw(Box::new(maps)).cast() };
+    overclaim
 }
 
 /// Releases what [`map_buffer`] mapped.
