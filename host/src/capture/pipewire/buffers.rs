@@ -104,7 +104,7 @@ pub fn buffers_param() -> Value {
             Value::Choice(ChoiceValue::Int(Choice(
                 ChoiceFlags::empty(),
                 ChoiceEnum::Flags {
-                    default: types as i32,
+                    default: types,
                     flags: vec![],
                 },
             ))),

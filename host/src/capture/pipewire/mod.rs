@@ -259,7 +259,7 @@ impl PipeWireCapture {
         let deadline = Instant::now() + NODE_WAIT;
         loop {
             {
-                let st = lock(&state);
+                let st = lock(state);
                 if let Some(reason) = st.ended.as_ref().or(st.failed.as_ref()) {
                     return Err(CaptureError::Failed(reason.clone()));
                 }
@@ -273,7 +273,7 @@ impl PipeWireCapture {
                     }
                 }
             }
-            if Instant::now() >= deadline && !lock(&state).synced {
+            if Instant::now() >= deadline && !lock(state).synced {
                 return Err(CaptureError::Failed(
                     "the PipeWire daemon did not answer".into(),
                 ));
