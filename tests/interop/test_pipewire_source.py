@@ -19,14 +19,23 @@ import pytest
 from conftest import Host, Moonlight, free_port_base, make_config
 from pipewire_session import PipeWireSession
 from streamclient import read_barcode, run_stream, summarize
-from test_streaming import check_video as check_stream
 
 
-def check_video(host: Host, result: dict) -> dict:
+def check_video(host: Host, result: dict, min_ratio: float = 0.95) -> dict:
+    """The checks of test_streaming.check_video, except that a frame may come twice:
+    when the source delivers nothing new for 100 ms (a producer starved of CPU on a
+    loaded machine), the host repeats the last picture by design. Going back never."""
     nums = result["numbers"]
-    backwards = [(a, b) for a, b in zip(nums, nums[1:]) if b <= a]
-    assert not backwards, f"frame numbers went back or repeated: {backwards[:10]}"
-    return check_stream(host, result)
+    backwards = [(a, b) for a, b in zip(nums, nums[1:]) if b < a]
+    assert not backwards, f"frame numbers went back: {backwards[:10]}"
+    repeats = sum(1 for a, b in zip(nums, nums[1:]) if a == b)
+    assert repeats <= max(2, len(nums) // 50), f"{repeats} of {len(nums)} frames were repeats"
+    s = summarize(result)
+    assert result["unreadable"] == 0, f"{result['unreadable']} decoded frames had an unreadable barcode"
+    assert s["sent"] > 0
+    assert s["ratio"] >= min_ratio, f"decoded {s['decoded']} of {s['sent']} frames sent\n{host.log()}"
+    assert s["min_psnr"] is not None and s["min_psnr"] >= 30.0, f"colour bars PSNR {s['min_psnr']:.1f} dB"
+    return s
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@
 //!
 //! It learns where to send from the client's pings on the video port, starts with an
 //! IDR frame (the client waits for one), honours IDR requests with the next frame
-//! (on a still screen, by encoding the last picture again once two frame intervals
-//! passed without one), and ends the stream when the client's pings stop
+//! (on a still screen, with the next repeat), and ends the stream when the client's
+//! pings stop
 //! or the source goes away (the client then gets a termination with the reason).
 
 use std::net::SocketAddr;
@@ -173,12 +173,11 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
                 outcome
             }
             None => {
-                // An IDR the client asked for rides on the next frame; only a source
-                // that has gone still for two frame intervals gets the last picture
-                // again right away.
-                let still_for = last_sent.elapsed();
-                let idr_now = shared.idr.load(Ordering::Acquire) && still_for >= interval * 2;
-                if !pipeline.has_picture() || !(idr_now || still_for >= REPEAT_INTERVAL) {
+                // A still screen: repeat the last picture. An IDR the client asked
+                // for rides on the next frame or on this repeat, whichever comes
+                // first (repeating at once instead would show a live source's last
+                // frame twice).
+                if !pipeline.has_picture() || last_sent.elapsed() < REPEAT_INTERVAL {
                     continue;
                 }
                 let force_idr = shared.idr.swap(false, Ordering::AcqRel);
