@@ -419,7 +419,11 @@ impl VideoCapture for PipeWireCapture {
                         NEGOTIATE_WAIT.as_secs()
                     )));
                 }
-                st.pending.take().zip(st.format)
+                // Without a format (a renegotiation under way) the buffer waits.
+                match st.format {
+                    Some(format) => st.pending.take().map(|p| (p, format)),
+                    None => None,
+                }
             };
             if let Some(((buffer, at), format)) = pending {
                 // SAFETY: a buffer dequeued by the process callback and not queued back.
