@@ -127,9 +127,31 @@ def test_a_pipewire_node_streams_and_survives_a_lying_or_vanishing_producer(
 
     # A new launch with the producer back streams again.
     client.quit_app()
-    session.producer(node_name)
+    back = session.producer(node_name)
     result = run_stream(client, 3, 1280, 720, 60, "h264", 10000)
     assert summarize(result)["decoded"] > 60, summarize(result)
+    session.stop_producer(back)
+
+    # 4. The producer changes mode mid-stream (a renegotiation, as gamescope does when
+    #    a game changes resolution): the stream goes on at the client's mode, the host
+    #    scaling the new picture.
+    client.quit_app()
+    session.producer(node_name, "--resize-after-frames", "120", "--resize", "1920x1080")
+    shapes, late = set(), 0
+    with client.stream(app="Desktop", width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264", record_audio=False):
+        sess = client._session
+        start = time.monotonic()
+        for frame in client.frames():
+            shapes.add(frame.data.shape)
+            elapsed = time.monotonic() - start
+            late += elapsed > 4  # the change comes 2 s after the link
+            if elapsed >= 6:
+                break
+        assert not sess._connection_terminated.is_set(), "the stream ended at the mode change"
+    log = full_log(pw_host)
+    assert "width=1920 height=1080" in log and "the captured picture changed" in log, pw_host.log()
+    assert late > 60, f"only {late} frames in the 2 s after the mode change"
+    assert shapes == {(720, 1280, 3)}, shapes
 
 
 def test_a_missing_node_fails_the_stream_not_the_host(pw_host: Host, node_name: str):

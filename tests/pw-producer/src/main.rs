@@ -6,7 +6,9 @@
 //! the host's own `TestPattern::draw_into`, so a client can check every pixel.
 //! Options reproduce what real compositors get wrong: `--lie-maxsize` announces a
 //! `maxsize` larger than the memfd (a known compositor bug that crashes consumers
-//! trusting it), and `--stop-after-frames` leaves mid-stream (the node goes away).
+//! trusting it), `--stop-after-frames` leaves mid-stream (the node goes away), and
+//! `--resize-after-frames N --resize WxH` changes mode mid-stream (a renegotiation, as
+//! gamescope does when the game changes resolution).
 //!
 //! Prints `node <id> <name>` once the node exists and `streaming` once a consumer
 //! is linked; exits 0 after a clean stop (SIGTERM, SIGINT, or the frame limit).
@@ -49,9 +51,23 @@ struct Args {
     /// Leave after this many frames: the node goes away mid-stream.
     #[arg(long, value_name = "N")]
     stop_after_frames: Option<u64>,
+    /// Change to the `--resize` mode after this many frames (a renegotiation).
+    #[arg(long, value_name = "N", requires = "resize")]
+    resize_after_frames: Option<u64>,
+    /// The mode to change to, WIDTHxHEIGHT.
+    #[arg(long, value_name = "WxH", value_parser = parse_mode)]
+    resize: Option<(u32, u32)>,
     /// Buffers to allocate.
     #[arg(long, default_value_t = 4)]
     buffers: u32,
+}
+
+fn parse_mode(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or("WIDTHxHEIGHT")?;
+    Ok((
+        w.parse().map_err(|_| "bad width")?,
+        h.parse().map_err(|_| "bad height")?,
+    ))
 }
 
 /// One memfd buffer, mapped for painting; kept in `pw_buffer.user_data`.
@@ -70,7 +86,7 @@ fn serialize(value: Value) -> Result<Vec<u8>> {
     )
 }
 
-fn format_param(args: &Args) -> Value {
+fn format_param(args: &Args, (width, height): (u32, u32)) -> Value {
     use spa::param::format::{FormatProperties as F, MediaSubtype, MediaType};
     let prop = |key: F, value: Value| Property::new(key.as_raw(), value);
     Value::Object(Object {
@@ -83,13 +99,7 @@ fn format_param(args: &Args) -> Value {
                 F::VideoFormat,
                 Value::Id(Id(spa::param::video::VideoFormat::BGRx.as_raw())),
             ),
-            prop(
-                F::VideoSize,
-                Value::Rectangle(Rectangle {
-                    width: args.width,
-                    height: args.height,
-                }),
-            ),
+            prop(F::VideoSize, Value::Rectangle(Rectangle { width, height })),
             prop(
                 F::VideoFramerate,
                 Value::Fraction(Fraction {
@@ -101,7 +111,7 @@ fn format_param(args: &Args) -> Value {
     })
 }
 
-fn buffers_param(args: &Args, size: u32, stride: u32) -> Value {
+fn buffers_param(count: u32, size: u32, stride: u32) -> Value {
     let int = |v: u32| Value::Int(v as i32);
     Value::Object(Object {
         type_: spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
@@ -112,7 +122,7 @@ fn buffers_param(args: &Args, size: u32, stride: u32) -> Value {
                 Value::Choice(ChoiceValue::Int(Choice(
                     ChoiceFlags::empty(),
                     ChoiceEnum::Range {
-                        default: args.buffers as i32,
+                        default: count as i32,
                         min: 2,
                         max: 16,
                     },
@@ -227,17 +237,19 @@ fn main() -> Result<()> {
     let stream = pw::stream::StreamRc::new(core.clone(), &args.name, props)
         .context("creating the stream")?;
 
-    let stride = args.width * 4;
-    let size = stride * args.height;
-    let pattern = TestPattern::new(args.width, args.height);
+    // The current mode and its pattern: changed by a renegotiation.
+    let mode = Rc::new(Cell::new((args.width, args.height)));
+    let pattern = Rc::new(RefCell::new(TestPattern::new(args.width, args.height)));
     let frames = Rc::new(Cell::new(0u64));
     let streaming = Rc::new(Cell::new(false));
     let failure: Rc<RefCell<Option<String>>> = Rc::default();
     let lie = args.lie_maxsize;
-    let buffers = serialize(buffers_param(&args, size, stride))?;
+    let buffer_count = args.buffers;
 
     let _listener = {
         let (frames, streaming, failure) = (frames.clone(), streaming.clone(), failure.clone());
+        let (on_format, on_add, on_process) = (mode.clone(), mode.clone(), mode.clone());
+        let on_format_pattern = pattern.clone();
         let quit = main_loop.downgrade();
         let on_state_quit = main_loop.downgrade();
         let stop_after = args.stop_after_frames;
@@ -264,9 +276,22 @@ fn main() -> Result<()> {
                 }
             })
             .param_changed(move |stream, _, id, param| {
-                if id != spa::param::ParamType::Format.as_raw() || param.is_none() {
+                if id != spa::param::ParamType::Format.as_raw() {
                     return;
                 }
+                let Some(param) = param else { return };
+                let mut info = spa::param::video::VideoInfoRaw::default();
+                if info.parse(param).is_err() {
+                    return;
+                }
+                let (w, h) = (info.size().width, info.size().height);
+                if on_format.get() != (w, h) {
+                    on_format.set((w, h));
+                    *on_format_pattern.borrow_mut() = TestPattern::new(w, h);
+                }
+                let Ok(buffers) = serialize(buffers_param(buffer_count, w * 4 * h, w * 4)) else {
+                    return;
+                };
                 if let Some(pod) = Pod::from_bytes(&buffers)
                     && let Err(e) = stream.update_params(&mut [pod])
                 {
@@ -275,7 +300,8 @@ fn main() -> Result<()> {
             })
             .add_buffer(move |_, _, buffer| {
                 // SAFETY: PipeWire hands us a buffer of our stream to fill in.
-                if let Err(e) = unsafe { add_buffer(buffer, size as usize, lie) } {
+                let (w, h) = on_add.get();
+                if let Err(e) = unsafe { add_buffer(buffer, (w * 4 * h) as usize, lie) } {
                     eprintln!("pf-pw-producer: {e:#}");
                 }
             })
@@ -301,10 +327,19 @@ fn main() -> Result<()> {
                             .duration_since(UNIX_EPOCH)
                             .map_or(0, |d| d.as_micros() as u64);
                         let pixels = std::slice::from_raw_parts_mut(m.ptr, m.len);
-                        pattern.draw_into(n, unix_us, pixels, stride as usize);
+                        let (w, h) = on_process.get();
+                        let stride = w * 4;
+                        if m.len < (stride * h) as usize {
+                            // A buffer of the old mode, before the new ones arrive.
+                            stream.queue_raw_buffer(buffer);
+                            return;
+                        }
+                        pattern
+                            .borrow()
+                            .draw_into(n, unix_us, pixels, stride as usize);
                         let chunk = &mut *(*(*spa).datas).chunk;
                         chunk.offset = 0;
-                        chunk.size = size;
+                        chunk.size = stride * h;
                         chunk.stride = stride as i32;
                         chunk.flags = 0;
                         if stop_after.is_some_and(|limit| n >= limit)
@@ -320,7 +355,7 @@ fn main() -> Result<()> {
             .context("listening to the stream")?
     };
 
-    let format = serialize(format_param(&args))?;
+    let format = serialize(format_param(&args, (args.width, args.height)))?;
     let mut params = [Pod::from_bytes(&format).context("the format pod")?];
     stream
         .connect(
@@ -333,10 +368,28 @@ fn main() -> Result<()> {
 
     // The clock of this little graph: one process cycle per frame while a consumer is
     // linked.
+    let resize = args.resize_after_frames.zip(args.resize);
+    let resize_format = match resize {
+        Some((_, mode)) => Some(serialize(format_param(&args, mode))?),
+        None => None,
+    };
+    let resized = Cell::new(false);
     let timer = {
         let stream = stream.clone();
         let streaming = streaming.clone();
+        let frames = frames.clone();
         main_loop.loop_().add_timer(move |_| {
+            if let (Some((after, (w, h))), Some(bytes)) = (resize, &resize_format)
+                && !resized.get()
+                && frames.get() >= after
+                && let Some(pod) = Pod::from_bytes(bytes)
+            {
+                resized.set(true);
+                eprintln!("pf-pw-producer: changing to {w}x{h}");
+                if let Err(e) = stream.update_params(&mut [pod]) {
+                    eprintln!("pf-pw-producer: the new mode was refused: {e}");
+                }
+            }
             if streaming.get() {
                 let _ = stream.trigger_process();
             }
