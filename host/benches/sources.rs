@@ -10,7 +10,8 @@
 //! capturing it.
 //!
 //! Columns: host latency p50/p99 (frame captured -> its last packet sent: what the
-//! frame header reports, plus the send), paint-to-sent p50 from the barcode the
+//! frame header reports, plus the send), handoff p50 (captured -> in the pipeline's
+//! hands: the wait capturing adds), paint-to-sent p50 from the barcode the
 //! picture carries (includes the trip through PipeWire), the conversion p50, frames
 //! that arrived, and CPU milliseconds per frame for this process (all threads:
 //! capture, encoder, PipeWire's) and for the producer process.
@@ -187,6 +188,8 @@ fn producer_bin() -> Option<PathBuf> {
 #[derive(Default)]
 struct Row {
     host: Vec<u64>,
+    /// Captured -> the frame in the pipeline's hands (what capturing adds).
+    handoff: Vec<u64>,
     paint_to_sent: Vec<u64>,
     convert: Vec<u64>,
     frames: usize,
@@ -249,6 +252,7 @@ fn run(
             Pixels::DmaBuf(_) => None,
         };
         let captured_at = frame.captured_at;
+        let handoff = captured_at.elapsed();
         let prepared = match pipeline.process(&frame, n, n == 1)? {
             Outcome::Ready(p) => p,
             Outcome::Held => continue,
@@ -267,6 +271,7 @@ fn run(
         }
         row.frames += 1;
         row.host.push((sent - captured_at).as_micros() as u64);
+        row.handoff.push(handoff.as_micros() as u64);
         if let Some(us) = painted_us {
             row.paint_to_sent.push(unix_us().saturating_sub(us));
         }
@@ -314,10 +319,11 @@ fn main() -> Result<()> {
         "video sources through the pipeline, {encoder}, {frames} frames a row after 30 warm-up, paced by the source"
     );
     println!(
-        "{:<16} {:<26} {:>15} {:>14} {:>13} {:>9} {:>11} {:>13}",
+        "{:<16} {:<26} {:>15} {:>12} {:>12} {:>12} {:>7} {:>11} {:>14}",
         "stream",
         "source",
         "host p50/p99",
+        "handoff p50",
         "paint->sent",
         "convert p50",
         "frames",
@@ -396,7 +402,7 @@ fn main() -> Result<()> {
         for (name, row) in rows {
             match row {
                 Ok(r) => println!(
-                    "{:<16} {:<26} {:>15} {:>14.2} {:>13.2} {:>9} {:>11.2} {:>13}",
+                    "{:<16} {:<26} {:>15} {:>12.2} {:>12.2} {:>12.2} {:>7} {:>11.2} {:>14}",
                     mode,
                     name,
                     format!(
@@ -404,6 +410,7 @@ fn main() -> Result<()> {
                         percentile(&r.host, 0.5),
                         percentile(&r.host, 0.99)
                     ),
+                    percentile(&r.handoff, 0.5),
                     percentile(&r.paint_to_sent, 0.5),
                     percentile(&r.convert, 0.5),
                     r.frames,
