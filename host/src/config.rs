@@ -129,6 +129,10 @@ pub struct StreamSettings {
     pub audio_encryption: bool,
     /// Seconds without any client traffic after which a stream is torn down.
     pub client_timeout_secs: u64,
+    /// What streams show when the app was not launched in a display session:
+    /// `"test-pattern"` (the default) or `"pipewire:<node name or id>"`, an existing
+    /// PipeWire Video/Source node. `serve --source` overrides it.
+    pub source: crate::capture::SourceSetting,
 }
 
 impl Default for StreamSettings {
@@ -138,6 +142,7 @@ impl Default for StreamSettings {
             pacing_spread: 0.25,
             audio_encryption: true,
             client_timeout_secs: 10,
+            source: crate::capture::SourceSetting::TestPattern,
         }
     }
 }
@@ -518,6 +523,23 @@ mod tests {
         );
         assert!(Ports::from_base(3).is_err());
         assert!(Ports::from_base(65530).is_err());
+    }
+
+    #[test]
+    fn the_stream_source_is_the_test_pattern_unless_the_file_names_a_pipewire_node() {
+        use crate::capture::{NodeTarget, SourceSetting};
+        let none: FileConfig = toml::from_str("[stream]\nfec_percent = 10\n").unwrap();
+        assert_eq!(none.stream.source, SourceSetting::TestPattern);
+        let named: FileConfig =
+            toml::from_str("[stream]\nsource = \"pipewire:gamescope\"\n").unwrap();
+        assert_eq!(
+            named.stream.source,
+            SourceSetting::PipeWire(NodeTarget::Name("gamescope".into()))
+        );
+        let err = toml::from_str::<FileConfig>("[stream]\nsource = \"v4l2:/dev/video0\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pipewire:<node name or id>"), "{err}");
     }
 
     #[test]

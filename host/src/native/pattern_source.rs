@@ -56,7 +56,7 @@ impl FrameSource for EncodedPattern {
         self.capture.captured_unix_us = unix_us;
         self.pattern.draw(u64::from(n), unix_us, &mut self.capture);
         self.encoder
-            .encode(&self.capture, idr || n == 0, &mut self.encoded)?;
+            .encode(&self.capture.as_frame(), idr || n == 0, &mut self.encoded)?;
         out.extend_from_slice(&self.encoded.data);
         Ok(self.encoded.keyframe)
     }

@@ -27,6 +27,7 @@ use punktfunk_core::gamestream::sdp::{
     SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
 };
 
+use crate::capture::CaptureSpec;
 use crate::config::Config;
 use crate::encode::probe::{Codec, Encoders};
 use crate::input::Feedback;
@@ -110,6 +111,9 @@ struct Inner {
     /// Names and settings of the current launch (generation, label), set by
     /// `/launch` and `/resume`.
     label: Option<(u64, LaunchLabel)>,
+    /// What the streams of a launch capture (generation, spec), set by the display
+    /// session that launch started.
+    capture: Option<(u64, CaptureSpec)>,
 }
 
 /// What `/launch` and `/resume` know about a stream before its handshake: how status
@@ -194,6 +198,16 @@ impl StreamManager {
         self.lock().label = Some((generation, label));
     }
 
+    /// Sets what the streams of launch `generation` capture: the display session the
+    /// launch started (a sway output through wlr-screencopy, gamescope's PipeWire
+    /// node). Streams of launches without one capture the configured `[stream]
+    /// source` at the client's mode. Set it before the client's RTSP PLAY (the
+    /// `/launch` or `/resume` handler, once the compositor is up); a stream already
+    /// running keeps what it opened.
+    pub fn set_capture(&self, generation: u64, spec: CaptureSpec) {
+        self.lock().capture = Some((generation, spec));
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -241,6 +255,11 @@ impl StreamManager {
             .clone()
             .filter(|(g, _)| *g == app.generation)
             .map(|(_, l)| l);
+        let session_capture = inner
+            .capture
+            .clone()
+            .filter(|(g, _)| *g == app.generation)
+            .map(|(_, spec)| spec);
         let prepared = self.prepared(&mut inner, app);
         let (mut response, event) =
             punktfunk_core::gamestream::handshake::respond(req, &prepared.params);
@@ -274,6 +293,12 @@ impl StreamManager {
                     }
                 }
                 let app = prepared.app.clone();
+                let capture = session_capture.unwrap_or_else(|| {
+                    self.config
+                        .stream
+                        .source
+                        .spec(config.width, config.height, config.fps)
+                });
                 let session = Arc::new(self.sessions.start(SessionInfo {
                     client_fingerprint: app.owner.clone(),
                     client_name: label.as_ref().map_or_else(
@@ -295,6 +320,7 @@ impl StreamManager {
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),
                     session,
+                    capture,
                     panics: self.panics.clone(),
                 };
                 if let Some(old) = inner.active.take() {
