@@ -8,6 +8,7 @@
 
 pub mod audio;
 pub mod control;
+pub mod peer_filter;
 pub mod pipeline;
 pub mod rtsp_server;
 pub mod session;
@@ -284,7 +285,7 @@ impl StreamManager {
                     settings,
                     input: self.config.input.clone(),
                     input_recording: self.config.input_recording(),
-                    client_ip: client.ip(),
+                    client_ip: client.ip().to_canonical(),
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),
                     session,

@@ -34,7 +34,9 @@ pub struct StreamContext {
     pub input: InputConfig,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
-    /// The client's address (from the RTSP connection).
+    /// The launching client's address (its `/launch` and its RTSP handshake came
+    /// from it). Pings and control packets from any other address are dropped: a
+    /// client that moves re-attaches with an authenticated `/resume`.
     pub client_ip: IpAddr,
     /// Encoders that open.
     pub encoders: Encoders,

@@ -39,12 +39,16 @@ fn codec_of(c: VideoCodec) -> Codec {
     }
 }
 
-/// Learns the client's address from pings; returns when the last matching one came.
+/// Learns the client's port from pings; returns when the last matching one came.
+/// Only pings from the launching client's address count: the payload crosses the
+/// network in clear, so a replay from elsewhere must not redirect the stream.
 fn drain_pings(ctx: &StreamContext, shared: &Shared, last_ping: &mut Option<Instant>) {
     let socket = ctx.sockets.video.socket();
     let mut buf = [0u8; 64];
     while let Ok((n, from)) = socket.recv_from(&mut buf) {
-        if !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload)) {
+        if from.ip().to_canonical() != ctx.client_ip
+            || !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload))
+        {
             shared.count_malformed();
             continue;
         }

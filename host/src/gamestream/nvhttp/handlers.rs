@@ -98,7 +98,7 @@ pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> R
         ("/appasset", true) => appasset(state, &query).await,
         ("/launch", true) => launch(state, conn, &query, false).await,
         ("/resume", true) => launch(state, conn, &query, true).await,
-        ("/cancel", true) => cancel(state),
+        ("/cancel", true) => cancel(state, conn),
         ("/applist" | "/appasset" | "/launch" | "/resume" | "/cancel", false) => xml(
             StatusCode::FORBIDDEN,
             XmlReply::error(403, "this request needs the HTTPS port and a paired client"),
@@ -263,9 +263,9 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
     let outcome = {
         let mut apps = state.apps();
         if resume {
-            apps.resume(&req, &owner).cloned()
+            apps.resume(&req, &owner, conn.peer.ip()).cloned()
         } else {
-            apps.launch(&req, &owner, known).cloned()
+            apps.launch(&req, &owner, conn.peer.ip(), known).cloned()
         }
     };
     let field = if resume { "resume" } else { "gamesession" };
@@ -321,13 +321,23 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
     );
 }
 
-fn cancel(state: &HostState) -> Response<Body> {
-    let cancelled = state.apps().cancel();
-    if let Some(app) = cancelled {
-        state.streams.stop("the client quit the app");
-        tracing::info!(app = app.app_id, "session cancelled");
+/// `/cancel`: quits the app the requesting device launched; another device's app
+/// is left running.
+fn cancel(state: &HostState, conn: &ConnInfo) -> Response<Body> {
+    let owner = conn.client_fingerprint.as_deref().unwrap_or_default();
+    let cancelled = state.apps().cancel_owned(owner);
+    match cancelled {
+        Ok(Some(app)) => {
+            state.streams.stop("the client quit the app");
+            tracing::info!(app = app.app_id, "session cancelled");
+            ok(XmlReply::ok().elem("cancel", 1))
+        }
+        Ok(None) => ok(XmlReply::ok().elem("cancel", 1)),
+        Err(e) => {
+            tracing::warn!(peer = %conn.peer, "refused to quit another device's app");
+            ok(XmlReply::error(e.status_code(), &e.to_string()).elem("cancel", 0))
+        }
     }
-    ok(XmlReply::ok().elem("cancel", 1))
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ fn launch(f: &Fixture, owner: &str) {
     )
     .unwrap();
     let req = LaunchRequest::from_query(&q, false).unwrap();
-    f.state.apps().launch(&req, owner, true).unwrap();
+    f.state
+        .apps()
+        .launch(&req, owner, std::net::Ipv4Addr::LOCALHOST.into(), true)
+        .unwrap();
 }
 
 #[tokio::test]
