@@ -14,11 +14,16 @@ use punktfunk_core::gamestream::control::{self, ClientMessage, TERMINATION_GRACE
 use punktfunk_core::gamestream::control_crypto::{ControlOpener, ControlSealer};
 use rusty_enet::{Event, Host, HostSettings, Packet, PeerID};
 
+use super::peer_filter::ClientOnlySocket;
 use super::session::{Shared, StreamContext};
 use crate::input::{self, Feedback, InputSink};
 
 /// Channels the host accepts (moonlight-common-c opens 0x30).
 const CHANNELS: usize = 0x30;
+/// ENet peer slots. Only the launching client's address reaches ENet (see
+/// [`ClientOnlySocket`]); a few slots leave room for its reconnects while stale
+/// half-open peers time out.
+const PEER_LIMIT: usize = 8;
 
 /// A bound, not yet running, control stream.
 #[derive(Debug)]
@@ -54,9 +59,9 @@ impl ControlStream {
     pub fn run(self, ctx: &StreamContext, shared: &Shared) -> Result<()> {
         let poll_socket = self.socket.try_clone()?;
         let mut host = Host::new(
-            self.socket,
+            ClientOnlySocket::new(self.socket, ctx.client_ip),
             HostSettings {
-                peer_limit: 4,
+                peer_limit: PEER_LIMIT,
                 channel_limit: CHANNELS,
                 ..Default::default()
             },
@@ -111,6 +116,12 @@ impl ControlStream {
                 }
                 Ok(None) => {}
                 Err(e) => tracing::debug!("ENet: {e}"),
+            }
+            let dropped = host.socket_mut().take_dropped();
+            if dropped > 0 {
+                shared
+                    .malformed
+                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
             }
             // Feedback from the devices (force feedback) and from requests.
             sink.poll_feedback(&mut feedback);
