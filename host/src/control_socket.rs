@@ -78,8 +78,22 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
 pub async fn serve(listener: UnixListener, state: Arc<HostState>) -> Result<()> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
+    let mut backoff = std::time::Duration::from_millis(10);
     loop {
-        let (stream, _) = listener.accept().await?;
+        // An accept error (out of descriptors under a flood, say) is retried: it
+        // must never end the host.
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = std::time::Duration::from_millis(10);
+                stream
+            }
+            Err(e) => {
+                tracing::warn!("control socket: accept failed, retrying in {backoff:?}: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
         let allowed = stream
             .peer_cred()
             .map(|c| c.uid() == own_uid || c.uid() == 0)

@@ -30,6 +30,7 @@ async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
 
 /// Runs the host until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<()> {
+    crate::net::listener::raise_fd_limit();
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     // The store holds client certificates and the directory the host key.

@@ -11,6 +11,7 @@ use punktfunk_core::gamestream::rtsp_framing::{EncryptedHeader, HEADER_LEN, Rtsp
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::net::listener::{LimitedListener, Limits};
 use crate::state::HostState;
 
 /// How long a client may take to send its request.
@@ -32,17 +33,12 @@ type Sealers = std::sync::Mutex<Option<LaunchCrypto>>;
 /// Serves RTSP until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<HostState>) -> Result<()> {
     let sealers: Arc<Sealers> = Arc::default();
+    let mut listener = LimitedListener::new(listener, Limits::RTSP, "RTSP");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("RTSP accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = listener.accept().await;
         let (state, sealers) = (state.clone(), sealers.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) =
                 tokio::time::timeout(READ_TIMEOUT, handle(tcp, peer, &state, &sealers)).await
             {
