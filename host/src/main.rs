@@ -73,6 +73,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    punktfunk_host::net::listener::return_large_allocations();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
