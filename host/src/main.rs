@@ -79,7 +79,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // One readable line (with its causes), not a backtrace: this is what a person
             // typing `punktfunk-host pin` sees.
-            eprintln!("punktfunk-host: {e:#}");
+            logging::say(format_args!("punktfunk-host: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
