@@ -196,7 +196,8 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             let mut stats = shared.stats();
             stats.fec_recoveries += 1;
             stats.expected_packets += u64::from(s.data_packets) + u64::from(s.parity_packets);
-            stats.lost_packets += u64::from(s.data_packets + s.parity_packets)
+            // Widened before adding: hostile u16 values must not overflow.
+            stats.lost_packets += (u64::from(s.data_packets) + u64::from(s.parity_packets))
                 .saturating_sub(u64::from(s.received_data) + u64::from(s.received_parity));
         }
         Ok(ClientMessage::Termination) => shared.end("the client ended the stream"),
@@ -208,5 +209,38 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             );
             shared.count_malformed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use punktfunk_core::gamestream::control::types;
+    use punktfunk_core::gamestream::input::InputEvent;
+
+    struct NoInput;
+
+    impl InputSink for NoInput {
+        fn handle(&mut self, _: &InputEvent) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_hostile_fec_status_is_counted_without_overflow() {
+        let key = [7u8; 16];
+        let opener = ControlOpener::from_client(&key).unwrap();
+        let mut sealer = ControlSealer::client(&key).unwrap();
+        // Frame 42, 6 skipped bytes, then data and parity packets at u16::MAX and
+        // nothing received: their sum overflowed u16 (a panic in debug builds).
+        let mut fec = vec![0, 0, 0, 42, 0, 0, 0, 0, 0, 0];
+        fec.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut packet = Vec::new();
+        sealer.seal(types::FEC_STATUS, &fec, &mut packet).unwrap();
+        let shared = Shared::new();
+        handle_packet(&packet, &opener, &shared, &mut NoInput);
+        let stats = shared.stats();
+        assert_eq!(stats.expected_packets, 2 * 65_535);
+        assert_eq!(stats.lost_packets, 2 * 65_535);
     }
 }

@@ -74,7 +74,26 @@ pub struct Shared {
     pub malformed: AtomicU64,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Shared {
+    /// A stream that starts with an IDR frame and nothing counted.
+    pub fn new() -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            idr: AtomicBool::new(true),
+            stats: Mutex::new(StreamStats::default()),
+            feedback: Mutex::new(Vec::new()),
+            video_peer: Mutex::new(None),
+            malformed: AtomicU64::new(0),
+        }
+    }
+
     /// Whether the stream is ending.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
@@ -132,15 +151,7 @@ fn spawn(
 impl ActiveStream {
     /// Starts the video, audio and control threads.
     pub fn start(ctx: StreamContext) -> Result<Self> {
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            reason: Mutex::new(None),
-            idr: AtomicBool::new(true),
-            stats: Mutex::new(StreamStats::default()),
-            feedback: Mutex::new(Vec::new()),
-            video_peer: Mutex::new(None),
-            malformed: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         // The control socket must be bound before PLAY is answered: the client
         // connects right after.
         let control = control::ControlStream::bind(&ctx)?;
