@@ -127,6 +127,10 @@ pub struct StreamSettings {
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
     pub audio_encryption: bool,
+    /// Ask for encrypted video (AES-GCM per packet): every client that supports it
+    /// then encrypts, so nobody on the LAN can watch. `false` streams video in
+    /// plaintext, for a trusted LAN where the CPU time matters more.
+    pub video_encryption: bool,
     /// Seconds without any client traffic after which a stream is torn down.
     pub client_timeout_secs: u64,
 }
@@ -137,6 +141,7 @@ impl Default for StreamSettings {
             fec_percent: 20,
             pacing_spread: 0.25,
             audio_encryption: true,
+            video_encryption: true,
             client_timeout_secs: 10,
         }
     }

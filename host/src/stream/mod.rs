@@ -24,7 +24,7 @@ use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, Str
 use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{
-    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_FF_CONTROLLER_TOUCH,
+    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SS_FF_CONTROLLER_TOUCH,
     SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
 };
 
@@ -139,14 +139,21 @@ pub struct StreamManager {
 pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
     let has = |c: Codec| encoders.chosen.iter().any(|a| a.codec == c);
     let mut encryption_supported = SS_ENC_CONTROL_V2;
+    let mut encryption_requested = SS_ENC_CONTROL_V2;
     if config.stream.audio_encryption {
         encryption_supported |= SS_ENC_AUDIO;
+    }
+    if config.stream.video_encryption {
+        // Requested, not just supported: moonlight-common-c then encrypts even when
+        // its user did not opt in, since the host asks for it.
+        encryption_supported |= SS_ENC_VIDEO;
+        encryption_requested |= SS_ENC_VIDEO;
     }
     HostCapabilities {
         hevc: has(Codec::Hevc),
         av1: has(Codec::Av1),
         encryption_supported,
-        encryption_requested: SS_ENC_CONTROL_V2,
+        encryption_requested,
         feature_flags: SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH,
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,

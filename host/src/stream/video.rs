@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use punktfunk_core::gamestream::ping;
-use punktfunk_core::gamestream::sdp::VideoCodec;
-use punktfunk_core::gamestream::video::{PacketBatch, VideoConfig};
+use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
+use punktfunk_core::gamestream::video::VideoConfig;
+use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
 use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 
 use super::pipeline::{FramePipeline, Outcome};
@@ -85,6 +86,14 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         start,
     )?;
+    // The client enabled encrypted video (SS_ENC_VIDEO) in its ANNOUNCE.
+    let mut sealer = if c.encryption & SS_ENC_VIDEO != 0 {
+        tracing::info!("video is encrypted (AES-GCM)");
+        Some(VideoSealer::new(&ctx.app.key)?)
+    } else {
+        None
+    };
+    let mut sealed = Vec::new();
     let mut source = TestPattern::new(c.width, c.height);
     let mut frame = CapturedFrame::new(c.width, c.height);
     let mut send_stats = SendStats::default();
@@ -154,7 +163,25 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         };
         let batch = pipeline.batch();
         let t_send = Instant::now();
-        let first_packet_us = send_paced(ctx, &mut pacer, batch, peer, &mut send_stats)?
+        let wire = match sealer.as_mut() {
+            Some(sealer) => {
+                sealer.seal_batch(
+                    batch.as_bytes(),
+                    batch.packet_len(),
+                    frame_index,
+                    &mut sealed,
+                )?;
+                Wire {
+                    bytes: &sealed,
+                    len: batch.packet_len() + PREFIX_LEN,
+                }
+            }
+            None => Wire {
+                bytes: batch.as_bytes(),
+                len: batch.packet_len(),
+            },
+        };
+        let first_packet_us = send_paced(ctx, &mut pacer, &wire, peer, &mut send_stats)?
             .map_or(0, |first| (first - frame.captured_at).as_micros() as u64);
         let timing = FrameTiming {
             convert_us: prepared.convert_us,
@@ -162,7 +189,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             packetize_us: prepared.packetize_us,
             send_us: t_send.elapsed().as_micros() as u64,
             first_packet_us,
-            bytes: batch.as_bytes().len() as u64,
+            bytes: wire.bytes.len() as u64,
         };
         shared
             .stats()
@@ -190,22 +217,28 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
     stats.frames
 }
 
-/// Sends `batch` to `peer` under the pacer; returns when the first packet left.
+/// A frame's packets as they go on the wire (encrypted or not), `len` bytes apart.
+struct Wire<'a> {
+    bytes: &'a [u8],
+    len: usize,
+}
+
+/// Sends `wire` to `peer` under the pacer; returns when the first packet left.
 fn send_paced(
     ctx: &StreamContext,
     pacer: &mut Pacer,
-    batch: &PacketBatch,
+    wire: &Wire<'_>,
     peer: SocketAddr,
     stats: &mut SendStats,
 ) -> Result<Option<Instant>> {
-    let len = batch.packet_len();
-    pacer.begin_frame(Instant::now(), batch.len());
+    let len = wire.len;
+    pacer.begin_frame(Instant::now(), wire.bytes.len() / len.max(1));
     let mut sent = 0;
     let mut first = None;
     loop {
         match pacer.poll(Instant::now()) {
             Release::Send(n) => {
-                let bytes = &batch.as_bytes()[sent * len..(sent + n) * len];
+                let bytes = &wire.bytes[sent * len..(sent + n) * len];
                 if let Err(e) = ctx.sockets.video.send_packets(peer, bytes, len, stats) {
                     // A full or unreachable path loses this burst; FEC or an IDR recovers.
                     tracing::debug!("video send failed: {e}");
