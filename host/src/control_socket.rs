@@ -27,7 +27,12 @@ pub enum ControlRequest {
         pin: String,
         /// A name for the device.
         name: Option<String>,
+        /// Which waiting request the PIN is for (needed when several wait).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
     },
+    /// The pairing requests waiting for a PIN, one per line.
+    Pairings,
     /// What runs: the app and the live stream.
     Status,
     /// Rumble a controller on the streaming client, as a game writing force feedback
@@ -119,8 +124,23 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
         .read_line(&mut line)
         .await?;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(ControlRequest::Pin { pin, name }) => {
-            match state.pairing.pair_with_pin(&pin, name).await {
+        Ok(ControlRequest::Pairings) => {
+            let waiting = state.pairing.waiting();
+            ControlReply {
+                ok: true,
+                message: if waiting.is_empty() {
+                    "no device is waiting to pair".into()
+                } else {
+                    waiting
+                        .iter()
+                        .map(|w| format!("{w}, {} s left", w.expires_in_secs))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            }
+        }
+        Ok(ControlRequest::Pin { pin, name, request }) => {
+            match state.pairing.pair_with_pin(&pin, name, request).await {
                 Ok(device) => ControlReply {
                     ok: true,
                     message: format!("paired \"{}\"", device.name),
@@ -223,6 +243,7 @@ mod tests {
         let req = ControlRequest::Pin {
             pin: "1234".into(),
             name: Some("TV".into()),
+            request: None,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(text, r#"{"cmd":"pin","pin":"1234","name":"TV"}"#);

@@ -33,11 +33,15 @@ enum Command {
     },
     /// Enter the PIN a Moonlight client shows, to pair it with the running host.
     Pin {
-        /// The PIN Moonlight shows (4 digits).
-        pin: String,
+        /// The PIN Moonlight shows (4 digits). Without it, lists the devices waiting.
+        pin: Option<String>,
         /// A name for the device.
         #[arg(long)]
         name: Option<String>,
+        /// Which waiting request the PIN is for (see the list); needed when several
+        /// devices wait at once.
+        #[arg(long)]
+        request: Option<u64>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -92,9 +96,17 @@ fn run() -> Result<()> {
         config: ConfigArgs::default(),
     }) {
         Command::Serve { config } => runtime()?.block_on(serve::run(Config::load(&config)?)),
-        Command::Pin { pin, name, config } => {
+        Command::Pin {
+            pin,
+            name,
+            request,
+            config,
+        } => {
             let config = Config::load(&config)?;
-            let req = ControlRequest::Pin { pin, name };
+            let req = match pin {
+                Some(pin) => ControlRequest::Pin { pin, name, request },
+                None => ControlRequest::Pairings,
+            };
             // The PIN's outcome arrives once the client finishes the exchange.
             let wait = config.exchange_timeout() + Duration::from_secs(5);
             let reply = runtime()?.block_on(control_socket::request(

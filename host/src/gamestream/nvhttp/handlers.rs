@@ -89,8 +89,9 @@ pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> R
         ("/pair", _) => pair(state, conn, &query).await,
         ("/unpair", false) => {
             // Over plain HTTP nothing identifies the client (every Moonlight sends the
-            // same uniqueid): this can only abandon a pairing in progress.
-            state.pairing.client_aborted();
+            // same uniqueid): this can only abandon the pairing in progress from the
+            // requester's own address.
+            state.pairing.client_aborted(conn.peer.ip());
             ok(XmlReply::ok())
         }
         ("/unpair", true) => unpair(state, conn).await,
@@ -161,21 +162,22 @@ async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Bod
         Err(e) => return bad_request(&e),
     };
     let pairing = &state.pairing;
+    let from = conn.peer.ip();
     let result = match request {
         PairRequest::GetServerCert { salt, client_cert } => pairing
-            .get_server_cert(&salt, &client_cert)
+            .get_server_cert(&salt, &client_cert, from, device_name(query))
             .await
             .map(|cert| XmlReply::ok().elem("paired", 1).elem("plaincert", cert)),
-        PairRequest::ClientChallenge(c) => pairing.client_challenge(&c).map(|r| {
+        PairRequest::ClientChallenge(c) => pairing.client_challenge(from, &c).map(|r| {
             XmlReply::ok()
                 .elem("paired", 1)
                 .elem("challengeresponse", r)
         }),
         PairRequest::ServerChallengeResp(r) => pairing
-            .server_challenge_resp(&r)
+            .server_challenge_resp(from, &r)
             .map(|s| XmlReply::ok().elem("pairingsecret", s).elem("paired", 1)),
         PairRequest::ClientPairingSecret(s) => pairing
-            .client_pairing_secret(&s)
+            .client_pairing_secret(from, &s)
             .await
             .map(|paired| XmlReply::ok().elem("paired", u8::from(paired))),
         PairRequest::PairChallenge => {
@@ -194,6 +196,19 @@ async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Bod
             ok(XmlReply::error(e.status_code(), &e.to_string()).elem("paired", 0))
         }
     }
+}
+
+/// The name a pairing client gives itself (`devicename`), cut to something a list can
+/// show: at most 64 printable characters.
+fn device_name(query: &Query) -> Option<String> {
+    let name: String = query
+        .get("devicename")?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 async fn unpair(state: &HostState, conn: &ConnInfo) -> Response<Body> {

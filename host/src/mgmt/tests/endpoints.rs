@@ -231,7 +231,10 @@ async fn pairing_endpoints() {
         .send(&f.app)
         .await
         .json();
-    assert_eq!(st, json!({"waiting_for_pin": false, "native": null}));
+    assert_eq!(
+        st,
+        json!({"waiting_for_pin": false, "waiting": [], "native": null})
+    );
 
     let a = req(Method::POST, "/api/v1/pairing/pin")
         .session(&s)
