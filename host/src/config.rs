@@ -309,6 +309,17 @@ impl Config {
             if !titles.insert(app.title.to_lowercase()) {
                 bail!("the config file declares the app \"{}\" twice", app.title);
             }
+            let fields = [Some(&app.title), app.command.as_ref()];
+            if fields
+                .into_iter()
+                .flatten()
+                .any(|f| f.chars().any(char::is_control))
+            {
+                bail!(
+                    "the app \"{}\" in the config file has a control character (a newline?) in its title or command",
+                    app.title.escape_debug()
+                );
+            }
         }
         Ok(Self {
             state_dir: args
