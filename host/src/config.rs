@@ -117,6 +117,21 @@ impl Default for WebConfig {
     }
 }
 
+/// How clients find the host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Announce `_nvstream._tcp` over mDNS on every LAN interface, so Moonlight lists
+    /// the host without typing its address.
+    pub mdns: bool,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self { mdns: true }
+    }
+}
+
 /// Streaming settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -171,6 +186,9 @@ pub struct FileConfig {
     /// Streaming settings.
     #[serde(default)]
     pub stream: StreamSettings,
+    /// Discovery (mDNS).
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
     /// Input injection.
     #[serde(default)]
     pub input: InputConfig,
@@ -259,6 +277,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Streaming settings.
     pub stream: StreamSettings,
+    /// Discovery (mDNS).
+    pub discovery: DiscoveryConfig,
     /// Input injection.
     pub input: InputConfig,
 }
@@ -339,6 +359,7 @@ impl Config {
             apps: file.apps,
             web: file.web,
             stream: file.stream,
+            discovery: file.discovery,
             input: file.input,
         })
     }

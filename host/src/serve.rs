@@ -16,7 +16,7 @@ use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
 use crate::stream::{MediaSockets, StreamManager};
-use crate::{control_socket, gamestream, mgmt, service_notify, stream, tls};
+use crate::{control_socket, discovery, gamestream, mgmt, service_notify, stream, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -87,6 +87,24 @@ pub async fn run(config: Config) -> Result<()> {
         "serving {} on ports {} (HTTP), {} (HTTPS), {} (web)",
         state.identity.hostname, ports.http, ports.https, ports.web
     ));
+    let advertiser = if state.config.discovery.mdns {
+        let (name, port) = (state.hostname(), ports.http);
+        match tokio::task::spawn_blocking(move || discovery::Advertiser::start(&name, port)).await?
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(
+                    "Moonlight will not find this host by itself (add it by address): {e:#}"
+                );
+                None
+            }
+        }
+    } else {
+        tracing::info!(
+            "mDNS discovery is off ([discovery] mdns = false): add the host in Moonlight by address"
+        );
+        None
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(interval) = service_notify::watchdog_interval() {
         tasks.spawn(async move {
@@ -115,6 +133,10 @@ pub async fn run(config: Config) -> Result<()> {
         },
     };
     service_notify::stopping();
+    if let Some(a) = advertiser {
+        // Goodbye packets first: clients drop the host at once.
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     state.sessions.end_all(crate::sessions::EndReason::Shutdown);
