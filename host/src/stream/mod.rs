@@ -154,7 +154,14 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
         av1: has(Codec::Av1),
         encryption_supported,
         encryption_requested,
-        feature_flags: SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH,
+        // Touch and pen are offered only where they arrive somewhere: the recording
+        // backend keeps them; uinput does not create touch or pen devices yet, so a
+        // client told otherwise would send input that silently goes nowhere.
+        feature_flags: if config.input.backend == crate::input::Backend::Recording {
+            SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH
+        } else {
+            0
+        },
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
         surround: Vec::new(),
@@ -345,5 +352,35 @@ impl StreamManager {
             .active
             .as_ref()
             .is_some_and(|a| a.request_feedback(feedback))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigArgs, FileConfig};
+    use crate::input::Backend;
+
+    fn config(backend: Backend, video_encryption: bool) -> Config {
+        let mut file = FileConfig::default();
+        file.input.backend = backend;
+        file.stream.video_encryption = video_encryption;
+        Config::resolve(file, &ConfigArgs::default()).unwrap()
+    }
+
+    #[test]
+    fn describe_offers_only_what_the_host_does() {
+        let encoders = Encoders::default();
+        for backend in [Backend::Auto, Backend::Uinput] {
+            let caps = capabilities(&config(backend, true), &encoders);
+            assert_eq!(caps.feature_flags, 0, "{backend:?} injects no touch or pen");
+        }
+        let caps = capabilities(&config(Backend::Recording, true), &encoders);
+        assert_eq!(caps.feature_flags, SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH);
+        // Video encryption is requested unless switched off for a trusted LAN.
+        assert_ne!(caps.encryption_requested & SS_ENC_VIDEO, 0);
+        let plain = capabilities(&config(Backend::Auto, false), &encoders);
+        assert_eq!(plain.encryption_requested & SS_ENC_VIDEO, 0);
+        assert_eq!(plain.encryption_supported & SS_ENC_VIDEO, 0);
     }
 }
