@@ -36,6 +36,10 @@ pub async fn run(config: Config) -> Result<()> {
     // The store holds client certificates and the directory the host key.
     std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting {}", config.state_dir.display()))?;
+    let lost_store = crate::store::lost_store_warning(&config.state_dir, &config.store_path());
+    if let Some(warning) = &lost_store {
+        tracing::error!("{warning}");
+    }
     let store = Store::open(&config.store_path())
         .await
         .with_context(|| format!("opening the store {}", config.store_path().display()))?;
@@ -74,6 +78,13 @@ pub async fn run(config: Config) -> Result<()> {
         streams,
     );
 
+    if let Some(warning) = lost_store {
+        state
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(warning);
+    }
     tracing::info!(
         hostname = %state.identity.hostname,
         http = ports.http,

@@ -101,6 +101,7 @@ export type Status = {
   pairing_waiting: boolean;
   paired_devices: number;
   ports: Ports;
+  warnings: string[];
 };
 export type Device = {
   id: number;
