@@ -73,6 +73,7 @@ def answers_within(host: Host, seconds: float = 1.0) -> list[str]:
         try:
             r = requests.get(url, timeout=seconds, **kw)
             took = time.monotonic() - start
+            print(f"{name}: {r.status_code} in {took * 1000:.0f} ms")
             if r.status_code != 200 or took > seconds:
                 problems.append(f"{name}: {r.status_code} in {took:.2f} s")
         except requests.RequestException as e:
@@ -162,6 +163,7 @@ def test_stalled_bodies_neither_block_the_console_nor_keep_memory(host: Host):
         problems = answers_within(host)
         assert not problems, f"{problems}\n{host.log()}"
         grown_mib = (rss_kib(host) - before) / 1024
+        print(f"RSS grew by {grown_mib:.1f} MiB with {len(stalled)} stalled bodies held open ({len(errors)} cut off)")
         assert grown_mib < 64, f"RSS grew by {grown_mib:.0f} MiB holding stalled bodies"
         assert host.proc.poll() is None, host.log()
     finally:
