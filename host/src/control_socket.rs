@@ -206,7 +206,13 @@ fn status(state: &HostState) -> serde_json::Value {
             "seconds": s.started.elapsed().as_secs_f64(),
         })
     });
-    serde_json::json!({ "app": app, "stream": stream })
+    let panics = state.streams.thread_panics();
+    serde_json::json!({
+        "app": app,
+        "stream": stream,
+        "stream_thread_panics": panics.count(),
+        "last_stream_thread_panic": panics.last(),
+    })
 }
 
 /// Sends one request to the service listening at `path` and returns its reply.

@@ -34,7 +34,7 @@ use crate::input::Feedback;
 use crate::net::udp_batch::BatchSocket;
 use crate::sessions::{LiveSessions, SessionInfo, StreamProtocol};
 use crate::settings::HostSettings;
-use session::{ActiveStream, StreamContext};
+use session::{ActiveStream, StreamContext, ThreadPanics};
 
 pub use stats::{LiveStream, StreamStats};
 
@@ -132,6 +132,7 @@ pub struct StreamManager {
     encoders: Encoders,
     sockets: Arc<MediaSockets>,
     sessions: LiveSessions,
+    panics: Arc<ThreadPanics>,
     inner: Mutex<Inner>,
 }
 
@@ -188,6 +189,7 @@ impl StreamManager {
             encoders,
             sockets: Arc::new(sockets),
             sessions: LiveSessions::new(),
+            panics: Arc::new(ThreadPanics::default()),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -195,6 +197,11 @@ impl StreamManager {
     /// The live-session registry streams register in (shared with the web console).
     pub fn sessions(&self) -> &LiveSessions {
         &self.sessions
+    }
+
+    /// Panics of stream threads since the host started (shown by `status`).
+    pub fn thread_panics(&self) -> &ThreadPanics {
+        &self.panics
     }
 
     /// Labels the stream of launch `generation` (the launch handler looks it up).
@@ -303,6 +310,7 @@ impl StreamManager {
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),
                     session,
+                    panics: self.panics.clone(),
                 };
                 if let Some(old) = inner.active.take() {
                     old.stop("replaced by a new stream");
