@@ -117,6 +117,21 @@ impl Default for WebConfig {
     }
 }
 
+/// How clients find the host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Announce `_nvstream._tcp` over mDNS on every LAN interface, so Moonlight lists
+    /// the host without typing its address.
+    pub mdns: bool,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self { mdns: true }
+    }
+}
+
 /// Streaming settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +142,10 @@ pub struct StreamSettings {
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
     pub audio_encryption: bool,
+    /// Ask for encrypted video (AES-GCM per packet): every client that supports it
+    /// then encrypts, so nobody on the LAN can watch. `false` streams video in
+    /// plaintext, for a trusted LAN where the CPU time matters more.
+    pub video_encryption: bool,
     /// Seconds without any client traffic after which a stream is torn down.
     pub client_timeout_secs: u64,
     /// What streams show when the app was not launched in a display session:
@@ -141,6 +160,7 @@ impl Default for StreamSettings {
             fec_percent: 20,
             pacing_spread: 0.25,
             audio_encryption: true,
+            video_encryption: true,
             client_timeout_secs: 10,
             source: crate::capture::SourceSetting::TestPattern,
         }
@@ -197,6 +217,9 @@ pub struct FileConfig {
     /// Streaming settings.
     #[serde(default)]
     pub stream: StreamSettings,
+    /// Discovery (mDNS).
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
     /// Input injection.
     #[serde(default)]
     pub input: InputConfig,
@@ -294,6 +317,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Streaming settings.
     pub stream: StreamSettings,
+    /// Discovery (mDNS).
+    pub discovery: DiscoveryConfig,
     /// Input injection.
     pub input: InputConfig,
     /// The native protocol.
@@ -351,6 +376,17 @@ impl Config {
             if !titles.insert(app.title.to_lowercase()) {
                 bail!("the config file declares the app \"{}\" twice", app.title);
             }
+            let fields = [Some(&app.title), app.command.as_ref()];
+            if fields
+                .into_iter()
+                .flatten()
+                .any(|f| f.chars().any(char::is_control))
+            {
+                bail!(
+                    "the app \"{}\" in the config file has a control character (a newline?) in its title or command",
+                    app.title.escape_debug()
+                );
+            }
         }
         Ok(Self {
             state_dir: args
@@ -370,6 +406,7 @@ impl Config {
             apps: file.apps,
             web: file.web,
             stream: file.stream,
+            discovery: file.discovery,
             input: file.input,
             native: NativeSettings {
                 port: args.native_port.unwrap_or(file.native.port),

@@ -27,7 +27,12 @@ pub enum ControlRequest {
         pin: String,
         /// A name for the device.
         name: Option<String>,
+        /// Which waiting request the PIN is for (needed when several wait).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
     },
+    /// The pairing requests waiting for a PIN, one per line.
+    Pairings,
     /// What runs: the app and the live stream.
     Status,
     /// Arm native (punktfunk/1) pairing and return the PIN to type on the client.
@@ -80,8 +85,22 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
 pub async fn serve(listener: UnixListener, state: Arc<HostState>) -> Result<()> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
+    let mut backoff = std::time::Duration::from_millis(10);
     loop {
-        let (stream, _) = listener.accept().await?;
+        // An accept error (out of descriptors under a flood, say) is retried: it
+        // must never end the host.
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = std::time::Duration::from_millis(10);
+                stream
+            }
+            Err(e) => {
+                tracing::warn!("control socket: accept failed, retrying in {backoff:?}: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
         let allowed = stream
             .peer_cred()
             .map(|c| c.uid() == own_uid || c.uid() == 0)
@@ -107,8 +126,23 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
         .read_line(&mut line)
         .await?;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(ControlRequest::Pin { pin, name }) => {
-            match state.pairing.pair_with_pin(&pin, name).await {
+        Ok(ControlRequest::Pairings) => {
+            let waiting = state.pairing.waiting();
+            ControlReply {
+                ok: true,
+                message: if waiting.is_empty() {
+                    "no device is waiting to pair".into()
+                } else {
+                    waiting
+                        .iter()
+                        .map(|w| format!("{w}, {} s left", w.expires_in_secs))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            }
+        }
+        Ok(ControlRequest::Pin { pin, name, request }) => {
+            match state.pairing.pair_with_pin(&pin, name, request).await {
                 Ok(device) => ControlReply {
                     ok: true,
                     message: format!("paired \"{}\"", device.name),
@@ -228,6 +262,7 @@ mod tests {
         let req = ControlRequest::Pin {
             pin: "1234".into(),
             name: Some("TV".into()),
+            request: None,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(text, r#"{"cmd":"pin","pin":"1234","name":"TV"}"#);

@@ -38,13 +38,18 @@ pub fn init() {
             }
             // No journal socket after all (a chroot, a container without journald):
             // stderr still reaches whoever collects it.
-            Err(e) => eprintln!("{IDENTIFIER}: journald unreachable ({e}), logging to stderr"),
+            Err(e) => say(format_args!(
+                "{IDENTIFIER}: journald unreachable ({e}), logging to stderr"
+            )),
         }
     }
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Its report of a failed write is an `eprintln!`, which panics when
+                // stderr is unwritable: a log line lost there is not worth the host.
+                .log_internal_errors(false)
                 // Colour codes only for a person at a terminal, not in log files.
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
@@ -122,6 +127,14 @@ impl Visit for Fields {
             self.pairs.push((field.name(), format!("{value:?}")));
         }
     }
+}
+
+/// Writes one line to stderr, ignoring a closed or full stderr. `eprintln!` panics
+/// when stderr cannot be written (a closed pipe, a full disk); a message lost there
+/// must not end the host.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
 }
 
 #[cfg(test)]

@@ -39,11 +39,15 @@ enum Command {
     },
     /// Enter the PIN a Moonlight client shows, to pair it with the running host.
     Pin {
-        /// The PIN Moonlight shows (4 digits).
-        pin: String,
+        /// The PIN Moonlight shows (4 digits). Without it, lists the devices waiting.
+        pin: Option<String>,
         /// A name for the device.
         #[arg(long)]
         name: Option<String>,
+        /// Which waiting request the PIN is for (see the list); needed when several
+        /// devices wait at once.
+        #[arg(long)]
+        request: Option<u64>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -84,12 +88,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    punktfunk_host::net::listener::return_large_allocations();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One readable line (with its causes), not a backtrace: this is what a person
             // typing `punktfunk-host pin` sees.
-            eprintln!("punktfunk-host: {e:#}");
+            logging::say(format_args!("punktfunk-host: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -109,9 +114,17 @@ fn run() -> Result<()> {
             }
             runtime()?.block_on(serve::run(config))
         }
-        Command::Pin { pin, name, config } => {
+        Command::Pin {
+            pin,
+            name,
+            request,
+            config,
+        } => {
             let config = Config::load(&config)?;
-            let req = ControlRequest::Pin { pin, name };
+            let req = match pin {
+                Some(pin) => ControlRequest::Pin { pin, name, request },
+                None => ControlRequest::Pairings,
+            };
             // The PIN's outcome arrives once the client finishes the exchange.
             let wait = config.exchange_timeout() + Duration::from_secs(5);
             let reply = runtime()?.block_on(control_socket::request(

@@ -16,7 +16,7 @@ use crate::pairing::PairingManager;
 use crate::state::HostState;
 use crate::store::Store;
 use crate::stream::{MediaSockets, StreamManager};
-use crate::{control_socket, gamestream, mgmt, service_notify, stream, tls};
+use crate::{control_socket, discovery, gamestream, mgmt, service_notify, stream, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -30,11 +30,16 @@ async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
 
 /// Runs the host until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<()> {
+    crate::net::listener::raise_fd_limit();
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     // The store holds client certificates and the directory the host key.
     std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting {}", config.state_dir.display()))?;
+    let lost_store = crate::store::lost_store_warning(&config.state_dir, &config.store_path());
+    if let Some(warning) = &lost_store {
+        tracing::error!("{warning}");
+    }
     let store = Store::open(&config.store_path())
         .await
         .with_context(|| format!("opening the store {}", config.store_path().display()))?;
@@ -73,6 +78,13 @@ pub async fn run(config: Config) -> Result<()> {
         streams,
     );
 
+    if let Some(warning) = lost_store {
+        state
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(warning);
+    }
     tracing::info!(
         hostname = %state.identity.hostname,
         http = ports.http,
@@ -86,6 +98,24 @@ pub async fn run(config: Config) -> Result<()> {
         "serving {} on ports {} (HTTP), {} (HTTPS), {} (web)",
         state.identity.hostname, ports.http, ports.https, ports.web
     ));
+    let advertiser = if state.config.discovery.mdns {
+        let (name, port) = (state.hostname(), ports.http);
+        match tokio::task::spawn_blocking(move || discovery::Advertiser::start(&name, port)).await?
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(
+                    "Moonlight will not find this host by itself (add it by address): {e:#}"
+                );
+                None
+            }
+        }
+    } else {
+        tracing::info!(
+            "mDNS discovery is off ([discovery] mdns = false): add the host in Moonlight by address"
+        );
+        None
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(interval) = service_notify::watchdog_interval() {
         tasks.spawn(async move {
@@ -115,6 +145,10 @@ pub async fn run(config: Config) -> Result<()> {
         },
     };
     service_notify::stopping();
+    if let Some(a) = advertiser {
+        // Goodbye packets first: clients drop the host at once.
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     state.sessions.end_all(crate::sessions::EndReason::Shutdown);

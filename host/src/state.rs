@@ -45,6 +45,9 @@ pub struct HostState {
     pub lifecycle: Lifecycle,
     /// When the service started.
     pub started: Instant,
+    /// Problems found at start-up that the admin must see (the console's dashboard
+    /// shows them): a lost store, say.
+    pub warnings: Mutex<Vec<String>>,
     apps: Mutex<AppState>,
     hostname: RwLock<String>,
 }
@@ -73,6 +76,7 @@ impl HostState {
             logs: crate::logbuf::global().clone(),
             lifecycle: Lifecycle::new(),
             started: Instant::now(),
+            warnings: Mutex::new(Vec::new()),
             streams,
             apps: Mutex::new(AppState::new()),
             hostname,

@@ -90,6 +90,8 @@ def test_service_unit_is_notify_with_watchdog_restart_and_hardening() -> None:
     assert s["User"] == "punktfunk" and s["StateDirectory"] == "punktfunk"
     assert s["CapabilityBoundingSet"] == "" and s["NoNewPrivileges"] == "yes"
     assert s["ProtectSystem"] == "strict"
+    # Well above the host's own connection caps (a flood must hit those first).
+    assert int(s["LimitNOFILE"]) >= 8192
 
 
 def test_firewalld_service_opens_exactly_the_hosts_ports() -> None:

@@ -130,7 +130,10 @@ def test_unpairing_refuses_the_client(host: Host, moonlight):
     assert len(host.paired_clients()) == 1
 
 
-def test_one_pairing_at_a_time_and_pin_timeout(tmp_path):
+def test_a_new_request_from_one_address_replaces_its_old_one_and_pins_time_out(tmp_path):
+    """One pending pairing per address (a device that starts over replaces its own
+    attempt; other addresses each get theirs, see test_pairing_hold.py), and a PIN
+    that never comes ends the attempt cleanly."""
     config = tmp_path / "host.toml"
     config.write_text("[pairing]\npin_timeout_secs = 3\n")
     from conftest import free_port_base
@@ -142,25 +145,28 @@ def test_one_pairing_at_a_time_and_pin_timeout(tmp_path):
         first, second = Moonlight(h), Moonlight(h)
         errors: dict = {}
 
-        def pair_first() -> None:
+        def pair(name: str, ml: Moonlight, pin: str) -> None:
             try:
-                first.client.pair(server=first.server, pin="1234")
+                ml.client.pair(server=ml.server, pin=pin)
             except Exception as e:
-                errors["first"] = e
+                errors[name] = (e, time.monotonic())
 
-        t = threading.Thread(target=pair_first)
-        t.start()
+        t1 = threading.Thread(target=pair, args=("first", first, "1234"))
+        t1.start()
         time.sleep(0.8)  # the first attempt is now waiting for its PIN
-        with pytest.raises(HttpResponseError) as e:
-            second.client.pair(server=second.server, pin="5678")
-        assert e.value.status_code == 409
-        assert "already in progress" in str(e.value)
-
-        # Nobody enters a PIN: the first attempt ends cleanly after the timeout.
-        t.join(timeout=15)
-        assert not t.is_alive()
-        assert isinstance(errors.get("first"), HttpResponseError), repr(errors)
-        assert errors["first"].status_code == 408
+        started = time.monotonic()
+        t2 = threading.Thread(target=pair, args=("second", second, "5678"))
+        t2.start()
+        # The first attempt ends at once, replaced by the second from the same address.
+        t1.join(timeout=2)
+        assert not t1.is_alive(), "the replaced attempt kept waiting"
+        assert isinstance(errors.get("first", (None,))[0], HttpResponseError), repr(errors)
+        # Nobody enters a PIN: the second attempt ends cleanly after the timeout.
+        t2.join(timeout=15)
+        assert not t2.is_alive()
+        e, ended = errors["second"]
+        assert isinstance(e, HttpResponseError) and e.status_code == 408, repr(e)
+        assert ended - started >= 2.5
         assert h.paired_clients() == []
         out = h.pin("1234")
         assert out.returncode != 0 and "no pairing is waiting" in out.stderr

@@ -56,3 +56,29 @@ def test_sigkill_during_a_pairing_burst_loses_nothing_committed(tmp_path):
         assert 'status_code="200"' in reply.text, f"a confirmed pairing was lost:\n{reply.text}"
     assert len(stored) >= len(confirmed)
     host.stop()
+
+
+def test_a_lost_store_next_to_an_existing_identity_is_said_loudly(tmp_path):
+    """A zero-length punktfunk.db (a full disk, a bad copy) next to the host's identity:
+    the host starts with a fresh store, but says in its log and on the console's
+    dashboard that every pairing is gone, instead of silently forgetting them."""
+    from conftest import WebSession
+
+    host = Host(state_dir=tmp_path / "state", port_base=free_port_base())
+    host.start()
+    ml = Moonlight(host)
+    assert ml.pair()[0] is None
+    host.stop()
+    db = tmp_path / "state" / "punktfunk.db"
+    db.write_bytes(b"")
+    for side in ("punktfunk.db-wal", "punktfunk.db-shm"):
+        (tmp_path / "state" / side).unlink(missing_ok=True)
+    host.start()
+    try:
+        assert "is empty (0 bytes) although this host has an identity" in host.log()
+        assert host.paired_clients() == []
+        web = WebSession(host).setup()
+        warnings = web.request("GET", "/api/v1/status").json()["warnings"]
+        assert len(warnings) == 1 and "every paired device" in warnings[0], warnings
+    finally:
+        host.stop()

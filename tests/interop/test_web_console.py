@@ -320,3 +320,40 @@ def test_wizard_login_pair_revoke_apps_settings_logs(host: Host, moonlight, brow
 
     assert not errors, errors
     assert len(shot.taken) == 17
+
+
+def test_the_pairing_page_asks_which_waiting_device_the_pin_is_for(host: Host, moonlight, browser):
+    """A stranger's request (127.0.0.2) waits next to the real client's: the console lists
+    both, refuses to guess, and pairs the one the admin picks."""
+    from playwright.sync_api import expect
+
+    from conftest import WebSession
+    from test_pairing_hold import hold_pairing
+
+    WebSession(host).setup(password=PASSWORD)
+    held: dict = {}
+    threading.Thread(target=hold_pairing, args=(host, "127.0.0.2", held), daemon=True).start()
+    ml = moonlight()
+    t, result = pair_in_background(ml, "5190")
+    page = browser.new_page(ignore_https_errors=True)
+    try:
+        page.goto(f"{host.web_url}/login")
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password").press("Enter")
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        page.get_by_role("link", name="Pairing", exact=True).click()
+        expect(page.get_by_text("Several devices are waiting")).to_be_visible(timeout=15_000)
+        page.get_by_label("PIN shown by Moonlight").fill("5190")
+        page.get_by_role("button", name="Pair device").click()
+        expect(page.get_by_text("Choose the device that shows this PIN.")).to_be_visible()
+        accessible(page)
+        page.get_by_label(re.compile(r"at 127\.0\.0\.1$")).check()
+        page.get_by_role("button", name="Pair device").click()
+        expect(page.get_by_text("Paired “")).to_be_visible(timeout=30_000)
+        t.join(30)
+        assert result.get("ok"), result
+        assert len(host.paired_clients()) == 1
+        assert "reply" not in held, "the stranger's request got the PIN"
+    finally:
+        page.close()

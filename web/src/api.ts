@@ -101,6 +101,7 @@ export type Status = {
   pairing_waiting: boolean;
   paired_devices: number;
   ports: Ports;
+  warnings: string[];
 };
 export type Device = {
   id: number;
@@ -111,8 +112,10 @@ export type Device = {
   last_seen: number | null;
   active: boolean;
 };
+export type PairingRequest = { id: number; address: string; device: string | null; expires_in_secs: number };
 export type PairingStatus = {
   waiting_for_pin: boolean;
+  waiting: PairingRequest[];
   native: { pin: string; expires_at: number } | null;
 };
 export type Paired = { paired: boolean; name: string; fingerprint: string };
@@ -169,8 +172,12 @@ export const api = {
     request<Device>('PATCH', `/api/v1/devices/${id}`, { name }),
   revokeDevice: (id: number) => request<void>('DELETE', `/api/v1/devices/${id}`),
   pairing: () => request<PairingStatus>('GET', '/api/v1/pairing'),
-  enterPin: (pin: string, name?: string) =>
-    request<Paired>('POST', '/api/v1/pairing/pin', name ? { pin, name } : { pin }),
+  enterPin: (pin: string, name?: string, requestId?: number) =>
+    request<Paired>('POST', '/api/v1/pairing/pin', {
+      pin,
+      ...(name ? { name } : {}),
+      ...(requestId !== undefined ? { request: requestId } : {}),
+    }),
   armNative: () => request<{ pin: string; expires_at: number }>('POST', '/api/v1/pairing/native'),
   disarmNative: () => request<void>('DELETE', '/api/v1/pairing/native'),
   apps: () => request<App[]>('GET', '/api/v1/apps'),

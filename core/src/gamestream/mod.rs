@@ -17,3 +17,4 @@ pub mod rtsp;
 pub mod rtsp_framing;
 pub mod sdp;
 pub mod video;
+pub mod video_crypto;

@@ -154,10 +154,10 @@ fn check_command(command: Option<String>) -> ApiResult<Option<String>> {
         .filter(|c| !c.is_empty());
     if command
         .as_ref()
-        .is_some_and(|c| c.len() > MAX_COMMAND || c.contains('\0'))
+        .is_some_and(|c| c.len() > MAX_COMMAND || c.chars().any(char::is_control))
     {
         return Err(ApiError::invalid(format!(
-            "a command is at most {MAX_COMMAND} bytes"
+            "a command is at most {MAX_COMMAND} bytes, on one line (no control characters)"
         )));
     }
     Ok(command)

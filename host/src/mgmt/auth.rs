@@ -91,8 +91,18 @@ pub fn check_new_password(password: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Argon2 computations running at once. Each takes a 19 MiB buffer: a burst of
+/// logins must queue, not grow the process by gigabytes.
+const ARGON2_CONCURRENCY: usize = 2;
+
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(ARGON2_CONCURRENCY);
+    &SLOTS
+}
+
 /// Hashes off the async threads.
 pub async fn hash_password_blocking(password: String) -> ApiResult<String> {
+    let _slot = argon2_slots().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(ApiError::internal)?
@@ -100,6 +110,7 @@ pub async fn hash_password_blocking(password: String) -> ApiResult<String> {
 }
 
 async fn verify_password_blocking(hash: Option<String>, password: String) -> ApiResult<bool> {
+    let _slot = argon2_slots().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let ok = verify_password(hash.as_deref().unwrap_or_else(|| dummy_hash()), &password);
@@ -262,6 +273,38 @@ fn locked(retry_after: i64) -> ApiError {
     }
 }
 
+/// Counts an attempt from `peer` before its password is verified, so that a burst of
+/// concurrent guesses cannot all pass the lockout check first: returns the attempt's
+/// number in its window, or the lockout answer when the address has no tries left.
+/// A successful login clears the count.
+pub async fn count_attempt(state: &Mgmt, peer: &str) -> ApiResult<u32> {
+    let web = &state.host.config.web;
+    let window = i64::try_from(web.lockout_secs).unwrap_or(i64::MAX);
+    let now = now_unix();
+    let f = state
+        .host
+        .store
+        .record_login_failure(peer, now, web.max_login_failures, window)
+        .await?;
+    if f.failures > web.max_login_failures {
+        return Err(locked(f.locked_until.unwrap_or(now + window) - now));
+    }
+    Ok(f.failures)
+}
+
+/// The answer to a wrong guess that [`count_attempt`] counted as attempt `attempt`:
+/// `failure` while the address may try again, the lockout answer after its last try.
+pub fn counted_failure(state: &Mgmt, peer: &str, attempt: u32, failure: ApiError) -> ApiError {
+    let web = &state.host.config.web;
+    tracing::warn!(peer, failures = attempt, "failed web console login");
+    if attempt >= web.max_login_failures {
+        tracing::warn!(peer, "locked out of the web console after failed logins");
+        locked(i64::try_from(web.lockout_secs).unwrap_or(i64::MAX))
+    } else {
+        failure
+    }
+}
+
 /// Counts a failed attempt from `peer`: `failure` if the address may try again, the
 /// lockout answer if this attempt used up its tries.
 pub async fn record_failure(state: &Mgmt, peer: &str, failure: ApiError) -> ApiError {
@@ -345,8 +388,9 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let peer = peer.ip().to_canonical().to_string();
     check_lockout(&state, &peer).await?;
+    let attempt = count_attempt(&state, &peer).await?;
     if body.password.len() > MAX_PASSWORD || body.username.len() > 256 {
-        return Err(record_failure(&state, &peer, wrong_login()).await);
+        return Err(counted_failure(&state, &peer, attempt, wrong_login()));
     }
     let admin = state
         .host
@@ -355,7 +399,7 @@ pub async fn login(
         .await?;
     let hash = admin.as_ref().map(|a| a.password_hash.clone());
     if !verify_password_blocking(hash, body.password).await? {
-        return Err(record_failure(&state, &peer, wrong_login()).await);
+        return Err(counted_failure(&state, &peer, attempt, wrong_login()));
     }
     let admin = admin.expect("a password only verifies against a stored admin");
     state.host.store.clear_login_failures(&peer).await?;
@@ -437,12 +481,14 @@ pub async fn change_password(
         .admin(session.admin_id)
         .await?
         .ok_or_else(unauthorized)?;
+    let attempt = count_attempt(&state, &peer).await?;
     if body.current_password.len() > MAX_PASSWORD
         || !verify_password_blocking(Some(admin.password_hash), body.current_password).await?
     {
         let wrong = ApiError::new(StatusCode::UNAUTHORIZED, "the current password is wrong");
-        return Err(record_failure(&state, &peer, wrong).await);
+        return Err(counted_failure(&state, &peer, attempt, wrong));
     }
+    state.host.store.clear_login_failures(&peer).await?;
     let hash = hash_password_blocking(body.new_password).await?;
     state
         .host

@@ -24,6 +24,7 @@ pub mod access;
 mod apps;
 mod assets;
 pub mod auth;
+mod body_limit;
 mod devices;
 mod error;
 mod extract;
@@ -56,6 +57,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::net::listener::{LimitedListener, Limits};
 use crate::state::HostState;
 use error::ApiError;
 
@@ -213,7 +215,10 @@ pub fn router(mgmt: Arc<Mgmt>) -> Router {
         }),
     )
     .fallback(assets::serve)
-    .layer(DefaultBodyLimit::max(apps::MAX_BOX_ART + 64 * 1024))
+    .layer(DefaultBodyLimit::max(
+        apps::MAX_BOX_ART + body_limit::MAX_BODY,
+    ))
+    .layer(axum::middleware::from_fn(body_limit::limit_bodies))
     .layer(axum::middleware::from_fn_with_state(mgmt.clone(), guard))
     .with_state(mgmt)
 }
@@ -230,17 +235,12 @@ pub async fn serve(
     state: Arc<HostState>,
 ) -> Result<()> {
     let app = router(Mgmt::new(state).await?);
+    let mut listener = LimitedListener::new(listener, Limits::WEB, "web console");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("web accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = listener.accept().await;
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 _ => return,

@@ -28,11 +28,26 @@ pub struct NativePairingView {
     pub expires_at: i64,
 }
 
+/// A Moonlight client waiting for its PIN.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingView {
+    /// The request's id: send it with the PIN when several wait.
+    pub id: u64,
+    /// The client's address.
+    pub address: String,
+    /// The name the client gave, if any.
+    pub device: Option<String>,
+    /// Seconds until the request times out.
+    pub expires_in_secs: u64,
+}
+
 /// `GET /api/v1/pairing`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PairingStatus {
     /// Whether a Moonlight client is waiting for its PIN to be entered.
     pub waiting_for_pin: bool,
+    /// Every client waiting for its PIN, oldest first.
+    pub waiting: Vec<WaitingView>,
     /// The armed native pairing window, if any.
     pub native: Option<NativePairingView>,
 }
@@ -48,6 +63,9 @@ pub struct PinRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     pub name: Option<String>,
+    /// The waiting request the PIN is for (`waiting[].id`); needed when several wait.
+    #[serde(default)]
+    pub request: Option<u64>,
 }
 
 /// A pairing that succeeded.
@@ -72,8 +90,21 @@ pub struct Paired {
     )
 )]
 pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> Json<PairingStatus> {
+    let waiting: Vec<WaitingView> = state
+        .host
+        .pairing
+        .waiting()
+        .into_iter()
+        .map(|w| WaitingView {
+            id: w.id,
+            address: w.address.to_string(),
+            device: w.device,
+            expires_in_secs: w.expires_in_secs,
+        })
+        .collect();
     Json(PairingStatus {
-        waiting_for_pin: state.host.pairing.waiting_for_pin(),
+        waiting_for_pin: !waiting.is_empty(),
+        waiting,
         native: state
             .host
             .native_pairing
@@ -97,7 +128,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> Json<Pai
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Missing CSRF token", body = ErrorBody),
         (status = 404, description = "No client is waiting for a PIN", body = ErrorBody),
-        (status = 409, description = "The PIN does not match the client's", body = ErrorBody),
+        (status = 409, description = "The PIN does not match the client's, or several clients wait and none was chosen", body = ErrorBody),
         (status = 422, description = "Not a 4-8 digit PIN", body = ErrorBody),
         (status = 502, description = "The client failed the exchange", body = ErrorBody),
         (status = 504, description = "The client did not finish in time", body = ErrorBody),
@@ -112,7 +143,12 @@ pub async fn pin(
     if name.as_ref().is_some_and(|n| n.chars().count() > 64) {
         return Err(ApiError::invalid("a device name is at most 64 characters"));
     }
-    match state.host.pairing.pair_with_pin(&body.pin, name).await {
+    match state
+        .host
+        .pairing
+        .pair_with_pin(&body.pin, name, body.request)
+        .await
+    {
         Ok(device) => Ok(Json(Paired {
             paired: true,
             name: device.name,
@@ -120,7 +156,8 @@ pub async fn pin(
         })),
         Err(e) => {
             let status = match e {
-                PinError::NoPairingWaiting => StatusCode::NOT_FOUND,
+                PinError::NoPairingWaiting | PinError::NoSuchRequest(_) => StatusCode::NOT_FOUND,
+                PinError::Ambiguous(_) => StatusCode::CONFLICT,
                 PinError::BadPin => StatusCode::UNPROCESSABLE_ENTITY,
                 PinError::WrongPin => StatusCode::CONFLICT,
                 PinError::Timeout => StatusCode::GATEWAY_TIMEOUT,

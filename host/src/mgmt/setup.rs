@@ -162,7 +162,7 @@ impl SetupCode {
 /// terminal) in a banner. Not through `tracing`, so it never lands in the web console's
 /// log page.
 fn announce(code: &str, path: &Path) {
-    eprintln!(
+    crate::logging::say(format_args!(
         "\n\
          ================================================================\n\
          \x20 punktfunk first-run setup\n\
@@ -175,7 +175,7 @@ fn announce(code: &str, path: &Path) {
          ================================================================\n",
         display(code),
         path.display()
-    );
+    ));
     tracing::info!(file = %path.display(), "first-run setup is waiting for its setup code");
 }
 

@@ -126,6 +126,8 @@ pub struct Status {
     pub paired_devices: usize,
     /// Ports.
     pub ports: PortsView,
+    /// Problems found at start-up that need the admin (a lost pairing store, say).
+    pub warnings: Vec<String>,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -248,6 +250,11 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
         pairing_waiting: host.pairing.waiting_for_pin(),
         paired_devices: clients.len(),
         ports: host.config.ports.into(),
+        warnings: host
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     }))
 }
 

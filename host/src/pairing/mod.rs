@@ -1,14 +1,18 @@
-//! Host-side pairing: one pairing at a time, a PIN typed on the host, an outcome the
-//! PIN's submitter can wait for.
+//! Host-side pairing: pending attempts, one per client address, a PIN typed on the
+//! host for one of them, an outcome the PIN's submitter can wait for.
 //!
 //! A Moonlight client's first pairing request (`getservercert`) waits here until the
 //! user enters the PIN the client shows, through `punktfunk-host pin` or the
 //! management API. The protocol exchange itself is `punktfunk_core::gamestream::pairing`;
-//! this module holds the pending attempt between HTTP requests, enforces that only one
-//! runs, times it out, stores the client when it succeeds, and tells whoever entered
-//! the PIN how it ended. The client, not the host, notices a wrong PIN (after phase 3):
-//! it then sends `/unpair` instead of phase 4, which ends the attempt as a mismatch.
+//! this module holds the pending attempts between HTTP requests (the later phases are
+//! matched to their attempt by the client's address), bounds them, times them out,
+//! stores the client when it succeeds, and tells whoever entered the PIN how it ended.
+//! Several attempts may wait at once, so that one unauthenticated request cannot hold
+//! pairing for everyone; a PIN goes to exactly one of them, picked by the user when
+//! more than one waits. The client, not the host, notices a wrong PIN (after phase 3):
+//! it then sends `/unpair` instead of phase 4, which ends its attempt as a mismatch.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +30,8 @@ pub mod native;
 /// Why a pairing request from a client was refused.
 #[derive(Debug, Error)]
 pub enum PairRequestError {
-    /// Another pairing is waiting for its PIN or under way.
-    #[error("another pairing is already in progress on this host; finish or cancel it first")]
+    /// Too many pairings are waiting for their PIN or under way.
+    #[error("too many pairings are in progress on this host; finish or cancel one first")]
     AlreadyInProgress,
     /// Nobody entered the PIN in time.
     #[error("timed out waiting for the PIN to be entered on the host")]
@@ -73,7 +77,42 @@ pub enum PinError {
     /// Something else ended the attempt.
     #[error("pairing failed: {0}")]
     Failed(String),
+    /// The chosen request is not (or no longer) waiting for a PIN.
+    #[error("pairing request {0} is not waiting for a PIN (finished, cancelled or timed out)")]
+    NoSuchRequest(u64),
+    /// Several clients wait: the user must say which one the PIN is for.
+    #[error("several devices are waiting to pair; choose one: {0}")]
+    Ambiguous(String),
 }
+
+/// A pairing attempt waiting for its PIN, as the console and `punktfunk-host pin`
+/// list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingPairing {
+    /// Its id, to choose it when several wait.
+    pub id: u64,
+    /// The client's address.
+    pub address: IpAddr,
+    /// The name the client gave (`devicename`), if any.
+    pub device: Option<String>,
+    /// Seconds until it times out.
+    pub expires_in_secs: u64,
+}
+
+impl std::fmt::Display for WaitingPairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request {} from {} ({})",
+            self.id,
+            self.address,
+            self.device.as_deref().unwrap_or("unnamed device")
+        )
+    }
+}
+
+/// At most this many attempts wait at once (one per address).
+pub const MAX_PENDING: usize = 8;
 
 /// A device that paired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +150,8 @@ struct PinEntry {
 
 struct Pending {
     id: u64,
+    address: IpAddr,
+    device: Option<String>,
     stage: Option<Stage>,
     pin_tx: Option<oneshot::Sender<PinEntry>>,
     outcome_tx: Option<oneshot::Sender<Outcome>>,
@@ -127,8 +168,14 @@ impl Pending {
 }
 
 struct Inner {
-    pending: Option<Pending>,
+    pending: Vec<Pending>,
     next_id: u64,
+}
+
+impl Inner {
+    fn index_of(&self, f: impl Fn(&Pending) -> bool) -> Option<usize> {
+        self.pending.iter().position(f)
+    }
 }
 
 /// The pairing state of one host.
@@ -160,13 +207,10 @@ impl Drop for PinWaitGuard<'_> {
             return;
         }
         let mut inner = self.manager.lock();
-        if inner
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.id == self.id && matches!(p.stage, Some(Stage::Pin(_))))
+        if let Some(i) =
+            inner.index_of(|p| p.id == self.id && matches!(p.stage, Some(Stage::Pin(_))))
         {
-            let p = inner.pending.take().expect("checked");
-            p.finish(Err(PinError::Timeout));
+            inner.pending.swap_remove(i).finish(Err(PinError::Timeout));
         }
     }
 }
@@ -181,7 +225,7 @@ impl PairingManager {
     ) -> Self {
         Self {
             inner: Mutex::new(Inner {
-                pending: None,
+                pending: Vec::new(),
                 next_id: 1,
             }),
             identity,
@@ -195,42 +239,68 @@ impl PairingManager {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drops an attempt whose deadline passed, reporting a timeout.
+    /// Drops attempts whose deadline passed, reporting a timeout.
     fn expire(inner: &mut Inner, now: Instant) {
-        if inner.pending.as_ref().is_some_and(|p| p.deadline <= now) {
-            let p = inner.pending.take().expect("checked");
-            p.finish(Err(PinError::Timeout));
+        while let Some(i) = inner.index_of(|p| p.deadline <= now) {
+            inner.pending.swap_remove(i).finish(Err(PinError::Timeout));
         }
     }
 
     /// Whether a client is waiting for its PIN right now.
     pub fn waiting_for_pin(&self) -> bool {
-        let mut inner = self.lock();
-        Self::expire(&mut inner, Instant::now());
-        inner
-            .pending
-            .as_ref()
-            .is_some_and(|p| matches!(p.stage, Some(Stage::Pin(_))))
+        !self.waiting().is_empty()
     }
 
-    /// Phase 1: registers the attempt, waits for the PIN, returns `plaincert`.
+    /// The attempts waiting for their PIN, oldest first.
+    pub fn waiting(&self) -> Vec<WaitingPairing> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        Self::expire(&mut inner, now);
+        let mut list: Vec<_> = inner
+            .pending
+            .iter()
+            .filter(|p| matches!(p.stage, Some(Stage::Pin(_))) && p.pin_tx.is_some())
+            .map(|p| WaitingPairing {
+                id: p.id,
+                address: p.address,
+                device: p.device.clone(),
+                expires_in_secs: p.deadline.saturating_duration_since(now).as_secs(),
+            })
+            .collect();
+        list.sort_by_key(|w| w.id);
+        list
+    }
+
+    /// Phase 1 from the client at `address` (calling itself `device`): registers the
+    /// attempt, waits for the PIN, returns `plaincert`. A new request from an address
+    /// replaces that address's earlier attempt (the client started over).
     pub async fn get_server_cert(
         &self,
         salt_hex: &str,
         client_cert_hex: &str,
+        address: IpAddr,
+        device: Option<String>,
     ) -> Result<String, PairRequestError> {
         let awaiting = AwaitingPin::new(salt_hex, client_cert_hex)?;
+        let address = address.to_canonical();
         let (pin_tx, pin_rx) = oneshot::channel();
         let id = {
             let mut inner = self.lock();
             Self::expire(&mut inner, Instant::now());
-            if inner.pending.is_some() {
+            if let Some(i) = inner.index_of(|p| p.address == address) {
+                inner.pending.swap_remove(i).finish(Err(PinError::Failed(
+                    "the device started pairing again".into(),
+                )));
+            }
+            if inner.pending.len() >= MAX_PENDING {
                 return Err(PairRequestError::AlreadyInProgress);
             }
             let id = inner.next_id;
             inner.next_id += 1;
-            inner.pending = Some(Pending {
+            inner.pending.push(Pending {
                 id,
+                address,
+                device: device.clone(),
                 stage: Some(Stage::Pin(awaiting)),
                 pin_tx: Some(pin_tx),
                 outcome_tx: None,
@@ -240,6 +310,9 @@ impl PairingManager {
             id
         };
         tracing::info!(
+            id,
+            %address,
+            device = device.as_deref().unwrap_or(""),
             "a Moonlight client wants to pair: enter the PIN it shows with `punktfunk-host pin <PIN>` \
              or in the web console (waiting {} s)",
             self.pin_timeout.as_secs()
@@ -259,9 +332,10 @@ impl PairingManager {
         };
         guard.armed = false;
         let mut inner = self.lock();
-        let Some(p) = inner.pending.as_mut().filter(|p| p.id == id) else {
+        let Some(i) = inner.index_of(|p| p.id == id) else {
             return Err(PairRequestError::OutOfOrder);
         };
+        let p = &mut inner.pending[i];
         let Some(Stage::Pin(awaiting)) = p.stage.take() else {
             return Err(PairRequestError::OutOfOrder);
         };
@@ -273,20 +347,25 @@ impl PairingManager {
                 Ok(plaincert)
             }
             Err(e) => {
-                let p = inner.pending.take().expect("present");
-                p.finish(Err(PinError::BadPin));
+                inner.pending.swap_remove(i).finish(Err(PinError::BadPin));
                 Err(e.into())
             }
         }
     }
 
-    /// Runs one synchronous phase step on the pending attempt.
-    fn step<T>(&self, f: impl FnOnce(Stage) -> Step<T>) -> Result<T, PairRequestError> {
+    /// Runs one synchronous phase step on the attempt of the client at `address`.
+    fn step<T>(
+        &self,
+        address: IpAddr,
+        f: impl FnOnce(Stage) -> Step<T>,
+    ) -> Result<T, PairRequestError> {
+        let address = address.to_canonical();
         let mut inner = self.lock();
         Self::expire(&mut inner, Instant::now());
-        let Some(p) = inner.pending.as_mut() else {
+        let Some(i) = inner.index_of(|p| p.address == address) else {
             return Err(PairRequestError::OutOfOrder);
         };
+        let p = &mut inner.pending[i];
         let Some(stage) = p.stage.take() else {
             return Err(PairRequestError::OutOfOrder);
         };
@@ -301,17 +380,23 @@ impl PairingManager {
                 Err(PairRequestError::OutOfOrder)
             }
             Step::Failed(e) => {
-                let p = inner.pending.take().expect("present");
-                p.finish(Err(PinError::Failed(e.to_string())));
+                inner
+                    .pending
+                    .swap_remove(i)
+                    .finish(Err(PinError::Failed(e.to_string())));
                 Err(e.into())
             }
         }
     }
 
-    /// Phase 2.
-    pub fn client_challenge(&self, challenge_hex: &str) -> Result<String, PairRequestError> {
+    /// Phase 2, from the client at `address`.
+    pub fn client_challenge(
+        &self,
+        address: IpAddr,
+        challenge_hex: &str,
+    ) -> Result<String, PairRequestError> {
         let identity = self.identity.clone();
-        self.step(|stage| match stage {
+        self.step(address, |stage| match stage {
             Stage::Challenge(s) => {
                 match s.client_challenge(challenge_hex, &identity, rand::random()) {
                     Ok((n, out)) => Step::Next(Stage::ChallengeResp(n), out),
@@ -322,10 +407,14 @@ impl PairingManager {
         })
     }
 
-    /// Phase 3.
-    pub fn server_challenge_resp(&self, resp_hex: &str) -> Result<String, PairRequestError> {
+    /// Phase 3, from the client at `address`.
+    pub fn server_challenge_resp(
+        &self,
+        address: IpAddr,
+        resp_hex: &str,
+    ) -> Result<String, PairRequestError> {
         let identity = self.identity.clone();
-        self.step(|stage| match stage {
+        self.step(address, |stage| match stage {
             Stage::ChallengeResp(s) => match s.server_challenge_resp(resp_hex, &identity) {
                 Ok((n, out)) => Step::Next(Stage::Secret(n), out),
                 Err(e) => Step::Failed(e),
@@ -336,18 +425,21 @@ impl PairingManager {
 
     /// Phase 4: on success the client is stored before this returns `Ok(true)`; a
     /// mismatch returns `Ok(false)` (GameStream answers `paired=0`).
-    pub async fn client_pairing_secret(&self, secret_hex: &str) -> Result<bool, PairRequestError> {
+    pub async fn client_pairing_secret(
+        &self,
+        address: IpAddr,
+        secret_hex: &str,
+    ) -> Result<bool, PairRequestError> {
+        let address = address.to_canonical();
         let (attempt, name) = {
             let mut inner = self.lock();
             Self::expire(&mut inner, Instant::now());
-            if !inner
-                .pending
-                .as_ref()
-                .is_some_and(|p| matches!(p.stage, Some(Stage::Secret(_))))
-            {
+            let Some(i) = inner
+                .index_of(|p| p.address == address && matches!(p.stage, Some(Stage::Secret(_))))
+            else {
                 return Err(PairRequestError::OutOfOrder);
-            }
-            let mut p = inner.pending.take().expect("checked");
+            };
+            let mut p = inner.pending.swap_remove(i);
             let Some(Stage::Secret(s)) = p.stage.take() else {
                 unreachable!("checked above");
             };
@@ -392,11 +484,14 @@ impl PairingManager {
         }
     }
 
-    /// `/unpair` over plain HTTP: the client abandons its attempt. Sent by Moonlight
-    /// after it found the PIN did not match, so that is what the PIN's submitter hears.
-    pub fn client_aborted(&self) {
+    /// `/unpair` over plain HTTP from `address`: that client abandons its attempt
+    /// (nobody else's). Sent by Moonlight after it found the PIN did not match, so that
+    /// is what the PIN's submitter hears.
+    pub fn client_aborted(&self, address: IpAddr) {
+        let address = address.to_canonical();
         let mut inner = self.lock();
-        if let Some(p) = inner.pending.take() {
+        if let Some(i) = inner.index_of(|p| p.address == address) {
+            let p = inner.pending.swap_remove(i);
             let outcome = if matches!(p.stage, Some(Stage::Pin(_))) {
                 Err(PinError::Failed("the client cancelled pairing".into()))
             } else {
@@ -407,24 +502,35 @@ impl PairingManager {
         }
     }
 
-    /// The user entered `pin` (with an optional device name). Returns a receiver for the
-    /// attempt's outcome.
+    /// The user entered `pin` (with an optional device name) for the attempt
+    /// `request`, or for the only one waiting when `request` is `None`. Returns a
+    /// receiver for the attempt's outcome. The PIN goes to that attempt only.
     pub fn submit_pin(
         &self,
         pin: &str,
         name: Option<String>,
+        request: Option<u64>,
     ) -> Result<oneshot::Receiver<Outcome>, PinError> {
         validate_pin(pin).map_err(|_| PinError::BadPin)?;
         let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-        let mut inner = self.lock();
-        Self::expire(&mut inner, Instant::now());
-        let Some(p) = inner
-            .pending
-            .as_mut()
-            .filter(|p| matches!(p.stage, Some(Stage::Pin(_))) && p.pin_tx.is_some())
-        else {
-            return Err(PinError::NoPairingWaiting);
+        let waiting = self.waiting();
+        let id = match (request, waiting.as_slice()) {
+            (Some(id), w) if w.iter().any(|p| p.id == id) => id,
+            (Some(id), _) => return Err(PinError::NoSuchRequest(id)),
+            (None, []) => return Err(PinError::NoPairingWaiting),
+            (None, [only]) => only.id,
+            (None, several) => {
+                let list: Vec<String> = several.iter().map(ToString::to_string).collect();
+                return Err(PinError::Ambiguous(list.join("; ")));
+            }
         };
+        let mut inner = self.lock();
+        let Some(i) = inner.index_of(|p| {
+            p.id == id && matches!(p.stage, Some(Stage::Pin(_))) && p.pin_tx.is_some()
+        }) else {
+            return Err(PinError::NoSuchRequest(id));
+        };
+        let p = &mut inner.pending[i];
         let (tx, rx) = oneshot::channel();
         p.outcome_tx = Some(tx);
         let pin_tx = p.pin_tx.take().expect("checked");
@@ -435,15 +541,21 @@ impl PairingManager {
             })
             .is_err()
         {
-            inner.pending = None;
-            return Err(PinError::NoPairingWaiting);
+            inner.pending.swap_remove(i);
+            return Err(PinError::NoSuchRequest(id));
         }
         Ok(rx)
     }
 
-    /// Enters a PIN and waits for the outcome (at most the exchange timeout).
-    pub async fn pair_with_pin(&self, pin: &str, name: Option<String>) -> Outcome {
-        let rx = self.submit_pin(pin, name)?;
+    /// Enters a PIN for `request` (or the only attempt waiting) and waits for the
+    /// outcome (at most the exchange timeout).
+    pub async fn pair_with_pin(
+        &self,
+        pin: &str,
+        name: Option<String>,
+        request: Option<u64>,
+    ) -> Outcome {
+        let rx = self.submit_pin(pin, name, request)?;
         match tokio::time::timeout(self.exchange_timeout + Duration::from_secs(1), rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(PinError::Failed("the pairing attempt vanished".into())),

@@ -60,6 +60,17 @@ fn check_title(title: &str) -> Result<(), StoreError> {
     if title.trim().is_empty() {
         return Err(StoreError::Invalid("app title must not be empty".into()));
     }
+    check_text("title", title)
+}
+
+/// App fields end up in the session unit's environment file and in clients' lists,
+/// one per line: a newline or other control character could inject settings there.
+pub fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "an app {field} must not contain control characters (newlines, tabs, escapes)"
+        )));
+    }
     Ok(())
 }
 
@@ -101,6 +112,9 @@ impl Store {
     /// indistinguishable.
     pub async fn create_app(&self, new: NewApp) -> Result<App, StoreError> {
         check_title(&new.title)?;
+        if let Some(command) = &new.command {
+            check_text("command", command)?;
+        }
         let now = now_unix();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
@@ -124,6 +138,9 @@ impl Store {
     pub async fn update_app(&self, id: i64, update: AppUpdate) -> Result<Option<App>, StoreError> {
         if let Some(title) = &update.title {
             check_title(title)?;
+        }
+        if let Some(Some(command)) = &update.command {
+            check_text("command", command)?;
         }
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
@@ -306,5 +323,45 @@ mod tests {
         };
         let err = store.update_app(app.id, blank).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn control_characters_in_app_fields_are_refused() {
+        let (_dir, store) = temp_store().await;
+        for (title, command) in [
+            ("Steam", Some("steam\nExecStartPre=/bin/sh -c evil")),
+            ("Ste\u{1b}[2Jam", None),
+            ("Tab", Some("a\tb")),
+        ] {
+            let r = store
+                .create_app(NewApp {
+                    title: title.into(),
+                    command: command.map(Into::into),
+                    box_art: None,
+                })
+                .await;
+            assert!(
+                matches!(r, Err(StoreError::Invalid(_))),
+                "{title:?} {command:?}"
+            );
+        }
+        let app = store
+            .create_app(NewApp {
+                title: "Steam".into(),
+                command: Some("steam -bigpicture".into()),
+                box_art: None,
+            })
+            .await
+            .unwrap();
+        let r = store
+            .update_app(
+                app.id,
+                AppUpdate {
+                    command: Some(Some("steam\rInjected=1".into())),
+                    ..AppUpdate::default()
+                },
+            )
+            .await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))));
     }
 }

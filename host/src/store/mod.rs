@@ -218,6 +218,30 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Says so when the store at `path` is empty or missing although `state_dir` holds
+/// the host's identity from an earlier start: the store was lost (a full disk, a bad
+/// copy) and a fresh one is about to replace it, with every paired device gone. A
+/// first start (no identity yet) says nothing.
+pub fn lost_store_warning(state_dir: &Path, path: &Path) -> Option<String> {
+    let identity = state_dir.join("host.key").exists() && state_dir.join("host.crt").exists();
+    if !identity {
+        return None;
+    }
+    let state = match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => "is empty (0 bytes)",
+        Ok(_) => return None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "is missing",
+        Err(_) => return None,
+    };
+    Some(format!(
+        "the pairing store {} {state} although this host has an identity from an earlier \
+         start: every paired device, app and console account it held is gone, and a fresh \
+         store starts now. Restore it from a backup (stop the service first), or pair your \
+         devices again",
+        path.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,5 +388,28 @@ mod tests {
         // 2024-01-01; catches unit mistakes (ms vs s) in either direction.
         let now = now_unix();
         assert!(now > 1_704_067_200 && now < 10_000_000_000, "{now}");
+    }
+
+    #[test]
+    fn an_empty_store_next_to_an_identity_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("punktfunk.db");
+        // First start: no identity, nothing to say.
+        assert_eq!(lost_store_warning(dir.path(), &db), None);
+        fs::write(dir.path().join("host.key"), b"k").unwrap();
+        fs::write(dir.path().join("host.crt"), b"c").unwrap();
+        assert!(
+            lost_store_warning(dir.path(), &db)
+                .unwrap()
+                .contains("is missing")
+        );
+        fs::write(&db, b"").unwrap();
+        assert!(
+            lost_store_warning(dir.path(), &db)
+                .unwrap()
+                .contains("is empty")
+        );
+        fs::write(&db, b"SQLite format 3\0").unwrap();
+        assert_eq!(lost_store_warning(dir.path(), &db), None);
     }
 }

@@ -50,7 +50,10 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let mut buf = [0u8; 64];
     while !shared.stopping() {
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            if !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload)) {
+            // Only the launching client's address counts (see the video thread).
+            if from.ip().to_canonical() != ctx.client_ip
+                || !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload))
+            {
                 shared.count_malformed();
             } else if peer != Some(from) {
                 tracing::info!(%from, "audio client address learned from its ping");

@@ -14,11 +14,16 @@ use punktfunk_core::gamestream::control::{self, ClientMessage, TERMINATION_GRACE
 use punktfunk_core::gamestream::control_crypto::{ControlOpener, ControlSealer};
 use rusty_enet::{Event, Host, HostSettings, Packet, PeerID};
 
+use super::peer_filter::ClientOnlySocket;
 use super::session::{Shared, StreamContext};
 use crate::input::{self, Feedback, InputSink};
 
 /// Channels the host accepts (moonlight-common-c opens 0x30).
 const CHANNELS: usize = 0x30;
+/// ENet peer slots. Only the launching client's address reaches ENet (see
+/// [`ClientOnlySocket`]); a few slots leave room for its reconnects while stale
+/// half-open peers time out.
+const PEER_LIMIT: usize = 8;
 
 /// A bound, not yet running, control stream.
 #[derive(Debug)]
@@ -54,9 +59,9 @@ impl ControlStream {
     pub fn run(self, ctx: &StreamContext, shared: &Shared) -> Result<()> {
         let poll_socket = self.socket.try_clone()?;
         let mut host = Host::new(
-            self.socket,
+            ClientOnlySocket::new(self.socket, ctx.client_ip),
             HostSettings {
-                peer_limit: 4,
+                peer_limit: PEER_LIMIT,
                 channel_limit: CHANNELS,
                 ..Default::default()
             },
@@ -111,6 +116,12 @@ impl ControlStream {
                 }
                 Ok(None) => {}
                 Err(e) => tracing::debug!("ENet: {e}"),
+            }
+            let dropped = host.socket_mut().take_dropped();
+            if dropped > 0 {
+                shared
+                    .malformed
+                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
             }
             // Feedback from the devices (force feedback) and from requests.
             sink.poll_feedback(&mut feedback);
@@ -185,7 +196,8 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             let mut stats = shared.stats();
             stats.fec_recoveries += 1;
             stats.expected_packets += u64::from(s.data_packets) + u64::from(s.parity_packets);
-            stats.lost_packets += u64::from(s.data_packets + s.parity_packets)
+            // Widened before adding: hostile u16 values must not overflow.
+            stats.lost_packets += (u64::from(s.data_packets) + u64::from(s.parity_packets))
                 .saturating_sub(u64::from(s.received_data) + u64::from(s.received_parity));
         }
         Ok(ClientMessage::Termination) => shared.end("the client ended the stream"),
@@ -197,5 +209,38 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             );
             shared.count_malformed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use punktfunk_core::gamestream::control::types;
+    use punktfunk_core::gamestream::input::InputEvent;
+
+    struct NoInput;
+
+    impl InputSink for NoInput {
+        fn handle(&mut self, _: &InputEvent) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_hostile_fec_status_is_counted_without_overflow() {
+        let key = [7u8; 16];
+        let opener = ControlOpener::from_client(&key).unwrap();
+        let mut sealer = ControlSealer::client(&key).unwrap();
+        // Frame 42, 6 skipped bytes, then data and parity packets at u16::MAX and
+        // nothing received: their sum overflowed u16 (a panic in debug builds).
+        let mut fec = vec![0, 0, 0, 42, 0, 0, 0, 0, 0, 0];
+        fec.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut packet = Vec::new();
+        sealer.seal(types::FEC_STATUS, &fec, &mut packet).unwrap();
+        let shared = Shared::new();
+        handle_packet(&packet, &opener, &shared, &mut NoInput);
+        let stats = shared.stats();
+        assert_eq!(stats.expected_packets, 2 * 65_535);
+        assert_eq!(stats.lost_packets, 2 * 65_535);
     }
 }

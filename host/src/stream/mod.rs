@@ -8,6 +8,7 @@
 
 pub mod audio;
 pub mod control;
+pub mod peer_filter;
 pub mod pipeline;
 pub mod rtsp_server;
 pub mod session;
@@ -23,7 +24,7 @@ use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, Str
 use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{
-    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_FF_CONTROLLER_TOUCH,
+    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SS_FF_CONTROLLER_TOUCH,
     SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
 };
 
@@ -143,15 +144,29 @@ pub struct StreamManager {
 pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
     let has = |c: Codec| encoders.chosen.iter().any(|a| a.codec == c);
     let mut encryption_supported = SS_ENC_CONTROL_V2;
+    let mut encryption_requested = SS_ENC_CONTROL_V2;
     if config.stream.audio_encryption {
         encryption_supported |= SS_ENC_AUDIO;
+    }
+    if config.stream.video_encryption {
+        // Requested, not just supported: moonlight-common-c then encrypts even when
+        // its user did not opt in, since the host asks for it.
+        encryption_supported |= SS_ENC_VIDEO;
+        encryption_requested |= SS_ENC_VIDEO;
     }
     HostCapabilities {
         hevc: has(Codec::Hevc),
         av1: has(Codec::Av1),
         encryption_supported,
-        encryption_requested: SS_ENC_CONTROL_V2,
-        feature_flags: SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH,
+        encryption_requested,
+        // Touch and pen are offered only where they arrive somewhere: the recording
+        // backend keeps them; uinput does not create touch or pen devices yet, so a
+        // client told otherwise would send input that silently goes nowhere.
+        feature_flags: if config.input.backend == crate::input::Backend::Recording {
+            SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH
+        } else {
+            0
+        },
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
         surround: Vec::new(),
@@ -316,7 +331,7 @@ impl StreamManager {
                     settings,
                     input: self.config.input.clone(),
                     input_recording: self.config.input_recording(),
-                    client_ip: client.ip(),
+                    client_ip: client.ip().to_canonical(),
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),
                     session,
@@ -371,5 +386,35 @@ impl StreamManager {
             .active
             .as_ref()
             .is_some_and(|a| a.request_feedback(feedback))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigArgs, FileConfig};
+    use crate::input::Backend;
+
+    fn config(backend: Backend, video_encryption: bool) -> Config {
+        let mut file = FileConfig::default();
+        file.input.backend = backend;
+        file.stream.video_encryption = video_encryption;
+        Config::resolve(file, &ConfigArgs::default()).unwrap()
+    }
+
+    #[test]
+    fn describe_offers_only_what_the_host_does() {
+        let encoders = Encoders::default();
+        for backend in [Backend::Auto, Backend::Uinput] {
+            let caps = capabilities(&config(backend, true), &encoders);
+            assert_eq!(caps.feature_flags, 0, "{backend:?} injects no touch or pen");
+        }
+        let caps = capabilities(&config(Backend::Recording, true), &encoders);
+        assert_eq!(caps.feature_flags, SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH);
+        // Video encryption is requested unless switched off for a trusted LAN.
+        assert_ne!(caps.encryption_requested & SS_ENC_VIDEO, 0);
+        let plain = capabilities(&config(Backend::Auto, false), &encoders);
+        assert_eq!(plain.encryption_requested & SS_ENC_VIDEO, 0);
+        assert_eq!(plain.encryption_supported & SS_ENC_VIDEO, 0);
     }
 }

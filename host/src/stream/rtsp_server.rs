@@ -11,27 +11,34 @@ use punktfunk_core::gamestream::rtsp_framing::{EncryptedHeader, HEADER_LEN, Rtsp
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::net::listener::{LimitedListener, Limits};
 use crate::state::HostState;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The host's sealer of one launch, and the newest client sequence number it opened.
+/// The sealer must keep counting across connections (an IV may never repeat under
+/// one key); the client's numbers must only grow, so a captured message replayed
+/// later, from anywhere, is refused.
+#[derive(Debug)]
+struct LaunchCrypto {
+    generation: u64,
+    crypto: RtspCrypto,
+    last_client_seq: Option<u32>,
+}
+
+type Sealers = std::sync::Mutex<Option<LaunchCrypto>>;
+
 /// Serves RTSP until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<HostState>) -> Result<()> {
-    // The host's sealer must keep counting across connections of one launch (the IV
-    // may never repeat under one key); keyed by launch generation.
-    let sealers: Arc<std::sync::Mutex<Option<(u64, RtspCrypto)>>> = Arc::default();
+    let sealers: Arc<Sealers> = Arc::default();
+    let mut listener = LimitedListener::new(listener, Limits::RTSP, "RTSP");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("RTSP accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = listener.accept().await;
         let (state, sealers) = (state.clone(), sealers.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) =
                 tokio::time::timeout(READ_TIMEOUT, handle(tcp, peer, &state, &sealers)).await
             {
@@ -41,18 +48,24 @@ pub async fn serve(listener: TcpListener, state: Arc<HostState>) -> Result<()> {
     }
 }
 
-async fn handle(
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-    state: &HostState,
-    sealers: &std::sync::Mutex<Option<(u64, RtspCrypto)>>,
-) {
+async fn handle(mut tcp: TcpStream, peer: SocketAddr, state: &HostState, sealers: &Sealers) {
     let _ = tcp.set_nodelay(true);
     let app = state.apps().current().cloned();
-    let Some(app) = app else {
+    let refusal = match &app {
         // No launch, no stream: a plain refusal the client can read.
+        None => Some(454),
+        // The stream belongs to the paired device that launched it, at the address
+        // its `/launch` or `/resume` came from; anyone else learns nothing.
+        Some(app) if app.owner_ip != peer.ip().to_canonical() => {
+            tracing::warn!(%peer, owner = %app.owner_ip, "refused RTSP from a device that did not launch the stream");
+            Some(403)
+        }
+        Some(_) => None,
+    };
+    let Some(app) = app.filter(|_| refusal.is_none()) else {
+        let status = refusal.unwrap_or(454);
         let _ = tcp
-            .write_all(&RtspResponse::new(454, None).serialize())
+            .write_all(&RtspResponse::new(status, None).serialize())
             .await;
         let _ = tcp.shutdown().await;
         return;
@@ -106,7 +119,7 @@ async fn read_encrypted(
     peer: SocketAddr,
     state: &HostState,
     app: &punktfunk_core::gamestream::apps::LaunchedApp,
-    sealers: &std::sync::Mutex<Option<(u64, RtspCrypto)>>,
+    sealers: &Sealers,
 ) -> Option<Vec<u8>> {
     // Whatever cannot be read as an authentic message gets a plaintext 400: a forger
     // learns nothing from it, and a confused client sees a clear refusal.
@@ -130,14 +143,30 @@ async fn read_encrypted(
     }
     let response = {
         let mut guard = sealers.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_none_or(|(g, _)| *g != app.generation) {
-            *guard = Some((app.generation, RtspCrypto::host(key).ok()?));
+        if guard
+            .as_ref()
+            .is_none_or(|l| l.generation != app.generation)
+        {
+            *guard = Some(LaunchCrypto {
+                generation: app.generation,
+                crypto: RtspCrypto::host(key).ok()?,
+                last_client_seq: None,
+            });
         }
-        let (_, crypto) = guard.as_mut().expect("just set");
-        if let Err(e) = crypto.open(&parsed, buf) {
+        let launch = guard.as_mut().expect("just set");
+        if launch
+            .last_client_seq
+            .is_some_and(|last| parsed.seq <= last)
+        {
+            tracing::warn!(%peer, seq = parsed.seq, "refused a replayed encrypted RTSP message");
+            return refuse();
+        }
+        if let Err(e) = launch.crypto.open(&parsed, buf) {
             tracing::info!(%peer, "RTSP message failed authentication: {e}");
             return refuse();
         }
+        launch.last_client_seq = Some(parsed.seq);
+        let crypto = &mut launch.crypto;
         let response = match RtspRequest::parse(buf) {
             Ok(Some((req, _))) => {
                 tracing::debug!(method = req.method, target = req.target, "RTSP (encrypted)");

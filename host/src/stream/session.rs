@@ -35,7 +35,9 @@ pub struct StreamContext {
     pub input: InputConfig,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
-    /// The client's address (from the RTSP connection).
+    /// The launching client's address (its `/launch` and its RTSP handshake came
+    /// from it). Pings and control packets from any other address are dropped: a
+    /// client that moves re-attaches with an authenticated `/resume`.
     pub client_ip: IpAddr,
     /// Encoders that open.
     pub encoders: Encoders,
@@ -115,7 +117,26 @@ pub struct Shared {
     pub malformed: AtomicU64,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Shared {
+    /// A stream that starts with an IDR frame and nothing counted.
+    pub fn new() -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            idr: AtomicBool::new(true),
+            stats: Mutex::new(StreamStats::default()),
+            feedback: Mutex::new(Vec::new()),
+            video_peer: Mutex::new(None),
+            malformed: AtomicU64::new(0),
+        }
+    }
+
     /// Whether the stream is ending.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
@@ -188,15 +209,7 @@ fn spawn(
 impl ActiveStream {
     /// Starts the video, audio and control threads.
     pub fn start(ctx: StreamContext) -> Result<Self> {
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            reason: Mutex::new(None),
-            idr: AtomicBool::new(true),
-            stats: Mutex::new(StreamStats::default()),
-            feedback: Mutex::new(Vec::new()),
-            video_peer: Mutex::new(None),
-            malformed: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         // The control socket must be bound before PLAY is answered: the client
         // connects right after.
         let control = control::ControlStream::bind(&ctx)?;

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use punktfunk_core::gamestream::ping;
-use punktfunk_core::gamestream::sdp::VideoCodec;
-use punktfunk_core::gamestream::video::{PacketBatch, VideoConfig};
+use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
+use punktfunk_core::gamestream::video::VideoConfig;
+use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
 use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 
 use super::pipeline::{FramePipeline, Outcome};
@@ -61,12 +62,16 @@ fn codec_of(c: VideoCodec) -> Codec {
     }
 }
 
-/// Learns the client's address from pings; returns when the last matching one came.
+/// Learns the client's port from pings; returns when the last matching one came.
+/// Only pings from the launching client's address count: the payload crosses the
+/// network in clear, so a replay from elsewhere must not redirect the stream.
 fn drain_pings(ctx: &StreamContext, shared: &Shared, last_ping: &mut Option<Instant>) {
     let socket = ctx.sockets.video.socket();
     let mut buf = [0u8; 64];
     while let Ok((n, from)) = socket.recv_from(&mut buf) {
-        if !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload)) {
+        if from.ip().to_canonical() != ctx.client_ip
+            || !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload))
+        {
             shared.count_malformed();
             continue;
         }
@@ -106,6 +111,14 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let mut capture = capture::open(&ctx.capture)
         .map_err(|e| anyhow::anyhow!("opening the video source: {e}"))?;
     tracing::info!(source = capture.describe(), "capturing video");
+    // The client enabled encrypted video (SS_ENC_VIDEO) in its ANNOUNCE.
+    let mut sealer = if c.encryption & SS_ENC_VIDEO != 0 {
+        tracing::info!("video is encrypted (AES-GCM)");
+        Some(VideoSealer::new(&ctx.app.key)?)
+    } else {
+        None
+    };
+    let mut sealed = Vec::new();
     let mut send_stats = SendStats::default();
     let interval = Duration::from_secs(1) / c.fps;
     let mut pacer = Pacer::new(
@@ -204,7 +217,25 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         let captured_at = pipeline.captured_at();
         let batch = pipeline.batch();
         let t_send = Instant::now();
-        let first_packet_us = send_paced(ctx, &mut pacer, batch, peer, &mut send_stats)?
+        let wire = match sealer.as_mut() {
+            Some(sealer) => {
+                sealer.seal_batch(
+                    batch.as_bytes(),
+                    batch.packet_len(),
+                    frame_index,
+                    &mut sealed,
+                )?;
+                Wire {
+                    bytes: &sealed,
+                    len: batch.packet_len() + PREFIX_LEN,
+                }
+            }
+            None => Wire {
+                bytes: batch.as_bytes(),
+                len: batch.packet_len(),
+            },
+        };
+        let first_packet_us = send_paced(ctx, &mut pacer, &wire, peer, &mut send_stats)?
             .map_or(0, |first| (first - captured_at).as_micros() as u64);
         last_sent = Instant::now();
         let timing = FrameTiming {
@@ -213,7 +244,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             packetize_us: prepared.packetize_us,
             send_us: t_send.elapsed().as_micros() as u64,
             first_packet_us,
-            bytes: batch.as_bytes().len() as u64,
+            bytes: wire.bytes.len() as u64,
         };
         shared
             .stats()
@@ -251,22 +282,28 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
     stats.frames
 }
 
-/// Sends `batch` to `peer` under the pacer; returns when the first packet left.
+/// A frame's packets as they go on the wire (encrypted or not), `len` bytes apart.
+struct Wire<'a> {
+    bytes: &'a [u8],
+    len: usize,
+}
+
+/// Sends `wire` to `peer` under the pacer; returns when the first packet left.
 fn send_paced(
     ctx: &StreamContext,
     pacer: &mut Pacer,
-    batch: &PacketBatch,
+    wire: &Wire<'_>,
     peer: SocketAddr,
     stats: &mut SendStats,
 ) -> Result<Option<Instant>> {
-    let len = batch.packet_len();
-    pacer.begin_frame(Instant::now(), batch.len());
+    let len = wire.len;
+    pacer.begin_frame(Instant::now(), wire.bytes.len() / len.max(1));
     let mut sent = 0;
     let mut first = None;
     loop {
         match pacer.poll(Instant::now()) {
             Release::Send(n) => {
-                let bytes = &batch.as_bytes()[sent * len..(sent + n) * len];
+                let bytes = &wire.bytes[sent * len..(sent + n) * len];
                 if let Err(e) = ctx.sockets.video.send_packets(peer, bytes, len, stats) {
                     // A full or unreachable path loses this burst; FEC or an IDR recovers.
                     tracing::debug!("video send failed: {e}");

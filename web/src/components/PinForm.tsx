@@ -12,9 +12,14 @@ export function PinForm({ onPaired }: { onPaired?: (p: Paired) => void }) {
   const [pin, setPin] = useState('');
   const [name, setName] = useState('');
   const [touched, setTouched] = useState(false);
+  const [chosen, setChosen] = useState<number | null>(null);
   const status = useQuery({ queryKey: ['pairing'], queryFn: api.pairing, refetchInterval: 1000 });
+  // With several devices waiting, the PIN goes to the one the user picks (and only it).
+  const requests = status.data?.waiting ?? [];
+  const several = requests.length > 1;
+  const choice = several && requests.some((r) => r.id === chosen) ? chosen : null;
   const pair = useMutation({
-    mutationFn: () => api.enterPin(pin, name.trim() || undefined),
+    mutationFn: () => api.enterPin(pin, name.trim() || undefined, choice ?? undefined),
     onSuccess: (p) => {
       setPin('');
       setName('');
@@ -25,10 +30,11 @@ export function PinForm({ onPaired }: { onPaired?: (p: Paired) => void }) {
     },
   });
   const pinError = touched && !isPin(pin) ? 'Type the 4 digits Moonlight shows.' : null;
+  const choiceMissing = several && choice === null;
   const submit = (e: FormEvent) => {
     e.preventDefault();
     setTouched(true);
-    if (isPin(pin)) pair.mutate();
+    if (isPin(pin) && !choiceMissing) pair.mutate();
   };
   const waiting = status.data?.waiting_for_pin ?? false;
   return (
@@ -42,6 +48,24 @@ export function PinForm({ onPaired }: { onPaired?: (p: Paired) => void }) {
           </>
         )}
       </p>
+      {several && (
+        <fieldset className="pin-choice">
+          <legend>Several devices are waiting. Which one shows this PIN?</legend>
+          {requests.map((r) => (
+            <label key={r.id}>
+              <input
+                type="radio"
+                name="pairing-request"
+                value={r.id}
+                checked={choice === r.id}
+                onChange={() => setChosen(r.id)}
+              />{' '}
+              {r.device ?? 'Unnamed device'} at {r.address}
+            </label>
+          ))}
+          {touched && choiceMissing && <p className="field-error">Choose the device that shows this PIN.</p>}
+        </fieldset>
+      )}
       <div className="row">
         <Field
           label="PIN shown by Moonlight"

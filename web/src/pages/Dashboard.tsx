@@ -29,6 +29,11 @@ export function DashboardPage() {
   return (
     <>
       <h1>Dashboard</h1>
+      {(st.warnings ?? []).map((w) => (
+        <Notice key={w} kind="error">
+          {w}
+        </Notice>
+      ))}
       {st.pairing_waiting && (
         <Notice kind="info">
           A Moonlight client is waiting for its PIN. <Link to="/pairing">Enter it on the Pairing page</Link>.

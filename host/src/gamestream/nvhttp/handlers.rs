@@ -89,8 +89,9 @@ pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> R
         ("/pair", _) => pair(state, conn, &query).await,
         ("/unpair", false) => {
             // Over plain HTTP nothing identifies the client (every Moonlight sends the
-            // same uniqueid): this can only abandon a pairing in progress.
-            state.pairing.client_aborted();
+            // same uniqueid): this can only abandon the pairing in progress from the
+            // requester's own address.
+            state.pairing.client_aborted(conn.peer.ip());
             ok(XmlReply::ok())
         }
         ("/unpair", true) => unpair(state, conn).await,
@@ -98,7 +99,7 @@ pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> R
         ("/appasset", true) => appasset(state, &query).await,
         ("/launch", true) => launch(state, conn, &query, false).await,
         ("/resume", true) => launch(state, conn, &query, true).await,
-        ("/cancel", true) => cancel(state),
+        ("/cancel", true) => cancel(state, conn),
         ("/applist" | "/appasset" | "/launch" | "/resume" | "/cancel", false) => xml(
             StatusCode::FORBIDDEN,
             XmlReply::error(403, "this request needs the HTTPS port and a paired client"),
@@ -161,21 +162,22 @@ async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Bod
         Err(e) => return bad_request(&e),
     };
     let pairing = &state.pairing;
+    let from = conn.peer.ip();
     let result = match request {
         PairRequest::GetServerCert { salt, client_cert } => pairing
-            .get_server_cert(&salt, &client_cert)
+            .get_server_cert(&salt, &client_cert, from, device_name(query))
             .await
             .map(|cert| XmlReply::ok().elem("paired", 1).elem("plaincert", cert)),
-        PairRequest::ClientChallenge(c) => pairing.client_challenge(&c).map(|r| {
+        PairRequest::ClientChallenge(c) => pairing.client_challenge(from, &c).map(|r| {
             XmlReply::ok()
                 .elem("paired", 1)
                 .elem("challengeresponse", r)
         }),
         PairRequest::ServerChallengeResp(r) => pairing
-            .server_challenge_resp(&r)
+            .server_challenge_resp(from, &r)
             .map(|s| XmlReply::ok().elem("pairingsecret", s).elem("paired", 1)),
         PairRequest::ClientPairingSecret(s) => pairing
-            .client_pairing_secret(&s)
+            .client_pairing_secret(from, &s)
             .await
             .map(|paired| XmlReply::ok().elem("paired", u8::from(paired))),
         PairRequest::PairChallenge => {
@@ -194,6 +196,19 @@ async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Bod
             ok(XmlReply::error(e.status_code(), &e.to_string()).elem("paired", 0))
         }
     }
+}
+
+/// The name a pairing client gives itself (`devicename`), cut to something a list can
+/// show: at most 64 printable characters.
+fn device_name(query: &Query) -> Option<String> {
+    let name: String = query
+        .get("devicename")?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 async fn unpair(state: &HostState, conn: &ConnInfo) -> Response<Body> {
@@ -263,9 +278,9 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
     let outcome = {
         let mut apps = state.apps();
         if resume {
-            apps.resume(&req, &owner).cloned()
+            apps.resume(&req, &owner, conn.peer.ip()).cloned()
         } else {
-            apps.launch(&req, &owner, known).cloned()
+            apps.launch(&req, &owner, conn.peer.ip(), known).cloned()
         }
     };
     let field = if resume { "resume" } else { "gamesession" };
@@ -321,13 +336,23 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
     );
 }
 
-fn cancel(state: &HostState) -> Response<Body> {
-    let cancelled = state.apps().cancel();
-    if let Some(app) = cancelled {
-        state.streams.stop("the client quit the app");
-        tracing::info!(app = app.app_id, "session cancelled");
+/// `/cancel`: quits the app the requesting device launched; another device's app
+/// is left running.
+fn cancel(state: &HostState, conn: &ConnInfo) -> Response<Body> {
+    let owner = conn.client_fingerprint.as_deref().unwrap_or_default();
+    let cancelled = state.apps().cancel_owned(owner);
+    match cancelled {
+        Ok(Some(app)) => {
+            state.streams.stop("the client quit the app");
+            tracing::info!(app = app.app_id, "session cancelled");
+            ok(XmlReply::ok().elem("cancel", 1))
+        }
+        Ok(None) => ok(XmlReply::ok().elem("cancel", 1)),
+        Err(e) => {
+            tracing::warn!(peer = %conn.peer, "refused to quit another device's app");
+            ok(XmlReply::error(e.status_code(), &e.to_string()).elem("cancel", 0))
+        }
     }
-    ok(XmlReply::ok().elem("cancel", 1))
 }
 
 #[cfg(test)]

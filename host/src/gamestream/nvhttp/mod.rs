@@ -21,6 +21,7 @@ use punktfunk_core::crypto::rsa::sha256_hex;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::net::listener::{LimitedListener, Limits};
 use crate::state::HostState;
 
 /// A reply body.
@@ -67,22 +68,23 @@ where
 
 /// Serves plain HTTP on `listener` until the task is dropped.
 pub async fn serve_http(listener: TcpListener, state: Arc<HostState>) -> Result<()> {
+    let mut listener = LimitedListener::new(listener, Limits::WEB, "GameStream HTTP");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("nvhttp accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (tcp, peer, permit) = listener.accept().await;
+        let Ok(local) = tcp.local_addr() else {
+            continue;
         };
         let conn = ConnInfo {
             secure: false,
             client_fingerprint: None,
-            local: tcp.local_addr()?,
+            local,
             peer,
         };
-        tokio::spawn(serve_conn(tcp, state.clone(), conn));
+        let state = state.clone();
+        tokio::spawn(async move {
+            serve_conn(tcp, state, conn).await;
+            drop(permit);
+        });
     }
 }
 
@@ -92,18 +94,15 @@ pub async fn serve_https(
     acceptor: TlsAcceptor,
     state: Arc<HostState>,
 ) -> Result<()> {
+    let mut listener = LimitedListener::new(listener, Limits::WEB, "GameStream HTTPS");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("nvhttp accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (tcp, peer, permit) = listener.accept().await;
+        let Ok(local) = tcp.local_addr() else {
+            continue;
         };
-        let local = tcp.local_addr()?;
         let (acceptor, state) = (acceptor.clone(), state.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {

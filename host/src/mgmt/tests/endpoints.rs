@@ -35,7 +35,10 @@ fn launch(f: &Fixture, owner: &str) {
     )
     .unwrap();
     let req = LaunchRequest::from_query(&q, false).unwrap();
-    f.state.apps().launch(&req, owner, true).unwrap();
+    f.state
+        .apps()
+        .launch(&req, owner, std::net::Ipv4Addr::LOCALHOST.into(), true)
+        .unwrap();
 }
 
 #[tokio::test]
@@ -228,7 +231,10 @@ async fn pairing_endpoints() {
         .send(&f.app)
         .await
         .json();
-    assert_eq!(st, json!({"waiting_for_pin": false, "native": null}));
+    assert_eq!(
+        st,
+        json!({"waiting_for_pin": false, "waiting": [], "native": null})
+    );
 
     let a = req(Method::POST, "/api/v1/pairing/pin")
         .session(&s)
