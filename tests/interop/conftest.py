@@ -219,7 +219,8 @@ class Host:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the host did not stop itself within {timeout} s:\n{self.log()}")
+            raise AssertionError(f"the host did not stop itself within {timeout} s (release builds ignore "
+                                 f"PUNKTFUNK_TEST_CRASH_AT: test the debug build):\n{self.log()}")
         assert self.proc.returncode == -signal.SIGKILL, (
             f"the host exited with {self.proc.returncode}, not by SIGKILL:\n{self.log()}")
         self._killed = self.proc
