@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod control_socket;
+pub mod crash_point;
 pub mod discovery;
 pub mod encode;
 pub mod gamestream;

@@ -141,6 +141,8 @@ class Host:
     proc: subprocess.Popen | None = None
     # The exit status stop() expects (a test that makes the host restart itself: 75).
     expected_exit: int = 0
+    # Extra environment for the host process (a debug-build test hook, for one).
+    env: dict[str, str] = field(default_factory=dict)
     log_path: Path = field(init=False)
     # What went wrong with the processes this Host ran (exit status, kill on hang).
     _failures: list[str] = field(init=False, default_factory=list)
@@ -170,7 +172,8 @@ class Host:
     def start(self, timeout: float = 30.0) -> "Host":
         assert HOST_BIN.exists(), f"{HOST_BIN} is missing: build it first (cargo build -p punktfunk-host)"
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(HOST_BIN), "serve", *self.args(), *self.serve_args], stdout=log, stderr=log)
+        self.proc = subprocess.Popen([str(HOST_BIN), "serve", *self.args(), *self.serve_args], stdout=log, stderr=log,
+                                     env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -210,6 +213,19 @@ class Host:
             self._killed = self.proc
             self.proc.kill()
             self.proc.wait()
+
+    def wait_killed_itself(self, timeout: float = 30.0) -> None:
+        """Waits for a host that a test hook (PUNKTFUNK_TEST_CRASH_AT) told to SIGKILL
+        itself. It must die by SIGKILL, and that death is then no failure of the test."""
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the host did not stop itself within {timeout} s (release builds ignore "
+                                 f"PUNKTFUNK_TEST_CRASH_AT: test the debug build):\n{self.log()}")
+        assert self.proc.returncode == -signal.SIGKILL, (
+            f"the host exited with {self.proc.returncode}, not by SIGKILL:\n{self.log()}")
+        self._killed = self.proc
 
     def problems(self) -> list[str]:
         """Failures of this host's processes, and every panic its log shows."""

@@ -37,6 +37,20 @@ int LiSendControllerArrivalEvent(uint8_t controllerNumber, uint16_t activeGamepa
     uint32_t supportedButtonFlags, uint16_t capabilities);
 """
 
+# moonlight-common-c's RTP audio counters (Limelight.h), read while the stream runs.
+AUDIO_STATS_CDEF = """
+typedef struct {
+    uint32_t packetCountAudio;
+    uint32_t packetCountFec;
+    uint32_t packetCountFecRecovered;
+    uint32_t packetCountFecFailed;
+    uint32_t packetCountOOS;
+    uint32_t packetCountInvalid;
+    uint32_t packetCountFecInvalid;
+} RTP_AUDIO_STATS;
+const RTP_AUDIO_STATS* LiGetRTPAudioStats(void);
+"""
+
 
 def read_barcode(bgr: np.ndarray) -> tuple[int, int] | None:
     """(capture time in us, frame number), or None if any cell is unreadable."""
@@ -125,6 +139,39 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     }
 
 
+def run_audio(client, seconds: float, pcm_path: str) -> dict:
+    """Streams a small video with audio on for `seconds`, records the decoded PCM with
+    each chunk's place on the host's timeline (Opus packet index), and reads the
+    client library's own loss and FEC counters.
+
+    The PCM goes to `pcm_path` (.npz: `pcm` samples x channels, `index` per chunk,
+    `size` samples per chunk); the counters are returned.
+    """
+    import numpy as np
+
+    chunks, indices = [], []
+    rate = channels = 0
+    with client.stream(app="Desktop", width=640, height=360, fps=30, bitrate_kbps=2000, codec="h264", record_audio=True):
+        session = client._session
+        session._ffi.cdef(AUDIO_STATS_CDEF)
+        deadline = time.monotonic() + seconds
+        for chunk in client.audio():
+            chunks.append(chunk.data)
+            indices.append(chunk.frame_index)
+            rate, channels = chunk.sample_rate, chunk.channels
+            if time.monotonic() > deadline:
+                break
+        stats = session._lib.LiGetRTPAudioStats()
+        rtp = {name: int(getattr(stats, name)) for name in (
+            "packetCountAudio", "packetCountFec", "packetCountFecRecovered", "packetCountFecFailed",
+            "packetCountOOS", "packetCountInvalid", "packetCountFecInvalid")}
+        loss = dict(session.audio_loss_stats)
+        manager = client._stream_manager
+        decode_errors = manager._audio_decoder.decode_errors if manager._audio_decoder else 0
+    np.savez(pcm_path, pcm=np.concatenate(chunks), index=np.array(indices), size=np.array([len(c) for c in chunks]))
+    return {"rate": rate, "channels": channels, "rtp": rtp, "client_loss": loss, "decode_errors": decode_errors}
+
+
 def summarize(result: dict) -> dict:
     nums = result["numbers"]
     sent = nums[-1] - nums[0] + 1 if nums else 0
@@ -148,12 +195,16 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=60)
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
     args = parser.parse_args()
     from moonlight_python import MoonlightClient
 
     client = MoonlightClient(config_dir=args.config_dir)
     client.connect(args.host, args.port)
-    result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec)
+    if args.audio_pcm:
+        result = run_audio(client, args.seconds, args.audio_pcm)
+    else:
+        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

@@ -23,6 +23,7 @@ use punktfunk_core::gamestream::pairing::{
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use crate::crash_point::{self, CrashPoint};
 use crate::store::{NewClient, Protocol, Store};
 
 pub mod native;
@@ -460,6 +461,7 @@ impl PairingManager {
         let (pending, cert) = attempt;
         let fingerprint = cert.fingerprint();
         let name = name.unwrap_or_else(|| format!("Moonlight {}", &fingerprint[..8]));
+        crash_point::reached(CrashPoint::BeforeCommit);
         let stored = self
             .store
             .add_client(NewClient {
@@ -471,6 +473,7 @@ impl PairingManager {
             .await;
         match stored {
             Ok(_) => {
+                crash_point::reached(CrashPoint::AfterCommit);
                 tracing::info!(%name, %fingerprint, "paired a Moonlight client");
                 pending.finish(Ok(PairedDevice { name, fingerprint }));
                 Ok(true)

@@ -38,6 +38,17 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         key: ctx.app.key,
         key_id: ctx.app.key_id,
     });
+    // Tests read this line to know the stream really was encrypted.
+    tracing::info!(
+        channels,
+        packet_ms = c.audio_packet_ms,
+        "audio: Opus, RS(4,2) FEC, {}",
+        if crypto.is_some() {
+            "AES-CBC encrypted"
+        } else {
+            "unencrypted"
+        }
+    );
     let mut packetizer = AudioPacketizer::new(crypto, c.audio_packet_ms)?;
     let mut packets = AudioPackets::new();
     let mut source = Tone::new(440.0, 0.4);

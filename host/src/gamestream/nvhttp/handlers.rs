@@ -18,6 +18,7 @@ use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
 use punktfunk_core::gamestream::nvhttp::{APP_VERSION, GFE_VERSION, scm};
 
 use super::{Body, ConnInfo};
+use crate::crash_point::{self, CrashPoint};
 use crate::net::iface;
 use crate::settings::HostSettings;
 use crate::state::HostState;
@@ -183,6 +184,8 @@ async fn pair(state: &HostState, conn: &ConnInfo, query: &Query) -> Response<Bod
         PairRequest::PairChallenge => {
             // Reaching this handler over TLS means the certificate is paired.
             return if conn.secure {
+                // The client sends this only after reading phase 4's `paired=1`.
+                crash_point::reached(CrashPoint::AfterReply);
                 ok(XmlReply::ok().elem("paired", 1))
             } else {
                 ok(XmlReply::error(401, "pairchallenge needs the HTTPS port").elem("paired", 0))

@@ -1,5 +1,6 @@
 //! The real input backend: virtual devices through `/dev/uinput`.
 
+pub mod ff;
 pub mod keymap;
 pub mod sys;
 pub mod translate;
@@ -11,14 +12,15 @@ use anyhow::{Context, Result};
 use punktfunk_core::gamestream::input::InputEvent;
 
 use super::{Feedback, InputSink};
-use sys::{InputAbsinfo, InputId, UinputAbsSetup, UinputFfErase, UinputFfUpload, UinputSetup};
+use ff::ForceFeedback;
+use sys::{InputAbsinfo, InputId, UinputAbsSetup, UinputSetup};
 use translate::{Device, RawEvent, TranslateState, code, ev};
 
 /// One created virtual device.
 struct VirtualDevice {
     file: File,
-    /// Rumble magnitudes of uploaded effects, by effect id (gamepads only).
-    effects: HashMap<i16, (u16, u16)>,
+    /// Uploaded force-feedback effects (gamepads only).
+    ff: ForceFeedback,
 }
 
 impl VirtualDevice {
@@ -78,7 +80,7 @@ impl VirtualDevice {
         sys::ioctl_int(&file, sys::UI_DEV_CREATE, 0).context("creating the virtual device")?;
         Ok(Self {
             file,
-            effects: HashMap::new(),
+            ff: ForceFeedback::default(),
         })
     }
 
@@ -86,46 +88,9 @@ impl VirtualDevice {
     fn poll_ff(&mut self, controller: u16, out: &mut Vec<Feedback>) -> Result<()> {
         let mut events = Vec::new();
         sys::read_events(&self.file, &mut events)?;
+        let mut kernel = &self.file;
         for e in events {
-            match (e.kind, e.code) {
-                (sys::EV_UINPUT, sys::UI_FF_UPLOAD) => {
-                    // SAFETY: plain-data struct the kernel fills; zeroed is a valid value.
-                    let mut up: UinputFfUpload = unsafe { std::mem::zeroed() };
-                    up.request_id = e.value as u32;
-                    sys::ioctl_ptr(&self.file, sys::UI_BEGIN_FF_UPLOAD, &mut up)?;
-                    if up.effect.kind == code::FF_RUMBLE {
-                        let u = up.effect.u[0];
-                        self.effects
-                            .insert(up.effect.id, (u as u16, (u >> 16) as u16));
-                    }
-                    up.retval = 0;
-                    sys::ioctl_ptr(&self.file, sys::UI_END_FF_UPLOAD, &mut up)?;
-                }
-                (sys::EV_UINPUT, sys::UI_FF_ERASE) => {
-                    let mut er = UinputFfErase {
-                        request_id: e.value as u32,
-                        retval: 0,
-                        effect_id: 0,
-                    };
-                    sys::ioctl_ptr(&self.file, sys::UI_BEGIN_FF_ERASE, &mut er)?;
-                    self.effects.remove(&(er.effect_id as i16));
-                    er.retval = 0;
-                    sys::ioctl_ptr(&self.file, sys::UI_END_FF_ERASE, &mut er)?;
-                }
-                (ev::FF, id) => {
-                    let (low, high) = if e.value > 0 {
-                        self.effects.get(&(id as i16)).copied().unwrap_or((0, 0))
-                    } else {
-                        (0, 0)
-                    };
-                    out.push(Feedback::Rumble {
-                        controller,
-                        low,
-                        high,
-                    });
-                }
-                _ => {}
-            }
+            self.ff.handle(&mut kernel, e, controller, out)?;
         }
         Ok(())
     }
