@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::display::{DisplayConfig, SessionConfig};
 use crate::input::InputConfig;
 
 /// The vendor defaults, shipped read-only in `/usr` (the first layer).
@@ -169,6 +170,12 @@ pub struct FileConfig {
     /// Input injection.
     #[serde(default)]
     pub input: InputConfig,
+    /// The compositor sessions run in.
+    #[serde(default)]
+    pub display: DisplayConfig,
+    /// Who sessions run as.
+    #[serde(default)]
+    pub session: SessionConfig,
 }
 
 /// Flags that override the file.
@@ -256,6 +263,10 @@ pub struct Config {
     pub stream: StreamSettings,
     /// Input injection.
     pub input: InputConfig,
+    /// The compositor sessions run in.
+    pub display: DisplayConfig,
+    /// Who sessions run as.
+    pub session: SessionConfig,
 }
 
 impl Config {
@@ -324,6 +335,8 @@ impl Config {
             web: file.web,
             stream: file.stream,
             input: file.input,
+            display: file.display,
+            session: file.session,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod control_socket;
+pub mod display;
 pub mod encode;
 pub mod gamestream;
 pub mod identity;

@@ -17,6 +17,7 @@
 //!   carries its own.
 
 pub mod frame;
+pub mod screencopy;
 
 use std::time::Duration;
 
