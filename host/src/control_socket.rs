@@ -172,7 +172,9 @@ fn status(state: &HostState) -> serde_json::Value {
             "seconds": s.started.elapsed().as_secs_f64(),
         })
     });
-    serde_json::json!({ "app": app, "stream": stream })
+    // The display session: running, or how the last one ended (exit code, reason).
+    let session = state.display.status();
+    serde_json::json!({ "app": app, "stream": stream, "session": session })
 }
 
 /// Sends one request to the service listening at `path` and returns its reply.

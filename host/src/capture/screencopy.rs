@@ -152,7 +152,8 @@ impl ShmBuffer {
             CaptureError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
         };
         // SAFETY: the name is a NUL-terminated literal; the returned fd is checked.
-        let raw = unsafe { libc::memfd_create(c"punktfunk-screencopy".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw =
+            unsafe { libc::memfd_create(c"punktfunk-screencopy".as_ptr(), libc::MFD_CLOEXEC) };
         if raw < 0 {
             return Err(failed("memfd_create"));
         }
@@ -270,7 +271,9 @@ impl Screencopy {
             ));
         }
         if state.shm.is_none() {
-            return Err(CaptureError::Failed("the compositor offers no wl_shm".into()));
+            return Err(CaptureError::Failed(
+                "the compositor offers no wl_shm".into(),
+            ));
         }
         let chosen = match output {
             Some(name) => state
@@ -301,7 +304,11 @@ impl Screencopy {
     }
 
     /// Reads and dispatches events until `done` or `deadline`.
-    fn pump(&mut self, deadline: Instant, done: impl Fn(&State) -> bool) -> Result<bool, CaptureError> {
+    fn pump(
+        &mut self,
+        deadline: Instant,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<bool, CaptureError> {
         loop {
             self.queue
                 .dispatch_pending(&mut self.state)
@@ -357,7 +364,10 @@ impl Screencopy {
             return Ok(());
         };
         let idx = 1 - self.shown;
-        if self.buffers[idx].as_ref().is_none_or(|b| b.layout != layout) {
+        if self.buffers[idx]
+            .as_ref()
+            .is_none_or(|b| b.layout != layout)
+        {
             // A new size (a mode change) or the first frame: a buffer that fits.
             let qh = self.queue.handle();
             let shm = self.state.shm.as_ref().expect("checked at open");

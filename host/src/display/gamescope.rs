@@ -45,7 +45,9 @@ pub struct GamescopeInfo {
 
 /// Which headless flag a `--help` text offers.
 pub fn headless_flag(help: &str) -> Option<HeadlessFlag> {
-    let backend_headless = help.lines().any(|l| l.trim_start().starts_with("--backend"))
+    let backend_headless = help
+        .lines()
+        .any(|l| l.trim_start().starts_with("--backend"))
         && help
             .lines()
             .any(|l| l.trim_start().starts_with("headless") || l.contains("headless =>"));
@@ -87,7 +89,10 @@ fn output_of(path: &Path, arg: &str) -> String {
 /// gamescope's program, version and headless flag, if installed.
 pub fn probe(configured: Option<&Path>) -> Option<GamescopeInfo> {
     let path = match configured {
-        Some(p) if p.file_name().is_some_and(|n| n.to_string_lossy().contains("gamescope")) => {
+        Some(p)
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("gamescope")) =>
+        {
             p.is_file().then(|| p.to_owned())?
         }
         _ => find_on_path("gamescope")?,
@@ -161,7 +166,8 @@ pub fn parse_pw_dump(json: &str) -> Vec<PwNode> {
         .filter(|o| o["type"] == "PipeWire:Interface:Client")
         .filter_map(|o| {
             let p = props(o);
-            let pid = as_u32(&p["application.process.id"]).or_else(|| as_u32(&p["pipewire.sec.pid"]))?;
+            let pid =
+                as_u32(&p["application.process.id"]).or_else(|| as_u32(&p["pipewire.sec.pid"]))?;
             Some((as_u32(&o["id"])?, pid))
         })
         .collect();
@@ -305,7 +311,9 @@ impl GamescopeSession {
                 .status()
                 .map_err(|e| DisplayError::Other(format!("systemctl: {e}")))?;
             if !status.success() {
-                return Err(DisplayError::CompositorFailed(format!("{unit} failed to start")));
+                return Err(DisplayError::CompositorFailed(format!(
+                    "{unit} failed to start"
+                )));
             }
             self.unit = Some(unit);
             return Ok(());
@@ -317,9 +325,9 @@ impl GamescopeSession {
             .env("PIPEWIRE_RUNTIME_DIR", &self.user.runtime_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| {
-            DisplayError::CompositorFailed(format!("{}: {e}", info.path.display()))
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| DisplayError::CompositorFailed(format!("{}: {e}", info.path.display())))?;
         self.child = Some(child);
         Ok(())
     }
@@ -459,13 +467,23 @@ Options:\n  --help                         show help message\n\
         assert_eq!(headless_flag(HELP_311), None);
         let extra = vec!["--prefer-vk-device".to_owned(), "1002:73bf".to_owned()];
         assert_eq!(
-            command_line(HeadlessFlag::Backend, mode(), &extra, Some("steam -gamepadui")).join(" "),
+            command_line(
+                HeadlessFlag::Backend,
+                mode(),
+                &extra,
+                Some("steam -gamepadui")
+            )
+            .join(" "),
             "--backend headless -W 1920 -H 1080 -w 1920 -h 1080 -r 60 \
              --prefer-vk-device 1002:73bf -- /bin/sh -c steam -gamepadui"
         );
         let legacy = command_line(HeadlessFlag::Legacy, mode(), &[], Some("vkcube"));
         assert_eq!(legacy[0], "--headless");
-        assert_eq!(legacy.last().unwrap(), "vkcube", "the command is one argument of sh -c");
+        assert_eq!(
+            legacy.last().unwrap(),
+            "vkcube",
+            "the command is one argument of sh -c"
+        );
         assert!(!command_line(HeadlessFlag::Legacy, mode(), &[], None).contains(&"--".to_owned()));
     }
 
@@ -475,8 +493,14 @@ Options:\n  --help                         show help message\n\
             parse_version("gamescope version 3.14.2 (gcc 13.2.1)").as_deref(),
             Some("3.14.2")
         );
-        assert_eq!(parse_version("[gamescope] [Info]  console: gamescope version v3.12.5").as_deref(), Some("3.12.5"));
-        assert_eq!(parse_version("gamescope: unrecognized option '--version'"), None);
+        assert_eq!(
+            parse_version("[gamescope] [Info]  console: gamescope version v3.12.5").as_deref(),
+            Some("3.12.5")
+        );
+        assert_eq!(
+            parse_version("gamescope: unrecognized option '--version'"),
+            None
+        );
     }
 
     const DUMP: &str = r#"[
@@ -495,9 +519,21 @@ Options:\n  --help                         show help message\n\
         let nodes = parse_pw_dump(DUMP);
         assert_eq!(nodes.len(), 5);
         assert_eq!(select_node(&nodes, 4000), Some(50));
-        assert_eq!(select_node(&nodes, 5000), Some(51), "pid from pipewire.sec.pid");
-        assert_eq!(select_node(&nodes, 6000), Some(53), "audio nodes are skipped");
-        assert_eq!(select_node(&nodes, 7000), None, "never just the first gamescope node");
+        assert_eq!(
+            select_node(&nodes, 5000),
+            Some(51),
+            "pid from pipewire.sec.pid"
+        );
+        assert_eq!(
+            select_node(&nodes, 6000),
+            Some(53),
+            "audio nodes are skipped"
+        );
+        assert_eq!(
+            select_node(&nodes, 7000),
+            None,
+            "never just the first gamescope node"
+        );
         assert!(parse_pw_dump("not json").is_empty());
     }
 }

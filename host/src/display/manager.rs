@@ -18,7 +18,7 @@ use super::{
 use crate::capture::CaptureSpec;
 
 /// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// The compositor and app run.
@@ -34,7 +34,7 @@ pub enum SessionState {
 }
 
 /// What status pages show about the display session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionStatus {
     /// The session's id (names its sockets and processes' marker).
     pub id: String,

@@ -13,12 +13,12 @@
 //! session leaves none of its processes behind ([`process`]).
 
 pub mod gamescope;
+pub mod manager;
 pub mod none;
 pub mod process;
 pub mod sway;
 pub mod sway_ipc;
 pub mod user;
-pub mod manager;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,9 +26,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::capture::CaptureSpec;
+pub use manager::{DisplayManager, FirstFrame, SessionState, SessionStatus};
 pub use punktfunk_core::gamestream::nvhttp::requests::DisplayMode as Mode;
 pub use user::SessionUser;
-pub use manager::{DisplayManager, FirstFrame, SessionState, SessionStatus};
 
 /// How long a compositor may take to come up before `/launch` answers with an error.
 /// Moonlight shows a launch error as soon as the reply arrives; its own HTTP timeout
@@ -199,7 +199,10 @@ pub fn resolve(config: &DisplayConfig) -> (Backend, String) {
     {
         return (
             Backend::Gamescope,
-            format!("gamescope {} has a headless backend and a GPU is present", g.version),
+            format!(
+                "gamescope {} has a headless backend and a GPU is present",
+                g.version
+            ),
         );
     }
     if sway::installed(config.compositor_path.as_deref()).is_some() {
@@ -247,7 +250,15 @@ mod tests {
             })
         );
         assert_eq!(Mode::parse("1920x1080x120").map(|m| m.fps), Some(120));
-        for bad in ["", "1280x720", "1280x720x", "0x720x60", "1280x720x0", "axbxc", "1x2x3x4"] {
+        for bad in [
+            "",
+            "1280x720",
+            "1280x720x",
+            "0x720x60",
+            "1280x720x0",
+            "axbxc",
+            "1x2x3x4",
+        ] {
             assert_eq!(Mode::parse(bad), None, "{bad:?}");
         }
     }

@@ -39,7 +39,10 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// sway's config for a session at `mode`, writing its children's display variables to
@@ -190,8 +193,11 @@ impl SwaySession {
         let log = std::fs::File::create(self.dir.join("app.log"))
             .map_err(|e| DisplayError::Other(format!("creating the app's log: {e}")))?;
         let _ = self.user.give(&self.dir.join("app.log"));
-        cmd.stdout(log.try_clone().map_err(|e| DisplayError::Other(e.to_string()))?)
-            .stderr(log);
+        cmd.stdout(
+            log.try_clone()
+                .map_err(|e| DisplayError::Other(e.to_string()))?,
+        )
+        .stderr(log);
         let mut child = cmd
             .spawn()
             .map_err(|e| DisplayError::AppFailed(format!("{command}: {e}")))?;
@@ -233,7 +239,11 @@ impl SwaySession {
         std::fs::create_dir(&self.dir).map_err(io)?;
         self.user.give(&self.dir).map_err(io)?;
         let config = self.dir.join("sway.config");
-        std::fs::write(&config, config_text(spec.mode, &self.dir.join("display.env"))).map_err(io)?;
+        std::fs::write(
+            &config,
+            config_text(spec.mode, &self.dir.join("display.env")),
+        )
+        .map_err(io)?;
         self.user.give(&config).map_err(io)?;
         let log = std::fs::File::create(self.dir.join("sway.log")).map_err(io)?;
         self.user.give(&self.dir.join("sway.log")).map_err(io)?;
@@ -297,7 +307,10 @@ impl Display for SwaySession {
         }
         let mut ipc = SwayIpc::connect(&self.swaysock())
             .map_err(|e| DisplayError::CompositorFailed(format!("sway IPC: {e}")))?;
-        let plain = format!("output {OUTPUT} mode {}x{}@{}Hz", mode.width, mode.height, mode.fps);
+        let plain = format!(
+            "output {OUTPUT} mode {}x{}@{}Hz",
+            mode.width, mode.height, mode.fps
+        );
         if let Err(e) = ipc.command(&plain) {
             tracing::debug!("{e}; trying a custom mode");
             let custom = format!(
@@ -381,8 +394,13 @@ mod tests {
             },
             Path::new("/run/x/display.env"),
         );
-        assert!(text.contains("output HEADLESS-1 mode 1280x720@60Hz"), "{text}");
+        assert!(
+            text.contains("output HEADLESS-1 mode 1280x720@60Hz"),
+            "{text}"
+        );
         assert!(text.contains("xwayland enable"));
-        assert!(text.contains("> '/run/x/display.tmp' && mv '/run/x/display.tmp' '/run/x/display.env'"));
+        assert!(
+            text.contains("> '/run/x/display.tmp' && mv '/run/x/display.tmp' '/run/x/display.env'")
+        );
     }
 }

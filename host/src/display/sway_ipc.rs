@@ -88,7 +88,8 @@ impl SwayIpc {
             error: Option<String>,
         }
         let body = self.request(RUN_COMMAND, cmd.as_bytes())?;
-        let outcomes: Vec<Outcome> = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+        let outcomes: Vec<Outcome> =
+            serde_json::from_slice(&body).map_err(std::io::Error::other)?;
         match outcomes.into_iter().find(|o| !o.success) {
             Some(o) => Err(std::io::Error::other(format!(
                 "sway refused \"{cmd}\": {}",

@@ -89,8 +89,7 @@ fn group_list(name: &str, gid: u32) -> Vec<u32> {
         let before = n;
         // SAFETY: `groups` holds `n` entries; getgrouplist writes at most that many and
         // stores the real count in `n`.
-        let rc =
-            unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
         if rc >= 0 {
             groups.truncate(n as usize);
             return groups;
@@ -257,7 +256,10 @@ impl SessionUser {
                 }
             }
             if !started.is_empty() {
-                tracing::info!(user = self.name, "started a private PipeWire for the session");
+                tracing::info!(
+                    user = self.name,
+                    "started a private PipeWire for the session"
+                );
             }
             if wait_pipewire {
                 wait_for_socket(&pw, Duration::from_secs(5));

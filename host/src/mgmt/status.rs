@@ -126,6 +126,11 @@ pub struct Status {
     pub paired_devices: usize,
     /// Ports.
     pub ports: PortsView,
+    /// The compositor sessions run in ("gamescope", "sway" or "none").
+    pub display_backend: String,
+    /// The display session: the running one, or how the last one ended
+    /// (launch-to-first-frame time, the app's exit code, the reason).
+    pub display_session: Option<crate::display::SessionStatus>,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -248,6 +253,8 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
         pairing_waiting: host.pairing.waiting_for_pin(),
         paired_devices: clients.len(),
         ports: host.config.ports.into(),
+        display_backend: host.display.backend().name().to_owned(),
+        display_session: host.display.status(),
     }))
 }
 

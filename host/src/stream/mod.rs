@@ -110,6 +110,22 @@ struct Inner {
     /// Names and settings of the current launch (generation, label), set by
     /// `/launch` and `/resume`.
     label: Option<(u64, LaunchLabel)>,
+    /// Why the last stream that ended by itself ended, until [`StreamManager::take_ended`].
+    ended: Option<String>,
+}
+
+/// Whether a stream's end reason means the client vanished (its pings or control
+/// traffic stopped) rather than leaving: the app's session then ends too, as on
+/// `/cancel`, so nothing keeps running for a client that is gone.
+pub fn is_client_timeout(reason: &str) -> bool {
+    [
+        "went silent",
+        "stopped pinging",
+        "no ping from the client",
+        "never connected",
+    ]
+    .iter()
+    .any(|s| reason.contains(s))
 }
 
 /// What `/launch` and `/resume` know about a stream before its handshake: how status
@@ -132,6 +148,7 @@ pub struct StreamManager {
     sockets: Arc<MediaSockets>,
     sessions: LiveSessions,
     inner: Mutex<Inner>,
+    display: std::sync::OnceLock<Arc<crate::display::DisplayManager>>,
 }
 
 /// The capabilities DESCRIBE announces.
@@ -174,7 +191,13 @@ impl StreamManager {
             sockets: Arc::new(sockets),
             sessions: LiveSessions::new(),
             inner: Mutex::new(Inner::default()),
+            display: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The display sessions streams capture from (set once, by the host state).
+    pub fn attach_display(&self, display: Arc<crate::display::DisplayManager>) {
+        let _ = self.display.set(display);
     }
 
     /// The live-session registry streams register in (shared with the web console).
@@ -277,7 +300,14 @@ impl StreamManager {
                     app_title: label.map_or_else(|| format!("App {}", app.app_id), |l| l.app_title),
                     protocol: StreamProtocol::GameStream,
                 }));
+                let (display_capture, first_frame) = self
+                    .display
+                    .get()
+                    .and_then(|d| d.capture())
+                    .map_or((None, None), |(c, f)| (Some(c), Some(f)));
                 let ctx = StreamContext {
+                    display_capture,
+                    first_frame,
                     app,
                     params: prepared.params.clone(),
                     config,
@@ -320,8 +350,15 @@ impl StreamManager {
         if inner.active.as_ref().is_some_and(ActiveStream::finished)
             && let Some(active) = inner.active.take()
         {
+            inner.ended = active.reason();
             active.stop("ended");
         }
+    }
+
+    /// Why the last stream that ended by itself ended (once).
+    pub fn take_ended(&self) -> Option<String> {
+        self.reap();
+        self.lock().ended.take()
     }
 
     /// The live stream, if one runs.

@@ -43,6 +43,11 @@ pub struct StreamContext {
     /// The stream's entry in the live-session registry: the web console reads what
     /// the video thread reports there, and ends the stream through it (revoke).
     pub session: Arc<SessionHandle>,
+    /// What the launched app's display session offers to capture (`None` without a
+    /// session, e.g. in tests that drive the stream manager alone).
+    pub display_capture: Option<crate::capture::CaptureSpec>,
+    /// Marks the session's first captured frame (launch-to-first-frame time).
+    pub first_frame: Option<Arc<crate::display::FirstFrame>>,
 }
 
 /// The codec's name as status pages show it.
@@ -163,6 +168,15 @@ impl ActiveStream {
             config: ctx.config,
             started: Instant::now(),
         })
+    }
+
+    /// Why the stream ended, once it did.
+    pub fn reason(&self) -> Option<String> {
+        self.shared
+            .reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a thread ended the stream (client gone, failure).

@@ -138,6 +138,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         next_frame += interval;
 
         source.capture(u64::from(frame_index), &mut frame)?;
+        if let Some(first) = &ctx.first_frame {
+            first.mark();
+        }
         let force_idr = shared.idr.swap(false, Ordering::AcqRel);
         let prepared = match pipeline.process(&frame, frame_index, force_idr)? {
             Outcome::Ready(p) => p,

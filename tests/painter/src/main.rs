@@ -52,7 +52,11 @@ fn paint_row(pixels: &mut [u8], stride: usize, width: usize, row: usize, value: 
         if x0 + cell > width {
             break;
         }
-        let px = if (value >> (63 - bit)) & 1 == 1 { 255 } else { 0 };
+        let px = if (value >> (63 - bit)) & 1 == 1 {
+            255
+        } else {
+            0
+        };
         for y in row * cell..(row + 1) * cell {
             for p in pixels[y * stride + x0 * 4..y * stride + (x0 + cell) * 4].chunks_exact_mut(4) {
                 p.copy_from_slice(&[px, px, px, 255]);
@@ -73,7 +77,13 @@ struct Buffer {
 }
 
 impl Buffer {
-    fn new(shm: &wl_shm::WlShm, qh: &QueueHandle<App>, width: u32, height: u32, index: usize) -> Result<Self> {
+    fn new(
+        shm: &wl_shm::WlShm,
+        qh: &QueueHandle<App>,
+        width: u32,
+        height: u32,
+        index: usize,
+    ) -> Result<Self> {
         let stride = width as usize * 4;
         let len = stride * height as usize;
         // SAFETY: a NUL-terminated name; the fd is checked.
@@ -263,7 +273,12 @@ delegate_noop!(App: ignore wl_shm_pool::WlShmPool);
 delegate_noop!(App: ignore wl_surface::WlSurface);
 
 fn env_size() -> (u32, u32) {
-    let get = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let get = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     (get("PF_WIDTH", 1280), get("PF_HEIGHT", 720))
 }
 
@@ -295,13 +310,18 @@ fn main() -> Result<()> {
     surface.commit();
 
     let started = Instant::now();
-    let exit_at = args.exit_after.map(|s| started + Duration::from_secs_f64(s));
+    let exit_at = args
+        .exit_after
+        .map(|s| started + Duration::from_secs_f64(s));
     let mut pattern: Option<TestPattern> = None;
     let mut number: u64 = 0;
     eprintln!("punktfunk-painter: session {session:?} (tag {tag:#018x})");
     while !app.closed {
         if exit_at.is_some_and(|t| Instant::now() >= t) {
-            eprintln!("punktfunk-painter: exiting by itself with code {} after {number} frames", args.exit_code);
+            eprintln!(
+                "punktfunk-painter: exiting by itself with code {} after {number} frames",
+                args.exit_code
+            );
             std::process::exit(args.exit_code);
         }
         queue.blocking_dispatch(&mut app)?;
@@ -309,7 +329,11 @@ fn main() -> Result<()> {
             continue;
         }
         let (w, h) = if app.size.0 > 0 { app.size } else { env_size() };
-        if pattern.as_ref().is_none_or(|_| app.buffers.first().is_some_and(|b| (b.width, b.height) != (w, h))) {
+        if pattern.as_ref().is_none_or(|_| {
+            app.buffers
+                .first()
+                .is_some_and(|b| (b.width, b.height) != (w, h))
+        }) {
             app.buffers.clear();
             pattern = Some(TestPattern::new(w, h));
         }

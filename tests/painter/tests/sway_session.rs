@@ -38,7 +38,10 @@ fn prepare() -> DisplayManager {
     let status = Command::new(repo().join("scripts/session-user"))
         .status()
         .expect("scripts/session-user runs");
-    assert!(status.success(), "scripts/session-user failed: the session user is needed");
+    assert!(
+        status.success(),
+        "scripts/session-user failed: the session user is needed"
+    );
     DisplayManager::new(
         &DisplayConfig {
             backend: Backend::Sway,
@@ -67,8 +70,15 @@ fn frames(cap: &mut Screencopy, n: usize) -> Vec<(u32, u32, u64, i64)> {
         let Pixels::Cpu(cpu) = f.pixels else {
             panic!("screencopy gives CPU frames here")
         };
-        if let Some((painted_us, number)) = read_barcode(cpu.planes[0].data, cpu.planes[0].stride, 4) {
-            out.push((f.width, f.height, number, f.captured_unix_us as i64 - painted_us as i64));
+        if let Some((painted_us, number)) =
+            read_barcode(cpu.planes[0].data, cpu.planes[0].stride, 4)
+        {
+            out.push((
+                f.width,
+                f.height,
+                number,
+                f.captured_unix_us as i64 - painted_us as i64,
+            ));
         }
     }
     out
@@ -80,7 +90,10 @@ fn sway_session_with_the_painter() {
     let painter = painter();
     let t0 = Instant::now();
     let (spec, first) = mgr
-        .launch(mode(1280, 720), Some(format!("{} --session-id test", painter.display())))
+        .launch(
+            mode(1280, 720),
+            Some(format!("{} --session-id test", painter.display())),
+        )
         .expect("the session starts");
     eprintln!("session ready in {:?}", t0.elapsed());
     let CaptureSpec::Screencopy {
@@ -97,7 +110,10 @@ fn sway_session_with_the_painter() {
     assert!(got.len() >= 100, "only {} readable frames", got.len());
     assert!(got.iter().all(|f| (f.0, f.1) == (1280, 720)));
     let numbers: Vec<u64> = got.iter().map(|f| f.2).collect();
-    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers increase: {numbers:?}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "frame numbers increase: {numbers:?}"
+    );
     let span = numbers.last().unwrap() - numbers[0] + 1;
     eprintln!(
         "captured {} of {} painted frames; paint-to-capture median {} µs",
@@ -109,17 +125,28 @@ fn sway_session_with_the_painter() {
             l[l.len() / 2]
         }
     );
-    assert!(numbers.len() as f64 >= span as f64 * 0.8, "captured {} of {span}", numbers.len());
+    assert!(
+        numbers.len() as f64 >= span as f64 * 0.8,
+        "captured {} of {span}",
+        numbers.len()
+    );
     // Status shows the session with both processes.
     let st = mgr.status().unwrap();
     assert_eq!(st.state, SessionState::Running);
-    assert!(st.compositor_pid.is_some() && st.app_pid.is_some(), "{st:?}");
+    assert!(
+        st.compositor_pid.is_some() && st.app_pid.is_some(),
+        "{st:?}"
+    );
 
     // A resume at another mode: the same session, resized.
     mgr.resume(mode(1920, 1080)).expect("mode change");
     let got = frames(&mut cap, 30);
     let big: Vec<_> = got.iter().filter(|f| (f.0, f.1) == (1920, 1080)).collect();
-    assert!(big.len() >= 10, "frames after the mode change: {:?}", got.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>());
+    assert!(
+        big.len() >= 10,
+        "frames after the mode change: {:?}",
+        got.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>()
+    );
 
     let id = st.id.clone();
     assert!(!process::marked(&id).is_empty());
@@ -132,7 +159,10 @@ fn sway_session_with_the_painter() {
     // The app exiting by itself ends the session with its exit code.
     mgr.launch(
         mode(640, 480),
-        Some(format!("{} --exit-after 1 --exit-code 7", painter.display())),
+        Some(format!(
+            "{} --exit-after 1 --exit-code 7",
+            painter.display()
+        )),
     )
     .expect("the second session starts");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -155,14 +185,20 @@ fn launch_failures_are_reported_quickly() {
     let mgr = prepare();
     let t0 = Instant::now();
     let err = mgr
-        .launch(mode(1280, 720), Some("punktfunk-no-such-command --flag".into()))
+        .launch(
+            mode(1280, 720),
+            Some("punktfunk-no-such-command --flag".into()),
+        )
         .unwrap_err();
     assert!(matches!(err, DisplayError::AppFailed(_)), "{err}");
     assert!(err.to_string().contains("command not found"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5));
     let st = mgr.status().unwrap();
     assert_eq!(st.state, SessionState::Failed);
-    assert!(process::marked(&st.id).is_empty(), "a failed launch leaves nothing behind");
+    assert!(
+        process::marked(&st.id).is_empty(),
+        "a failed launch leaves nothing behind"
+    );
 
     let missing = DisplayManager::new(
         &DisplayConfig {
