@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod control_socket;
 pub mod display;
+pub mod doctor;
 pub mod encode;
 pub mod gamestream;
 pub mod identity;

@@ -131,6 +131,9 @@ pub struct Status {
     /// The display session: the running one, or how the last one ended
     /// (launch-to-first-frame time, the app's exit code, the reason).
     pub display_session: Option<crate::display::SessionStatus>,
+    /// What this machine can do for sessions (the rows `punktfunk-host doctor` shows
+    /// first: compositors, session user, PipeWire).
+    pub checks: Vec<crate::doctor::Check>,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -226,6 +229,10 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
     let gpus = tokio::task::spawn_blocking(crate::sysinfo::gpus)
         .await
         .unwrap_or_default();
+    let config = host.config.clone();
+    let checks = tokio::task::spawn_blocking(move || crate::doctor::session_checks(&config))
+        .await
+        .unwrap_or_default();
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: host.hostname(),
@@ -255,6 +262,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
         ports: host.config.ports.into(),
         display_backend: host.display.backend().name().to_owned(),
         display_session: host.display.status(),
+        checks,
     }))
 }
 
