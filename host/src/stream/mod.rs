@@ -300,6 +300,19 @@ impl StreamManager {
                     app_title: label.map_or_else(|| format!("App {}", app.app_id), |l| l.app_title),
                     protocol: StreamProtocol::GameStream,
                 }));
+                // A resume announces its mode only here (moonlight's /resume carries
+                // none): the session follows the client's mode before capture starts.
+                if let Some(d) = self.display.get() {
+                    let mode = crate::display::Mode {
+                        width: config.width,
+                        height: config.height,
+                        fps: config.fps,
+                    };
+                    if let Err(e) = d.resume(mode) {
+                        tracing::error!("the session could not change to {mode}: {e}");
+                        return RtspResponse::new(500, req.cseq());
+                    }
+                }
                 let (display_capture, first_frame) = self
                     .display
                     .get()
