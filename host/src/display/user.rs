@@ -192,13 +192,12 @@ impl SessionUser {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if switch {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                if switch
+                    && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                         || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                        || libc::setuid(uid) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
