@@ -115,10 +115,11 @@ fn run(
         let t0 = Instant::now();
         source.capture(u64::from(n + 1), &mut frame)?;
         let captured = t0.elapsed();
-        let prepared = match pipeline.process(&frame, n + 1, n == 0)? {
+        let prepared = match pipeline.process(&frame.as_frame(), n + 1, n == 0)? {
             Outcome::Ready(p) => p,
             Outcome::Held => continue,
             Outcome::Dropped(e) => anyhow::bail!("frame {n} dropped: {e}"),
+            Outcome::Rejected(e) => anyhow::bail!("frame {n} refused: {e:#}"),
         };
         let batch = pipeline.batch();
         let t_send = Instant::now();

@@ -130,6 +130,10 @@ pub struct StreamSettings {
     pub audio_encryption: bool,
     /// Seconds without any client traffic after which a stream is torn down.
     pub client_timeout_secs: u64,
+    /// What streams show when the app was not launched in a display session:
+    /// `"test-pattern"` (the default) or `"pipewire:<node name or id>"`, an existing
+    /// PipeWire Video/Source node. `serve --source` overrides it.
+    pub source: crate::capture::SourceSetting,
 }
 
 impl Default for StreamSettings {
@@ -139,6 +143,7 @@ impl Default for StreamSettings {
             pacing_spread: 0.25,
             audio_encryption: true,
             client_timeout_secs: 10,
+            source: crate::capture::SourceSetting::TestPattern,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
+use punktfunk_host::capture::SourceSetting;
 use punktfunk_host::config::{Config, ConfigArgs};
 use punktfunk_host::control_socket::{self, ControlRequest};
 use punktfunk_host::{admin, logging, native, serve};
@@ -30,6 +31,11 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
+        /// What streams show when no display session runs the app: "test-pattern", or
+        /// "pipewire:<node name or id>" for an existing PipeWire Video/Source node
+        /// [default: `[stream] source` in the config, else test-pattern].
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<SourceSetting>,
     },
     /// Enter the PIN a Moonlight client shows, to pair it with the running host.
     Pin {
@@ -96,8 +102,15 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
         config: ConfigArgs::default(),
+        source: None,
     }) {
-        Command::Serve { config } => runtime()?.block_on(serve::run(Config::load(&config)?)),
+        Command::Serve { config, source } => {
+            let mut config = Config::load(&config)?;
+            if let Some(source) = source {
+                config.stream.source = source;
+            }
+            runtime()?.block_on(serve::run(config))
+        }
         Command::Pin { pin, name, config } => {
             let config = Config::load(&config)?;
             let req = ControlRequest::Pin { pin, name };

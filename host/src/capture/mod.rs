@@ -17,11 +17,15 @@
 //!   carries its own.
 
 pub mod frame;
+pub mod pattern;
+pub mod pipewire;
 pub mod screencopy;
+pub mod source;
 
 use std::time::Duration;
 
 pub use frame::{CpuFrame, DmaBufFrame, DmaBufPlane, Frame, PixelFormat, Pixels, Plane};
+pub use source::SourceSetting;
 
 /// Why a capture stopped giving frames.
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +86,27 @@ pub enum CaptureSpec {
         /// The output to capture; `None` for the first one.
         output: Option<String>,
     },
+}
+
+/// Opens the capture `spec` names.
+///
+/// Called on the stream's video thread when a stream starts; the capture lives as long
+/// as the stream. Errors say what could not be opened and why ("no PipeWire node named
+/// X; video sources: ..."), and end that stream only.
+pub fn open(spec: &CaptureSpec) -> Result<Box<dyn VideoCapture>, CaptureError> {
+    match spec {
+        CaptureSpec::TestPattern { width, height, fps } => Ok(Box::new(
+            pattern::TestPatternCapture::new(*width, *height, *fps)?,
+        )),
+        CaptureSpec::PipeWire { node, runtime_dir } => Ok(Box::new(
+            pipewire::PipeWireCapture::open(node, runtime_dir.as_deref())?,
+        )),
+        CaptureSpec::Screencopy {
+            wayland_socket,
+            output,
+        } => Ok(Box::new(screencopy::Screencopy::open(
+            wayland_socket,
+            output.as_deref(),
+        )?)),
+    }
 }

@@ -247,11 +247,15 @@ impl DisplayManager {
         Ok(Some(running.display.capture()))
     }
 
-    /// What the running session's stream captures, with its first-frame marker.
-    pub fn capture(&self) -> Option<(CaptureSpec, Arc<FirstFrame>)> {
+    /// What the running session's stream captures (`None` without a compositor: the
+    /// stream then shows `[stream] source`), and its first-frame marker.
+    pub fn capture(&self) -> (Option<CaptureSpec>, Option<Arc<FirstFrame>>) {
         let inner = self.lock();
-        let r = inner.running.as_ref()?;
-        Some((r.display.capture(), r.first_frame.clone()))
+        let Some(r) = inner.running.as_ref() else {
+            return (None, None);
+        };
+        let spec = (r.display.backend() != Backend::None).then(|| r.display.capture());
+        (spec, Some(r.first_frame.clone()))
     }
 
     /// Ends the running session, if any, for `reason`.

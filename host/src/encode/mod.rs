@@ -1,5 +1,6 @@
 //! Encoding through FFmpeg.
 
 pub mod audio;
+pub mod convert;
 pub mod probe;
 pub mod video;

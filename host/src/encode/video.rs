@@ -1,4 +1,5 @@
-//! Video encoding through FFmpeg: BGRx frames in, Annex B / OBU access units out.
+//! Video encoding through FFmpeg: captured frames in (converted by [`Converter`]
+//! straight from the capture's memory), Annex B / OBU access units out.
 //!
 //! Settings follow what low-latency streaming needs (and what Sunshine uses):
 //! libx264 superfast/ultrafast with `zerolatency` and no B-frames, parameter sets
@@ -10,11 +11,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use ffmpeg::format::Pixel;
-use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
+use super::convert::Converter;
 use super::probe::{Codec, Encoders};
-use crate::source::CapturedFrame;
+use crate::capture::Frame;
 
 /// What to encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub struct EncodedFrame {
     pub data: Vec<u8>,
     /// Whether it is an IDR / key frame.
     pub keyframe: bool,
-    /// Microseconds spent converting BGRx to the encoder's format.
+    /// Microseconds spent converting the captured picture to the encoder's format.
     pub convert_us: u64,
     /// Microseconds spent encoding.
     pub encode_us: u64,
@@ -88,9 +89,9 @@ pub struct EncodedFrame {
 pub struct VideoEncoder {
     name: &'static str,
     encoder: ffmpeg::encoder::video::Encoder,
-    scaler: scaling::Context,
-    input: ffmpeg::frame::Video,
-    converted: ffmpeg::frame::Video,
+    converter: Converter,
+    /// Whether the converter holds a picture (what a repeat re-encodes).
+    has_picture: bool,
     packet: ffmpeg::Packet,
     pts: i64,
 }
@@ -212,31 +213,7 @@ impl VideoEncoder {
         let encoder = enc.open_with(options(name, cfg)).with_context(|| {
             format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps)
         })?;
-        let mut scaler = scaling::Context::get(
-            Pixel::BGRZ,
-            cfg.width,
-            cfg.height,
-            Pixel::YUV420P,
-            cfg.width,
-            cfg.height,
-            scaling::Flags::FAST_BILINEAR,
-        )
-        .context("creating the colour converter")?;
-        // SAFETY: the scaler is valid; the coefficient tables are static in libswscale.
-        unsafe {
-            let table = ffmpeg::ffi::sws_getCoefficients(sws_space);
-            let full = libc::c_int::from(cfg.full_range());
-            ffmpeg::ffi::sws_setColorspaceDetails(
-                scaler.as_mut_ptr(),
-                table,
-                1,
-                table,
-                full,
-                0,
-                1 << 16,
-                1 << 16,
-            );
-        }
+        let converter = Converter::new(cfg.width, cfg.height, sws_space, cfg.full_range());
         tracing::info!(
             encoder = name,
             width = cfg.width,
@@ -248,9 +225,8 @@ impl VideoEncoder {
         Ok(Self {
             name,
             encoder,
-            scaler,
-            input: ffmpeg::frame::Video::new(Pixel::BGRZ, cfg.width, cfg.height),
-            converted: ffmpeg::frame::Video::new(Pixel::YUV420P, cfg.width, cfg.height),
+            converter,
+            has_picture: false,
             packet: ffmpeg::Packet::empty(),
             pts: 0,
         })
@@ -261,37 +237,63 @@ impl VideoEncoder {
         self.name
     }
 
-    /// Encodes `frame`; `force_idr` makes it an IDR frame. Returns `false` when the
-    /// encoder produced nothing for it (it never should with these settings).
+    /// Converts `frame` (from its own layout and size to the encoder's) and encodes
+    /// it; `force_idr` makes it an IDR frame. Returns `false` when the encoder produced
+    /// nothing for it (it never should with these settings). A frame whose planes do
+    /// not hold its picture is an error and leaves the last picture in place.
     pub fn encode(
         &mut self,
-        frame: &CapturedFrame,
+        frame: &Frame<'_>,
         force_idr: bool,
         out: &mut EncodedFrame,
     ) -> Result<bool> {
+        let convert_us = self.convert(frame)?;
+        self.encode_picture(force_idr, convert_us, out)
+    }
+
+    /// Converts `frame` into the picture the next [`VideoEncoder::encode_picture`]
+    /// encodes; returns the microseconds it took. An error (a frame whose planes do
+    /// not hold its picture) leaves the previous picture in place.
+    pub fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
         let t0 = Instant::now();
-        let stride = self.input.stride(0);
-        let row = frame.width as usize * 4;
-        {
-            let dst = self.input.data_mut(0);
-            for y in 0..frame.height as usize {
-                dst[y * stride..y * stride + row]
-                    .copy_from_slice(&frame.data[y * frame.stride..y * frame.stride + row]);
-            }
+        self.converter
+            .convert(frame)
+            .context("converting the captured picture to YUV 4:2:0")?;
+        self.has_picture = true;
+        Ok(t0.elapsed().as_micros() as u64)
+    }
+
+    /// Whether [`VideoEncoder::repeat`] has a picture to encode.
+    pub fn has_picture(&self) -> bool {
+        self.has_picture
+    }
+
+    /// Encodes the last converted picture again (a still screen), with no conversion.
+    pub fn repeat(&mut self, force_idr: bool, out: &mut EncodedFrame) -> Result<bool> {
+        if !self.has_picture {
+            bail!("no picture to repeat yet");
         }
-        self.scaler
-            .run(&self.input, &mut self.converted)
-            .context("converting BGRx to YUV 4:2:0")?;
+        self.encode_picture(force_idr, 0, out)
+    }
+
+    /// Encodes the converted picture (`convert_us` is reported with it).
+    pub fn encode_picture(
+        &mut self,
+        force_idr: bool,
+        convert_us: u64,
+        out: &mut EncodedFrame,
+    ) -> Result<bool> {
         let t1 = Instant::now();
-        self.converted.set_pts(Some(self.pts));
+        let picture = &mut self.converter.picture;
+        picture.set_pts(Some(self.pts));
         self.pts += 1;
-        self.converted.set_kind(if force_idr {
+        picture.set_kind(if force_idr {
             ffmpeg::picture::Type::I
         } else {
             ffmpeg::picture::Type::None
         });
         self.encoder
-            .send_frame(&self.converted)
+            .send_frame(&self.converter.picture)
             .context("sending a frame to the encoder")?;
         out.data.clear();
         out.keyframe = false;
@@ -310,7 +312,7 @@ impl VideoEncoder {
                 Err(e) => return Err(e).context("receiving a packet from the encoder"),
             }
         }
-        out.convert_us = (t1 - t0).as_micros() as u64;
+        out.convert_us = convert_us;
         out.encode_us = t1.elapsed().as_micros() as u64;
         Ok(got)
     }
@@ -357,13 +359,14 @@ mod tests {
         };
         let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
         let mut src = TestPattern::new(640, 360);
-        let mut frame = CapturedFrame::new(640, 360);
+        let mut frame = crate::source::CapturedFrame::new(640, 360);
         let mut out = EncodedFrame::default();
         let mut kinds = Vec::new();
         for n in 1..=12u64 {
             src.capture(n, &mut frame).unwrap();
             assert!(
-                enc.encode(&frame, n == 1 || n == 8, &mut out).unwrap(),
+                enc.encode(&frame.as_frame(), n == 1 || n == 8, &mut out)
+                    .unwrap(),
                 "one access unit per frame"
             );
             let types = nal_types(&out.data);

@@ -26,6 +26,27 @@ pub struct CapturedFrame {
 }
 
 impl CapturedFrame {
+    /// This picture as a capture frame (BGRx, borrowed).
+    pub fn as_frame(&self) -> crate::capture::Frame<'_> {
+        use crate::capture::{CpuFrame, Frame, PixelFormat, Pixels, Plane};
+        Frame {
+            width: self.width,
+            height: self.height,
+            captured_at: self.captured_at,
+            captured_unix_us: self.captured_unix_us,
+            pixels: Pixels::Cpu(CpuFrame {
+                format: PixelFormat::Bgrx,
+                planes: [
+                    Plane {
+                        data: &self.data,
+                        stride: self.stride,
+                    },
+                    Plane::EMPTY,
+                ],
+            }),
+        }
+    }
+
     /// An all-black frame of the given size.
     pub fn new(width: u32, height: u32) -> Self {
         let stride = width as usize * 4;

@@ -27,6 +27,7 @@ use punktfunk_core::gamestream::sdp::{
     SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
 };
 
+use crate::capture::CaptureSpec;
 use crate::config::Config;
 use crate::encode::probe::{Codec, Encoders};
 use crate::input::Feedback;
@@ -112,6 +113,9 @@ struct Inner {
     label: Option<(u64, LaunchLabel)>,
     /// Why the last stream that ended by itself ended, until [`StreamManager::take_ended`].
     ended: Option<String>,
+    /// What the streams of a launch capture (generation, spec), set by the display
+    /// session that launch started.
+    capture: Option<(u64, CaptureSpec)>,
 }
 
 /// Whether a stream's end reason means the client vanished (its pings or control
@@ -210,6 +214,16 @@ impl StreamManager {
         self.lock().label = Some((generation, label));
     }
 
+    /// Sets what the streams of launch `generation` capture: the display session the
+    /// launch started (a sway output through wlr-screencopy, gamescope's PipeWire
+    /// node). Streams of launches without one capture the configured `[stream]
+    /// source` at the client's mode. Set it before the client's RTSP PLAY (the
+    /// `/launch` or `/resume` handler, once the compositor is up); a stream already
+    /// running keeps what it opened.
+    pub fn set_capture(&self, generation: u64, spec: CaptureSpec) {
+        self.lock().capture = Some((generation, spec));
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -257,6 +271,11 @@ impl StreamManager {
             .clone()
             .filter(|(g, _)| *g == app.generation)
             .map(|(_, l)| l);
+        let session_capture = inner
+            .capture
+            .clone()
+            .filter(|(g, _)| *g == app.generation)
+            .map(|(_, spec)| spec);
         let prepared = self.prepared(&mut inner, app);
         let (mut response, event) =
             punktfunk_core::gamestream::handshake::respond(req, &prepared.params);
@@ -313,13 +332,17 @@ impl StreamManager {
                         return RtspResponse::new(500, req.cseq());
                     }
                 }
-                let (display_capture, first_frame) = self
-                    .display
-                    .get()
-                    .and_then(|d| d.capture())
-                    .map_or((None, None), |(c, f)| (Some(c), Some(f)));
+                // The launch's display session (a compositor with the app in it)
+                // decides what is captured; without one, `[stream] source`.
+                let (display_capture, first_frame) =
+                    self.display.get().map_or((None, None), |d| d.capture());
+                let capture = display_capture.or(session_capture).unwrap_or_else(|| {
+                    self.config
+                        .stream
+                        .source
+                        .spec(config.width, config.height, config.fps)
+                });
                 let ctx = StreamContext {
-                    display_capture,
                     first_frame,
                     app,
                     params: prepared.params.clone(),
@@ -331,6 +354,7 @@ impl StreamManager {
                     encoders: self.encoders.clone(),
                     sockets: self.sockets.clone(),
                     session,
+                    capture,
                 };
                 if let Some(old) = inner.active.take() {
                     old.stop("replaced by a new stream");

@@ -12,13 +12,13 @@ use punktfunk_core::gamestream::video::{
 };
 use punktfunk_core::time::{rtp_90khz, tenths_of_ms};
 
+use crate::capture::Frame;
 use crate::encode::video::{EncodedFrame, VideoEncoder};
-use crate::source::CapturedFrame;
 
 /// What one frame cost, stage by stage, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PreparedFrame {
-    /// BGRx to the encoder's YUV.
+    /// The captured picture to the encoder's YUV (0 for a repeat).
     pub convert_us: u64,
     /// Encoding.
     pub encode_us: u64,
@@ -35,6 +35,9 @@ pub enum Outcome {
     Ready(PreparedFrame),
     /// The encoder produced nothing for this frame.
     Held,
+    /// The captured frame was refused (its planes do not hold its picture, or it is
+    /// in memory the encoder cannot read); nothing was sent for it.
+    Rejected(anyhow::Error),
     /// The frame could not be packetized (too large for the FEC shape); the caller
     /// should send an IDR next.
     Dropped(VideoError),
@@ -47,6 +50,8 @@ pub struct FramePipeline {
     encoded: EncodedFrame,
     batch: PacketBatch,
     start: Instant,
+    /// The capture time of the last packetized frame.
+    captured_at: Instant,
 }
 
 impl std::fmt::Debug for FramePipeline {
@@ -67,6 +72,7 @@ impl FramePipeline {
             encoded: EncodedFrame::default(),
             batch: PacketBatch::new(),
             start,
+            captured_at: start,
         })
     }
 
@@ -75,24 +81,51 @@ impl FramePipeline {
     /// packetization starts, the moment the first packet is about to exist.
     pub fn process(
         &mut self,
-        frame: &CapturedFrame,
+        frame: &Frame<'_>,
         frame_index: u32,
         force_idr: bool,
     ) -> Result<Outcome> {
-        if !self.encoder.encode(frame, force_idr, &mut self.encoded)? {
+        let convert_us = match self.encoder.convert(frame) {
+            Ok(us) => us,
+            Err(e) => return Ok(Outcome::Rejected(e)),
+        };
+        if !self
+            .encoder
+            .encode_picture(force_idr, convert_us, &mut self.encoded)?
+        {
             return Ok(Outcome::Held);
         }
+        self.packetize(frame.captured_at, frame_index)
+    }
+
+    /// Encodes the last picture again as `frame_index` (a still screen: see
+    /// [`crate::stream::video::REPEAT_INTERVAL`]); its capture time is now.
+    pub fn repeat(&mut self, frame_index: u32, force_idr: bool) -> Result<Outcome> {
+        let now = Instant::now();
+        if !self.encoder.repeat(force_idr, &mut self.encoded)? {
+            return Ok(Outcome::Held);
+        }
+        self.packetize(now, frame_index)
+    }
+
+    /// Whether a picture was encoded yet (what [`FramePipeline::repeat`] needs).
+    pub fn has_picture(&self) -> bool {
+        self.encoder.has_picture()
+    }
+
+    fn packetize(&mut self, captured_at: Instant, frame_index: u32) -> Result<Outcome> {
+        self.captured_at = captured_at;
         let t_pkt = Instant::now();
         let video_frame = VideoFrame {
             data: &self.encoded.data,
             frame_index,
-            rtp_timestamp: rtp_90khz(frame.captured_at.saturating_duration_since(self.start)),
+            rtp_timestamp: rtp_90khz(captured_at.saturating_duration_since(self.start)),
             frame_type: if self.encoded.keyframe {
                 FrameType::Idr
             } else {
                 FrameType::P
             },
-            host_latency: tenths_of_ms(t_pkt.saturating_duration_since(frame.captured_at)),
+            host_latency: tenths_of_ms(t_pkt.saturating_duration_since(captured_at)),
         };
         if let Err(e) = self.packetizer.packetize(&video_frame, &mut self.batch) {
             return Ok(Outcome::Dropped(e));
@@ -103,6 +136,11 @@ impl FramePipeline {
             packetize_us: t_pkt.elapsed().as_micros() as u64,
             keyframe: self.encoded.keyframe,
         }))
+    }
+
+    /// When the last [`Outcome::Ready`] frame was captured (now, for a repeat).
+    pub fn captured_at(&self) -> Instant {
+        self.captured_at
     }
 
     /// The packets of the last [`Outcome::Ready`] frame.

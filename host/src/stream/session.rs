@@ -14,6 +14,7 @@ use punktfunk_core::gamestream::sdp::{StreamConfig, VideoCodec};
 
 use super::stats::{LiveStream, StreamStats};
 use super::{MediaSockets, audio, control, video};
+use crate::capture::CaptureSpec;
 use crate::config::StreamSettings;
 use crate::encode::probe::Encoders;
 use crate::input::{Feedback, InputConfig};
@@ -38,14 +39,15 @@ pub struct StreamContext {
     pub client_ip: IpAddr,
     /// Encoders that open.
     pub encoders: Encoders,
+    /// What the video thread captures: a display session's capture when the app was
+    /// launched in one (see [`super::StreamManager::set_capture`]), else the
+    /// configured `[stream] source` at the client's mode.
+    pub capture: CaptureSpec,
     /// The media sockets.
     pub sockets: Arc<MediaSockets>,
     /// The stream's entry in the live-session registry: the web console reads what
     /// the video thread reports there, and ends the stream through it (revoke).
     pub session: Arc<SessionHandle>,
-    /// What the launched app's display session offers to capture (`None` without a
-    /// session, e.g. in tests that drive the stream manager alone).
-    pub display_capture: Option<crate::capture::CaptureSpec>,
     /// Marks the session's first captured frame (launch-to-first-frame time).
     pub first_frame: Option<Arc<crate::display::FirstFrame>>,
 }

@@ -1,8 +1,14 @@
-//! The video thread: source, encoder, GameStream packetizer with FEC, pacer, UDP.
+//! The video thread: capture, encoder, GameStream packetizer with FEC, pacer, UDP.
+//!
+//! It opens the stream's capture ([`StreamContext::capture`]) and follows it: a frame
+//! is encoded when the capture delivers one, so the source sets the frame rate (a
+//! game at 60, a variable-rate compositor slower when little moves). When the screen
+//! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
 //!
 //! It learns where to send from the client's pings on the video port, starts with an
-//! IDR frame (the client waits for one), honours IDR requests within one frame, and
-//! ends the stream when the client's pings stop.
+//! IDR frame (the client waits for one), honours IDR requests within one frame (at
+//! most [`POLL`] on a still screen), and ends the stream when the client's pings stop
+//! or the source goes away (the client then gets a termination with the reason).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,12 +23,27 @@ use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 use super::pipeline::{FramePipeline, Outcome};
 use super::session::{Shared, StreamContext, codec_name};
 use super::stats::FrameTiming;
+use crate::capture::{self, CaptureError};
 use crate::encode::probe::Codec;
 use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
 use crate::net::udp_batch::SendStats;
 use crate::sessions::EndReason;
-use crate::source::test_pattern::TestPattern;
-use crate::source::{CapturedFrame, VideoSource};
+
+/// How often the last picture is encoded again while the source delivers nothing new
+/// (a still desktop, a paused game, a variable-rate compositor that only sends
+/// damage): 10 a second.
+///
+/// Why repeat at all: the client's decoder and its frame-rate and loss statistics
+/// only move when frames arrive; a stream that goes silent for seconds looks dead to
+/// the user (and to Moonlight's connection-quality warning), and an IDR the client
+/// asks for after loss has to travel in a frame. Why this slowly: a repeated picture
+/// encodes to skip blocks of a few hundred bytes, so 10 a second costs next to no
+/// bandwidth or CPU, yet the client never waits more than 100 ms for a frame.
+pub const REPEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest the thread waits for a frame before it looks at pings, IDR requests
+/// and stop requests again.
+pub const POLL: Duration = Duration::from_millis(10);
 
 /// The bitrate the encoder gets: the client's figure minus the FEC overhead (as
 /// Sunshine computes it), so video plus parity stays within what the user chose.
@@ -81,8 +102,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         start,
     )?;
-    let mut source = TestPattern::new(c.width, c.height);
-    let mut frame = CapturedFrame::new(c.width, c.height);
+    let mut capture = capture::open(&ctx.capture)
+        .map_err(|e| anyhow::anyhow!("opening the video source: {e}"))?;
+    tracing::info!(source = capture.describe(), "capturing video");
     let mut send_stats = SendStats::default();
     let interval = Duration::from_secs(1) / c.fps;
     let mut pacer = Pacer::new(
@@ -96,8 +118,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     );
     let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
     let mut last_ping: Option<Instant> = None;
-    let mut next_frame = Instant::now();
+    let mut last_sent = Instant::now();
     let mut frame_index: u32 = 1;
+    let mut rejected = 0u64;
 
     let mut last_report = Instant::now();
     let mut frames_at_report = 0u64;
@@ -123,38 +146,67 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             });
             break;
         }
-        let Some(peer) = *shared.video_peer.lock().unwrap_or_else(|e| e.into_inner()) else {
-            std::thread::sleep(Duration::from_millis(5));
-            next_frame = Instant::now();
+        let peer = *shared.video_peer.lock().unwrap_or_else(|e| e.into_inner());
+        // Wait for a frame, but no longer than until a repeat is due.
+        let wait = POLL.min(REPEAT_INTERVAL.saturating_sub(last_sent.elapsed()));
+        let frame = match capture.next_frame(wait) {
+            Ok(frame) => frame,
+            Err(CaptureError::Ended(reason)) => {
+                shared.end(&format!("the video source ended: {reason}"));
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Until the client's first ping there is nowhere to send; the frame is
+        // dropped here, which hands its buffer back to the capture.
+        let Some(peer) = peer else {
             continue;
         };
-        let now = Instant::now();
-        if next_frame > now {
-            std::thread::sleep(next_frame - now);
-        } else if now - next_frame > interval * 2 {
-            // Fell behind (a slow encode): skip ahead instead of bursting.
-            next_frame = now;
-        }
-        next_frame += interval;
-
-        source.capture(u64::from(frame_index), &mut frame)?;
-        if let Some(first) = &ctx.first_frame {
-            first.mark();
-        }
-        let force_idr = shared.idr.swap(false, Ordering::AcqRel);
-        let prepared = match pipeline.process(&frame, frame_index, force_idr)? {
+        let outcome = match frame {
+            Some(frame) => {
+                if let Some(first) = &ctx.first_frame {
+                    first.mark();
+                }
+                let force_idr = shared.idr.swap(false, Ordering::AcqRel);
+                let outcome = pipeline.process(&frame, frame_index, force_idr)?;
+                if matches!(outcome, Outcome::Rejected(_)) && force_idr {
+                    shared.idr.store(true, Ordering::Release);
+                }
+                outcome
+            }
+            None => {
+                let idr_wanted = shared.idr.load(Ordering::Acquire);
+                if !pipeline.has_picture()
+                    || !(idr_wanted || last_sent.elapsed() >= REPEAT_INTERVAL)
+                {
+                    continue;
+                }
+                let force_idr = shared.idr.swap(false, Ordering::AcqRel);
+                pipeline.repeat(frame_index, force_idr)?
+            }
+        };
+        let prepared = match outcome {
             Outcome::Ready(p) => p,
             Outcome::Held => continue,
+            Outcome::Rejected(e) => {
+                rejected += 1;
+                if rejected.is_power_of_two() {
+                    tracing::warn!(rejected, "skipping a captured frame: {e:#}");
+                }
+                continue;
+            }
             Outcome::Dropped(e) => {
                 tracing::warn!("dropping frame {frame_index}: {e}");
                 shared.idr.store(true, Ordering::Release);
                 continue;
             }
         };
+        let captured_at = pipeline.captured_at();
         let batch = pipeline.batch();
         let t_send = Instant::now();
         let first_packet_us = send_paced(ctx, &mut pacer, batch, peer, &mut send_stats)?
-            .map_or(0, |first| (first - frame.captured_at).as_micros() as u64);
+            .map_or(0, |first| (first - captured_at).as_micros() as u64);
+        last_sent = Instant::now();
         let timing = FrameTiming {
             convert_us: prepared.convert_us,
             encode_us: prepared.encode_us,

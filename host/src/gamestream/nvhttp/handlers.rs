@@ -18,6 +18,7 @@ use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
 use punktfunk_core::gamestream::nvhttp::{APP_VERSION, GFE_VERSION, scm};
 
 use super::{Body, ConnInfo};
+use crate::capture::SourceSetting;
 use crate::net::iface;
 use crate::settings::HostSettings;
 use crate::state::HostState;
@@ -333,6 +334,12 @@ async fn start_display(
             }
         };
         let mode = app.mode.unwrap_or(DEFAULT_MODE);
+        if state.config.stream.source != SourceSetting::TestPattern {
+            // A configured source (`--source pipewire:...`) is what streams: no
+            // compositor is started for the app.
+            tracing::info!(source = ?state.config.stream.source, "streaming the configured source");
+            return Ok(());
+        }
         tokio::task::spawn_blocking(move || display.launch(mode, command).map(|_| ())).await
     };
     match outcome {
