@@ -77,14 +77,14 @@ def bars_psnr(bgr: np.ndarray, number: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10) -> dict:
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop") -> dict:
     """Streams for `seconds` and measures what was decoded."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
     psnrs: list[float] = []
     latencies: list[int] = []
-    with client.stream(app="Desktop", width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
+    with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         start = time.monotonic()
         for frame in client.frames():
             now = time.monotonic()
@@ -132,13 +132,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=int, default=60)
     parser.add_argument("--codec", default="h264")
+    parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     from moonlight_python import MoonlightClient
 
     client = MoonlightClient(config_dir=args.config_dir)
     client.connect(args.host, args.port)
-    result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec)
+    result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

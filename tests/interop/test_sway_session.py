@@ -87,12 +87,12 @@ def painter():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def session_config(tmp_path: Path, painter: Path, display: str = "") -> Path:
+def session_config(tmp_path: Path, painter: Path, display: str = "", extra: str = "") -> Path:
     config = tmp_path / "host.toml"
     config.write_text(
         "[input]\nbackend = \"recording\"\n"
         f"recording_path = \"{tmp_path / 'input-events.jsonl'}\"\n"
-        f"[display]\nbackend = \"sway\"\n{display}\n"
+        f"[display]\nbackend = \"sway\"\n{display}\n{extra}\n"
         "[[apps]]\ntitle = \"Painter\"\n"
         f"command = \"{painter}\"\n"
         "[[apps]]\ntitle = \"Painter exits\"\n"
@@ -288,3 +288,61 @@ def test_doctor_tells_what_this_machine_can_do(tmp_path: Path, painter: Path):
     nobody.write_text("[display]\nbackend = \"sway\"\n[session]\nuser = \"pf-no-such-user\"\n")
     r = doctor(nobody)
     assert r.returncode != 0 and "pf-no-such-user does not exist" in r.stdout, r.stdout
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_client_that_vanishes_or_is_revoked_ends_its_session(tmp_path: Path, painter: Path):
+    import sys
+
+    from conftest import WebSession
+
+    host = Host(
+        state_dir=tmp_path / "state",
+        port_base=free_port_base(),
+        config=session_config(tmp_path, painter, extra="[stream]\nclient_timeout_secs = 2"),
+    ).start()
+    try:
+        ml = paired_client(host)
+        # The client streams from another process, which then dies without a word.
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "streamclient.py"), "--host", host.bind, "--port", str(host.port_base),
+             "--config-dir", ml.config_dir, "--seconds", "60", "--width", "640", "--height", "480", "--fps", "30",
+             "--app", "Painter", "--out", str(tmp_path / "vanished.json")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: (host.status()["stream"] or {}).get("frames", 0) > 30, 60, "the stream to run")
+            sid = host.status()["session"]["id"]
+            assert marked_processes(sid)
+        finally:
+            proc.kill()
+            proc.wait()
+        st = wait_for(lambda: (s := host.status())["app"] is None and s, 20, "the vanished client's app to end")
+        assert st["session"]["state"] == "ended" and "timed out" in st["session"]["reason"], st["session"]
+        assert marked_processes(sid) == []
+
+        # Revoking the device that streams ends its session as well.
+        web = WebSession(host).setup()
+        with ml.client.stream(app="Painter", width=640, height=480, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
+            for n, _ in enumerate(ml.client.frames()):
+                if n >= 10:
+                    break
+            sid = host.status()["session"]["id"]
+            devices = web.request("GET", "/api/v1/devices").json()
+            device = devices[0] if isinstance(devices, list) else devices["devices"][0]
+            r = web.request("DELETE", f"/api/v1/devices/{device['id']}")
+            assert r.status_code == 204, r.text
+            wait_for(lambda: host.status()["session"]["state"] == "ended", 10, "the revoked device's session to end")
+        assert wait_for(lambda: marked_processes(sid) == [], 5, "the session's processes to exit") is not None
+        assert host.status()["app"] is None
+    finally:
+        host.stop()
