@@ -236,12 +236,26 @@ impl GamescopeSession {
         self.user.is_host && self.user.runtime_dir.join("systemd/private").exists()
     }
 
+    /// `systemctl --user` for the session user's manager: the host service has no
+    /// session environment of its own, so the manager's addresses are set here.
+    fn systemctl(&self) -> Command {
+        let mut cmd = Command::new("systemctl");
+        cmd.env("XDG_RUNTIME_DIR", &self.user.runtime_dir)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", self.user.runtime_dir.join("bus").display()),
+            )
+            .stdin(Stdio::null());
+        cmd
+    }
+
     fn main_pid(&mut self) -> Option<u32> {
         if let Some(c) = &self.child {
             return Some(c.id());
         }
         let unit = self.unit.as_ref()?;
-        let out = Command::new("systemctl")
+        let out = self
+            .systemctl()
             .args(["--user", "show", "-p", "MainPID", "--value", unit])
             .output()
             .ok()?;
@@ -306,7 +320,8 @@ impl GamescopeSession {
             std::fs::write(&path, env)
                 .map_err(|e| DisplayError::Other(format!("{}: {e}", path.display())))?;
             let unit = format!("punktfunk-session@{}.service", self.id);
-            let status = Command::new("systemctl")
+            let status = self
+                .systemctl()
                 .args(["--user", "start", &unit])
                 .status()
                 .map_err(|e| DisplayError::Other(format!("systemctl: {e}")))?;
@@ -334,9 +349,7 @@ impl GamescopeSession {
 
     fn end(&mut self) {
         if let Some(unit) = self.unit.take() {
-            let _ = Command::new("systemctl")
-                .args(["--user", "stop", &unit])
-                .status();
+            let _ = self.systemctl().args(["--user", "stop", &unit]).status();
             let _ = std::fs::remove_file(format!("/run/punktfunk/session-{}.env", self.id));
         }
         let mut children: Vec<Child> = self.child.take().into_iter().collect();
@@ -400,6 +413,33 @@ impl Display for GamescopeSession {
         {
             self.exit = Some(status.into());
             self.child = None;
+        }
+        if self.exit.is_none()
+            && let Some(unit) = self.unit.clone()
+            && let Ok(out) = self
+                .systemctl()
+                .args([
+                    "--user",
+                    "show",
+                    "-p",
+                    "ActiveState",
+                    "-p",
+                    "ExecMainStatus",
+                    &unit,
+                ])
+                .output()
+        {
+            // gamescope exits with its app; the unit then stops being active.
+            let text = String::from_utf8_lossy(&out.stdout);
+            let prop = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            if matches!(prop("ActiveState=").as_str(), "inactive" | "failed") {
+                self.exit = Some(AppExit::Code(prop("ExecMainStatus=").parse().unwrap_or(-1)));
+            }
         }
         self.exit
     }

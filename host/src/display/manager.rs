@@ -114,9 +114,10 @@ pub struct DisplayManager {
     backend: Backend,
     config: DisplayConfig,
     session: SessionConfig,
-    counter: AtomicU64,
     inner: Mutex<Inner>,
 }
+
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl std::fmt::Debug for DisplayManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,7 +141,6 @@ impl DisplayManager {
             backend,
             config: config.clone(),
             session: session.clone(),
-            counter: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -173,7 +173,9 @@ impl DisplayManager {
     ) -> Result<(CaptureSpec, Arc<FirstFrame>), DisplayError> {
         let launched = Instant::now();
         self.stop("replaced by a new launch");
-        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        // Unique in the process (tests run several managers) and across hosts on one
+        // machine (the process id): the id marks the session's processes.
+        let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{}-{n}", std::process::id());
         let mut status = SessionStatus {
             id: id.clone(),

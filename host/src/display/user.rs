@@ -326,3 +326,26 @@ fn runtime_dir(uid: u32, gid: u32, is_host: bool) -> Result<PathBuf, DisplayErro
         .map_err(|e| DisplayError::User(format!("restricting {}: {e}", dir.display())))?;
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_missing_users_and_root() {
+        let e = SessionUser::resolve("pf-no-such-user-xyz").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let e = SessionUser::resolve("root").unwrap_err();
+            assert!(e.to_string().contains("never run as root"), "{e}");
+        }
+        assert_eq!(SessionUser::inspect("pf-no-such-user-xyz"), None);
+    }
+
+    #[test]
+    fn lists_the_primary_group() {
+        let pw = getpwnam("root").expect("root exists");
+        assert!(group_list("root", pw.gid).contains(&pw.gid));
+    }
+}
