@@ -148,11 +148,53 @@ def ratio(numbers: list[int]) -> float:
     return len(set(numbers)) / span
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU use of the host, sway and the app (every other process of the session)
+    between frames 60 and 360 of a stream. Reads only /proc, so it costs the stream
+    nothing."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self.frames = 0
+        self.start: tuple[float, dict[str, float]] | None = None
+        self.result: dict[str, float] = {}
+
+    def sample(self) -> dict[str, float]:
+        out = {"host": cpu_seconds(self.host.proc.pid), "sway": 0.0, "app": 0.0}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                env = Path(f"/proc/{entry}/environ").read_bytes()
+                if f"{SESSION_ENV}=".encode() not in env:
+                    continue
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                out["sway" if comm == "sway" else "app"] += cpu_seconds(int(entry))
+            except OSError:
+                continue
+        return out
+
+    def __call__(self, frame) -> None:
+        self.frames += 1
+        if self.frames == 60:
+            self.start = (time.monotonic(), self.sample())
+        elif self.frames == 360 and self.start:
+            t0, before = self.start
+            after, dt = self.sample(), time.monotonic() - t0
+            self.result = {k: 100 * (after[k] - before[k]) / dt for k in before}
+
+
 def test_the_app_in_a_sway_session_streams_resumes_and_cancels(session_host: Host):
     ml = paired_client(session_host)
     client = ml.client
     t0 = time.monotonic()
-    first = collect(client, "Painter", 8, 1280, 720)
+    cpu = CpuMeter(session_host)
+    first = collect(client, "Painter", 8, 1280, 720, on_frame=cpu)
     status = session_host.status()
     session = status["session"]
     assert session is not None and session["backend"] == "sway", status
@@ -170,7 +212,8 @@ def test_the_app_in_a_sway_session_streams_resumes_and_cancels(session_host: Hos
     print(
         f"\nsway 1280x720@60: decoded {len(nums)} frames of {nums[-1] - nums[0] + 1} painted ({r:.1%}), "
         f"paint-to-decode latency p50 {np.median(lat):.1f} ms p95 {np.percentile(lat, 95):.1f} ms, "
-        f"launch to first frame {session['launch_to_first_frame_ms']:.0f} ms"
+        f"launch to first frame {session['launch_to_first_frame_ms']:.0f} ms; "
+        f"CPU (% of one core) {', '.join(f'{k} {v:.0f}' for k, v in cpu.result.items())}"
     )
     assert r >= 0.95, f"decoded {len(nums)} of {nums[-1] - nums[0] + 1} painted frames"
     assert session["launch_to_first_frame_ms"] is not None and session["launch_to_first_frame_ms"] < 10_000
