@@ -130,6 +130,7 @@ impl std::fmt::Debug for DisplayManager {
 impl DisplayManager {
     /// Resolves `[display] backend` (logged once) for sessions of `[session] user`.
     pub fn new(config: &DisplayConfig, session: &SessionConfig) -> Self {
+        super::process::reap_orphans();
         let (backend, why) = super::resolve(config);
         tracing::info!(
             backend = backend.name(),

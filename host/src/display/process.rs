@@ -48,6 +48,53 @@ pub fn marked_in(proc_root: &Path, id: &str) -> Vec<i32> {
     pids
 }
 
+/// Kills the processes of sessions whose host is gone (killed, crashed): their marker
+/// `<host pid>-<n>` names a process that no longer exists. Called at start-up, so a
+/// host that died without ending its session leaves nothing running for long.
+/// Returns how many were killed.
+pub fn reap_orphans() -> usize {
+    reap_orphans_in(Path::new("/proc"))
+}
+
+fn reap_orphans_in(proc_root: &Path) -> usize {
+    let prefix = format!("{SESSION_ENV}=");
+    let mut killed = 0;
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let Some(id) = env
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+        else {
+            continue;
+        };
+        let owner = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| id.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(owner) = owner
+            && !proc_root.join(owner.to_string()).exists()
+        {
+            signal(pid, libc::SIGKILL);
+            killed += 1;
+        }
+    }
+    if killed > 0 {
+        tracing::warn!(
+            killed,
+            "ended processes left by a host that died during a session"
+        );
+    }
+    killed
+}
+
 fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {
         // SAFETY: kill has no memory preconditions; a negative pid names the group.
@@ -134,6 +181,25 @@ mod tests {
         }
         std::fs::create_dir(dir.path().join("self")).unwrap();
         assert_eq!(marked_in(dir.path(), "s1"), vec![100]);
+    }
+
+    #[test]
+    fn orphans_are_sessions_of_hosts_that_are_gone() {
+        // Pids above any pid_max, so the kill that follows reaches no real process.
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, env) in [
+            ("1073741800", "PUNKTFUNK_SESSION=1073741899-1\0"),
+            ("1073741801", "PUNKTFUNK_SESSION=1073741800-2\0"),
+            ("1073741802", "HOME=/\0"),
+        ] {
+            std::fs::create_dir(dir.path().join(pid)).unwrap();
+            std::fs::write(dir.path().join(pid).join("environ"), env).unwrap();
+        }
+        assert_eq!(
+            reap_orphans_in(dir.path()),
+            1,
+            "only the one whose host is gone"
+        );
     }
 
     #[test]
