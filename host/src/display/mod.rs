@@ -13,6 +13,7 @@
 //! session leaves none of its processes behind ([`process`]).
 
 pub mod gamescope;
+pub mod launch;
 pub mod manager;
 pub mod none;
 pub mod process;

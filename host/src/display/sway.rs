@@ -10,9 +10,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use super::launch::Launcher;
 use super::process::end_session;
 use super::sway_ipc::{self, SwayIpc};
 use super::user::SessionUser;
@@ -70,6 +71,7 @@ pub fn config_text(mode: Mode, env_file: &Path) -> String {
 #[derive(Debug)]
 pub struct SwaySession {
     program: Option<PathBuf>,
+    launcher: Launcher,
     user: SessionUser,
     id: String,
     dir: PathBuf,
@@ -86,6 +88,7 @@ impl SwaySession {
     pub fn new(config: &DisplayConfig, user: SessionUser) -> Result<Self, DisplayError> {
         Ok(Self {
             program: installed(config.compositor_path.as_deref()),
+            launcher: Launcher::detect(&user),
             dir: PathBuf::new(),
             id: String::new(),
             user,
@@ -177,29 +180,34 @@ impl SwaySession {
 
     fn start_app(&mut self, command: &str, wayland: &str, x11: &str) -> Result<(), DisplayError> {
         let mode = self.mode.expect("started");
-        let mut cmd = self.user.command("/bin/sh", &self.id);
-        cmd.arg("-c")
-            .arg(command)
-            .env("WAYLAND_DISPLAY", wayland)
-            .env("SWAYSOCK", self.swaysock())
-            .env("XDG_SESSION_TYPE", "wayland")
-            .env("PF_WIDTH", mode.width.to_string())
-            .env("PF_HEIGHT", mode.height.to_string())
-            .env("PF_FPS", mode.fps.to_string())
-            .env("PF_SESSION_ID", &self.id);
+        let mut env: Vec<(String, String)> = vec![
+            ("WAYLAND_DISPLAY".into(), wayland.into()),
+            ("SWAYSOCK".into(), self.swaysock().display().to_string()),
+            ("XDG_SESSION_TYPE".into(), "wayland".into()),
+            ("PF_WIDTH".into(), mode.width.to_string()),
+            ("PF_HEIGHT".into(), mode.height.to_string()),
+            ("PF_FPS".into(), mode.fps.to_string()),
+            ("PF_SESSION_ID".into(), self.id.clone()),
+        ];
         if !x11.is_empty() {
-            cmd.env("DISPLAY", x11);
+            env.push(("DISPLAY".into(), x11.into()));
         }
-        let log = std::fs::File::create(self.dir.join("app.log"))
+        let log = self.dir.join("app.log");
+        std::fs::File::create(&log)
+            .and_then(|_| self.user.give(&log))
             .map_err(|e| DisplayError::Other(format!("creating the app's log: {e}")))?;
-        let _ = self.user.give(&self.dir.join("app.log"));
-        cmd.stdout(
-            log.try_clone()
-                .map_err(|e| DisplayError::Other(e.to_string()))?,
-        )
-        .stderr(log);
-        let mut child = cmd
-            .spawn()
+        let mut child = self
+            .launcher
+            .command(
+                &self.user,
+                &self.id,
+                "app",
+                Path::new("/bin/sh"),
+                &["-c".into(), command.into()],
+                &env,
+                &log,
+            )
+            .and_then(|mut cmd| cmd.spawn())
             .map_err(|e| DisplayError::AppFailed(format!("{command}: {e}")))?;
         let deadline = Instant::now() + APP_GRACE;
         while Instant::now() < deadline {
@@ -233,7 +241,14 @@ impl SwaySession {
         let deadline = Instant::now() + super::START_TIMEOUT;
         self.id = spec.id.clone();
         self.mode = Some(spec.mode);
-        self.dir = self.user.runtime_dir.join(format!("punktfunk-{}", spec.id));
+        self.dir = match (self.launcher, std::env::var_os("RUNTIME_DIRECTORY")) {
+            // The host's sandbox cannot write the user's runtime dir; its own
+            // RuntimeDirectory= is writable and the user's units can read it.
+            (Launcher::UserManager, Some(dir)) => {
+                PathBuf::from(dir).join(format!("session-{}", spec.id))
+            }
+            _ => self.user.runtime_dir.join(format!("punktfunk-{}", spec.id)),
+        };
         let io = |e: std::io::Error| DisplayError::Other(format!("preparing the session: {e}"));
         let _ = std::fs::remove_dir_all(&self.dir);
         std::fs::create_dir(&self.dir).map_err(io)?;
@@ -245,19 +260,29 @@ impl SwaySession {
         )
         .map_err(io)?;
         self.user.give(&config).map_err(io)?;
-        let log = std::fs::File::create(self.dir.join("sway.log")).map_err(io)?;
-        self.user.give(&self.dir.join("sway.log")).map_err(io)?;
+        let log = self.dir.join("sway.log");
+        std::fs::File::create(&log).map_err(io)?;
+        self.user.give(&log).map_err(io)?;
 
         self.services = self.user.start_services(&spec.id, false);
-        let mut cmd = self.user.command(&program, &spec.id);
-        cmd.arg("--config")
-            .arg(&config)
-            .env("WLR_BACKENDS", "headless")
-            .env("WLR_RENDERER", "pixman")
-            .env("WLR_LIBINPUT_NO_DEVICES", "1")
-            .env("SWAYSOCK", self.swaysock())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let env: Vec<(String, String)> = vec![
+            ("WLR_BACKENDS".into(), "headless".into()),
+            ("WLR_RENDERER".into(), "pixman".into()),
+            ("WLR_LIBINPUT_NO_DEVICES".into(), "1".into()),
+            ("SWAYSOCK".into(), self.swaysock().display().to_string()),
+        ];
+        let mut cmd = self
+            .launcher
+            .command(
+                &self.user,
+                &spec.id,
+                "sway",
+                &program,
+                &["--config".into(), config.clone().into_os_string()],
+                &env,
+                &log,
+            )
+            .map_err(io)?;
         let child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 DisplayError::MissingCompositor(program.display().to_string())
@@ -354,6 +379,8 @@ impl Display for SwaySession {
             .chain(self.compositor.take())
             .chain(self.services.drain(..))
             .collect();
+        self.launcher
+            .stop_units(&self.user, &self.id, &["app", "sway"]);
         end_session(&self.id, &mut children);
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
