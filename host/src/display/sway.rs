@@ -383,6 +383,14 @@ impl Display for SwaySession {
             .stop_units(&self.user, &self.id, &["app", "sway"]);
         end_session(&self.id, &mut children);
         if !self.dir.as_os_str().is_empty() {
+            // What the app said last, for whoever wonders why it ended.
+            if let Ok(text) = std::fs::read_to_string(self.dir.join("app.log")) {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+                if !tail.is_empty() {
+                    tracing::info!(session = self.id, "the app's last output: {tail}");
+                }
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         if let Some(sock) = self.wayland_socket.take() {

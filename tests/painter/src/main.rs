@@ -155,6 +155,10 @@ struct App {
     size: (u32, u32),
     configured: bool,
     frame_due: bool,
+    /// The frame-callback chain that paces painting: a resize paints at once and
+    /// starts a new chain, and callbacks of older chains are ignored, so the painter
+    /// never paints more than once a refresh.
+    chain: u64,
     closed: bool,
     buffers: Vec<Buffer>,
 }
@@ -227,7 +231,14 @@ impl Dispatch<xdg_toplevel::XdgToplevel, ()> for App {
     ) {
         match event {
             xdg_toplevel::Event::Configure { width, height, .. } if width > 0 && height > 0 => {
-                app.size = (width as u32, height as u32);
+                let size = (width as u32, height as u32);
+                if app.configured && size != app.size {
+                    // A mode change: paint the new size now rather than at a frame
+                    // callback sway may hold back until a buffer of that size arrives.
+                    app.frame_due = true;
+                    app.chain += 1;
+                }
+                app.size = size;
             }
             xdg_toplevel::Event::Close => app.closed = true,
             _ => {}
@@ -235,16 +246,18 @@ impl Dispatch<xdg_toplevel::XdgToplevel, ()> for App {
     }
 }
 
-impl Dispatch<wl_callback::WlCallback, ()> for App {
+impl Dispatch<wl_callback::WlCallback, u64> for App {
     fn event(
         app: &mut Self,
         _: &wl_callback::WlCallback,
         event: wl_callback::Event,
-        _: &(),
+        chain: &u64,
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
-        if let wl_callback::Event::Done { .. } = event {
+        if let wl_callback::Event::Done { .. } = event
+            && *chain == app.chain
+        {
             app.frame_due = true;
         }
     }
@@ -361,7 +374,7 @@ fn main() -> Result<()> {
         buf.busy = true;
         surface.attach(Some(&buf.buffer), 0, 0);
         surface.damage_buffer(0, 0, w as i32, h as i32);
-        surface.frame(&qh, ());
+        surface.frame(&qh, app.chain);
         surface.commit();
         app.frame_due = false;
     }
