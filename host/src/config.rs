@@ -492,6 +492,23 @@ mod tests {
     }
 
     #[test]
+    fn the_stream_source_is_the_test_pattern_unless_the_file_names_a_pipewire_node() {
+        use crate::capture::{NodeTarget, SourceSetting};
+        let none: FileConfig = toml::from_str("[stream]\nfec_percent = 10\n").unwrap();
+        assert_eq!(none.stream.source, SourceSetting::TestPattern);
+        let named: FileConfig =
+            toml::from_str("[stream]\nsource = \"pipewire:gamescope\"\n").unwrap();
+        assert_eq!(
+            named.stream.source,
+            SourceSetting::PipeWire(NodeTarget::Name("gamescope".into()))
+        );
+        let err = toml::from_str::<FileConfig>("[stream]\nsource = \"v4l2:/dev/video0\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pipewire:<node name or id>"), "{err}");
+    }
+
+    #[test]
     fn flags_override_the_file_and_bad_files_are_clear_errors() {
         let file: FileConfig = toml::from_str(
             r#"

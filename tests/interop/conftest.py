@@ -89,6 +89,8 @@ class Host:
     config: Path | None = None
     # The address the host listens on (a veth address for tests with their own network).
     bind: str = "127.0.0.1"
+    # Flags only `serve` takes (`--source pipewire:<node>`).
+    serve_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
@@ -112,7 +114,7 @@ class Host:
     def start(self, timeout: float = 30.0) -> "Host":
         assert HOST_BIN.exists(), f"{HOST_BIN} is missing: build it first (cargo build -p punktfunk-host)"
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(HOST_BIN), "serve", *self.args()], stdout=log, stderr=log)
+        self.proc = subprocess.Popen([str(HOST_BIN), "serve", *self.args(), *self.serve_args], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -71,7 +71,9 @@ impl VideoCapture for TestPatternCapture {
         Ok(Some(Frame {
             width: self.width,
             height: self.height,
-            captured_at: now,
+            // Captured once painted, as a compositor's frame is once rendered; the
+            // barcode carries the moment painting began.
+            captured_at: Instant::now(),
             captured_unix_us: unix_us,
             pixels: Pixels::Cpu(CpuFrame {
                 format: PixelFormat::Bgrx,

@@ -273,7 +273,7 @@ impl Converter {
                 src_stride.as_ptr(),
                 0,
                 h,
-                (*dst).data.as_ptr() as *const *mut u8,
+                (*dst).data.as_ptr(),
                 (*dst).linesize.as_ptr(),
             )
         };

@@ -6,8 +6,9 @@
 //! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
 //!
 //! It learns where to send from the client's pings on the video port, starts with an
-//! IDR frame (the client waits for one), honours IDR requests within one frame (at
-//! most [`POLL`] on a still screen), and ends the stream when the client's pings stop
+//! IDR frame (the client waits for one), honours IDR requests with the next frame
+//! (on a still screen, with the next repeat), and ends the stream when the client's
+//! pings stop
 //! or the source goes away (the client then gets a termination with the reason).
 
 use std::net::SocketAddr;
@@ -175,10 +176,11 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
                 outcome
             }
             None => {
-                let idr_wanted = shared.idr.load(Ordering::Acquire);
-                if !pipeline.has_picture()
-                    || !(idr_wanted || last_sent.elapsed() >= REPEAT_INTERVAL)
-                {
+                // A still screen: repeat the last picture. An IDR the client asked
+                // for rides on the next frame or on this repeat, whichever comes
+                // first (repeating at once instead would show a live source's last
+                // frame twice).
+                if !pipeline.has_picture() || last_sent.elapsed() < REPEAT_INTERVAL {
                     continue;
                 }
                 let force_idr = shared.idr.swap(false, Ordering::AcqRel);

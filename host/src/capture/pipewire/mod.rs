@@ -20,9 +20,8 @@
 mod buffers;
 pub mod select;
 
-use std::cell::RefCell;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pipewire as pw;
@@ -53,18 +52,28 @@ struct State {
     pending: Option<(*mut pw::sys::pw_buffer, Instant)>,
     ended: Option<String>,
     failed: Option<String>,
+    /// The producer's buffers claim more memory than their fds hold (said once).
+    overclaim_reported: bool,
+    /// The capture is being dropped: the disconnect that follows is ours.
+    closing: bool,
 }
 
 impl State {
     fn end(&mut self, reason: String) {
-        if self.ended.is_none() {
+        if self.ended.is_none() && !self.closing {
             tracing::info!(reason, "PipeWire capture ending");
             self.ended = Some(reason);
         }
     }
 }
 
-type Shared = Rc<RefCell<State>>;
+/// The state the callbacks share with the capture. A mutex, not a `RefCell`:
+/// libpipewire may run stream callbacks on its data-loop thread.
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A running PipeWire capture. Fields drop in order: listeners before what they
 /// listen to, the loop last.
@@ -87,7 +96,7 @@ pub struct PipeWireCapture {
 impl std::fmt::Debug for PipeWireCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipeWireCapture")
-            .field("state", &self.state.borrow())
+            .field("state", &lock(&self.state))
             .finish_non_exhaustive()
     }
 }
@@ -136,18 +145,18 @@ impl PipeWireCapture {
             );
             failed(&format!("connecting to the PipeWire daemon ({place})"), e)
         })?;
-        let state: Shared = Rc::default();
+        let state: Shared = Arc::default();
         let core_listener = {
             let state = state.clone();
             let on_error = state.clone();
             core.add_listener_local()
                 .done(move |id, _seq| {
                     if id == pw::core::PW_ID_CORE {
-                        state.borrow_mut().synced = true;
+                        lock(&state).synced = true;
                     }
                 })
                 .error(move |id, _seq, res, message| {
-                    let mut st = on_error.borrow_mut();
+                    let mut st = lock(&on_error);
                     if id == pw::core::PW_ID_CORE {
                         st.end(format!(
                             "lost the connection to PipeWire ({message}, {res})"
@@ -173,7 +182,7 @@ impl PipeWireCapture {
                         return;
                     }
                     let get = |k: &str| global.props.and_then(|p| p.get(k));
-                    on_global.borrow_mut().nodes.push(NodeInfo {
+                    lock(&on_global).nodes.push(NodeInfo {
                         id: global.id,
                         serial: get("object.serial").and_then(|s| s.parse().ok()),
                         name: get("node.name").unwrap_or_default().to_owned(),
@@ -182,7 +191,7 @@ impl PipeWireCapture {
                     });
                 })
                 .global_remove(move |id| {
-                    let mut st = on_remove.borrow_mut();
+                    let mut st = lock(&on_remove);
                     st.nodes.retain(|n| n.id != id);
                     if let Some(t) = st.target.as_ref().filter(|t| t.id == id) {
                         let reason = format!("PipeWire node {} (id {}) was removed", t.name, t.id);
@@ -201,7 +210,7 @@ impl PipeWireCapture {
             pid = target.pid,
             "capturing PipeWire node"
         );
-        state.borrow_mut().target = Some(target.clone());
+        lock(&state).target = Some(target.clone());
 
         let mut props = pw::properties::PropertiesBox::new();
         props.insert(*pw::keys::MEDIA_TYPE, "Video");
@@ -250,7 +259,7 @@ impl PipeWireCapture {
         let deadline = Instant::now() + NODE_WAIT;
         loop {
             {
-                let st = state.borrow();
+                let st = lock(state);
                 if let Some(reason) = st.ended.as_ref().or(st.failed.as_ref()) {
                     return Err(CaptureError::Failed(reason.clone()));
                 }
@@ -264,7 +273,7 @@ impl PipeWireCapture {
                     }
                 }
             }
-            if Instant::now() >= deadline && !state.borrow().synced {
+            if Instant::now() >= deadline && !lock(state).synced {
                 return Err(CaptureError::Failed(
                     "the PipeWire daemon did not answer".into(),
                 ));
@@ -283,11 +292,12 @@ impl PipeWireCapture {
         let on_param = state.clone();
         let on_process = state.clone();
         let on_remove = state.clone();
+        let on_add = state.clone();
         stream
             .add_local_listener::<()>()
             .state_changed(move |_, _, old, new| {
                 tracing::debug!(?old, ?new, "PipeWire capture stream state");
-                let mut st = on_state.borrow_mut();
+                let mut st = lock(&on_state);
                 match new {
                     StreamState::Error(message) => {
                         st.end(format!("the PipeWire stream failed: {message}"));
@@ -302,7 +312,7 @@ impl PipeWireCapture {
                 if id != spa::param::ParamType::Format.as_raw() {
                     return;
                 }
-                let mut st = on_param.borrow_mut();
+                let mut st = lock(&on_param);
                 let Some(param) = param else {
                     // The link went away; the node's removal (or a new format) follows.
                     st.format = None;
@@ -332,10 +342,21 @@ impl PipeWireCapture {
             .add_buffer(move |_, _, buffer| {
                 // SAFETY: PipeWire hands us a live buffer that stays valid until its
                 // remove_buffer callback.
-                unsafe { buffers::map_buffer(buffer) };
+                if let Some((claimed, holds)) = unsafe { buffers::map_buffer(buffer) } {
+                    let mut st = lock(&on_add);
+                    if !st.overclaim_reported {
+                        st.overclaim_reported = true;
+                        tracing::warn!(
+                            claimed,
+                            holds,
+                            "the PipeWire producer's buffers claim more memory than their fds hold; \
+                             reading only what the fds hold"
+                        );
+                    }
+                }
             })
             .remove_buffer(move |_, _, buffer| {
-                let mut st = on_remove.borrow_mut();
+                let mut st = lock(&on_remove);
                 if st.pending.is_some_and(|(p, _)| p == buffer) {
                     st.pending = None;
                 }
@@ -343,7 +364,7 @@ impl PipeWireCapture {
                 unsafe { buffers::unmap_buffer(buffer) };
             })
             .process(move |stream, _| {
-                let mut st = on_process.borrow_mut();
+                let mut st = lock(&on_process);
                 // Keep only the newest picture; older ones go straight back.
                 loop {
                     // SAFETY: dequeued buffers are ours until queued back; every one
@@ -384,7 +405,7 @@ impl VideoCapture for PipeWireCapture {
         let deadline = Instant::now() + timeout;
         let lent = loop {
             let pending = {
-                let mut st = self.state.borrow_mut();
+                let mut st = lock(&self.state);
                 if let Some(reason) = &st.ended {
                     return Err(CaptureError::Ended(reason.clone()));
                 }
@@ -398,7 +419,11 @@ impl VideoCapture for PipeWireCapture {
                         NEGOTIATE_WAIT.as_secs()
                     )));
                 }
-                st.pending.take().zip(st.format)
+                // Without a format (a renegotiation under way) the buffer waits.
+                match st.format {
+                    Some(format) => st.pending.take().map(|p| (p, format)),
+                    None => None,
+                }
             };
             if let Some(((buffer, at), format)) = pending {
                 // SAFETY: a buffer dequeued by the process callback and not queued back.
@@ -428,7 +453,7 @@ impl VideoCapture for PipeWireCapture {
     }
 
     fn describe(&self) -> String {
-        let st = self.state.borrow();
+        let st = lock(&self.state);
         match (&st.target, &st.format) {
             (Some(t), Some(f)) => format!(
                 "PipeWire node {} (id {}) {:?} {}x{}",
@@ -443,7 +468,12 @@ impl VideoCapture for PipeWireCapture {
 impl Drop for PipeWireCapture {
     fn drop(&mut self) {
         self.give_back();
-        if let Some((buffer, _)) = self.state.borrow_mut().pending.take() {
+        let pending = {
+            let mut st = lock(&self.state);
+            st.closing = true;
+            st.pending.take()
+        };
+        if let Some((buffer, _)) = pending {
             // SAFETY: dequeued by the process callback and never lent.
             unsafe { self.stream.queue_raw_buffer(buffer) };
         }

@@ -1,0 +1,421 @@
+//! Each video source through the real pipeline, as a stream runs it: capture ->
+//! conversion straight from the capture's memory -> x264 -> GameStream packets with FEC
+//! -> UDP, at 1280x720@60 and 1920x1080@60, paced by the source itself.
+//!
+//! Sources: the built-in test pattern (the baseline), the PipeWire test producer
+//! (`pf-pw-producer`, BGRx MemFd buffers, in a private PipeWire session this bench
+//! starts and stops), and a display session captured with wlr-screencopy (the hook:
+//! `PF_BENCH_SCREENCOPY=<wayland socket>`; skipped when unset). The difference between
+//! a source's row and the test pattern's, measured in the same run, is the cost of
+//! capturing it.
+//!
+//! Columns: host latency p50/p99 (frame captured -> its last packet sent: what the
+//! frame header reports, plus the send), paint-to-sent p50 from the barcode the
+//! picture carries (includes the trip through PipeWire), the conversion p50, frames
+//! that arrived, and CPU milliseconds per frame for this process (all threads:
+//! capture, encoder, PipeWire's) and for the producer process.
+//!
+//!   cargo build --release -p pw-producer
+//!   cargo bench -p punktfunk-host --bench sources
+//!   PF_BENCH_FRAMES=600 cargo bench -p punktfunk-host --bench sources
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use punktfunk_core::gamestream::video::VideoConfig;
+use punktfunk_host::capture::{self, CaptureSpec, NodeTarget, Pixels};
+use punktfunk_host::encode::probe::{Codec, Encoders};
+use punktfunk_host::encode::video::{VideoEncoder, VideoEncoderConfig};
+use punktfunk_host::net::udp_batch::{BatchSocket, SendStats};
+use punktfunk_host::source::test_pattern::read_barcode;
+use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
+use punktfunk_host::stream::video::encoder_kbps;
+
+const PACKET_SIZE: usize = 1392;
+const FEC_PERCENT: u8 = 20;
+
+fn percentile(v: &[u64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[((s.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+fn cpu_self() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// utime + stime of another process, from /proc/<pid>/stat.
+fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A private PipeWire session (dbus-daemon, pipewire, wireplumber) in its own runtime
+/// directory; everything it started is killed on drop.
+struct PipeWireSession {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl PipeWireSession {
+    fn start() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("pf-bench-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let mut s = Self {
+            dir,
+            children: Vec::new(),
+        };
+        let bus = format!("unix:path={}", s.dir.join("bus").display());
+        s.spawn(
+            "dbus-daemon",
+            &["--session", "--nofork", &format!("--address={bus}")],
+        )?;
+        s.wait_for(&s.dir.join("bus"))?;
+        s.spawn("pipewire", &[])?;
+        s.wait_for(&s.dir.join("pipewire-0"))?;
+        s.spawn("wireplumber", &[])?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = s.command("pw-cli").args(["ls", "Client"]).output()?;
+            if String::from_utf8_lossy(&out.stdout).contains("WirePlumber") {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("wireplumber did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("XDG_RUNTIME_DIR", &self.dir)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", self.dir.join("bus").display()),
+            )
+            .env_remove("PIPEWIRE_REMOTE")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn spawn(&mut self, program: &str, args: &[&str]) -> Result<()> {
+        let child = self
+            .command(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    fn wait_for(&self, path: &Path) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            if Instant::now() > deadline {
+                bail!("{} did not appear", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PipeWireSession {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child process killed on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn producer_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PF_PRODUCER_BIN") {
+        return Some(p.into());
+    }
+    // target/<profile>/deps/sources-* -> target/<profile>/pf-pw-producer, else the
+    // other profile's.
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let target = profile_dir.parent()?;
+    [
+        profile_dir.join("pf-pw-producer"),
+        target.join("release/pf-pw-producer"),
+        target.join("debug/pf-pw-producer"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+#[derive(Default)]
+struct Row {
+    host: Vec<u64>,
+    paint_to_sent: Vec<u64>,
+    convert: Vec<u64>,
+    frames: usize,
+    cpu_ms: f64,
+    producer_cpu_ms: Option<f64>,
+}
+
+/// Streams `frames` frames of `spec` through the pipeline to a local sink.
+fn run(
+    spec: &CaptureSpec,
+    (width, height, kbps): (u32, u32, u32),
+    encoder: &'static str,
+    frames: usize,
+    producer: Option<u32>,
+) -> Result<Row> {
+    let cfg = VideoEncoderConfig {
+        codec: Codec::H264,
+        width,
+        height,
+        fps: 60,
+        bitrate_kbps: encoder_kbps(kbps, FEC_PERCENT),
+        csc_mode: 0,
+    };
+    let mut pipeline = FramePipeline::new(
+        VideoEncoder::open_named(encoder, &cfg)?,
+        VideoConfig {
+            packet_size: PACKET_SIZE,
+            fec_percent: FEC_PERCENT,
+            min_parity: 2,
+        },
+        Instant::now(),
+    )?;
+    let mut capture = capture::open(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sink = UdpSocket::bind("127.0.0.1:0")?;
+    let dest: SocketAddr = sink.local_addr()?;
+    let socket = BatchSocket::bind("127.0.0.1:0".parse()?)?;
+    let mut stats = SendStats::default();
+    let mut row = Row::default();
+    let warmup = 30;
+    let (mut cpu0, mut prod0) = (cpu_self(), producer.and_then(cpu_of));
+    let deadline = Instant::now()
+        + Duration::from_secs(30)
+        + Duration::from_millis(20 * (frames + warmup) as u64);
+    let mut n = 0u32;
+    while row.frames < frames {
+        if Instant::now() > deadline {
+            bail!("only {} frames arrived", row.frames);
+        }
+        let Some(frame) = capture
+            .next_frame(Duration::from_millis(50))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        else {
+            continue;
+        };
+        n += 1;
+        let painted_us = match &frame.pixels {
+            Pixels::Cpu(cpu) => {
+                read_barcode(cpu.planes[0].data, cpu.planes[0].stride, 4).map(|(us, _)| us)
+            }
+            Pixels::DmaBuf(_) => None,
+        };
+        let captured_at = frame.captured_at;
+        let prepared = match pipeline.process(&frame, n, n == 1)? {
+            Outcome::Ready(p) => p,
+            Outcome::Held => continue,
+            Outcome::Dropped(e) => bail!("frame {n} dropped: {e}"),
+            Outcome::Rejected(e) => bail!("frame {n} refused: {e:#}"),
+        };
+        let batch = pipeline.batch();
+        socket.send_packets(dest, batch.as_bytes(), batch.packet_len(), &mut stats)?;
+        let sent = Instant::now();
+        if (n as usize) == warmup {
+            cpu0 = cpu_self();
+            prod0 = producer.and_then(cpu_of);
+        }
+        if (n as usize) <= warmup {
+            continue;
+        }
+        row.frames += 1;
+        row.host.push((sent - captured_at).as_micros() as u64);
+        if let Some(us) = painted_us {
+            row.paint_to_sent.push(unix_us().saturating_sub(us));
+        }
+        row.convert.push(prepared.convert_us);
+    }
+    let per_frame = |d: Duration| d.as_secs_f64() * 1000.0 / row.frames.max(1) as f64;
+    row.cpu_ms = per_frame(cpu_self() - cpu0);
+    row.producer_cpu_ms = producer
+        .and_then(cpu_of)
+        .zip(prod0)
+        .map(|(b, a)| per_frame(b.saturating_sub(a)));
+    Ok(row)
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this once without
+    // it: a short smoke run then.
+    let full = std::env::args().any(|a| a == "--bench");
+    let frames: usize = std::env::var("PF_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 600 } else { 20 });
+    let encoders = Encoders::probe();
+    let encoder = encoders
+        .chosen
+        .iter()
+        .find(|a| a.codec == Codec::H264)
+        .map(|a| a.name)
+        .context("no H.264 encoder opens here")?;
+    let cases: &[(u32, u32, u32)] = if full {
+        &[(1280, 720, 10_000), (1920, 1080, 20_000)]
+    } else {
+        &[(1280, 720, 10_000)]
+    };
+    let session = match PipeWireSession::start() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            println!("(no PipeWire rows: {e:#})");
+            None
+        }
+    };
+    let producer_bin = producer_bin();
+    println!();
+    println!(
+        "video sources through the pipeline, {encoder}, {frames} frames a row after 30 warm-up, paced by the source"
+    );
+    println!(
+        "{:<16} {:<26} {:>15} {:>14} {:>13} {:>9} {:>11} {:>13}",
+        "stream",
+        "source",
+        "host p50/p99",
+        "paint->sent",
+        "convert p50",
+        "frames",
+        "host CPU/f",
+        "producer CPU/f"
+    );
+    for &(w, h, kbps) in cases {
+        let mode = format!("{w}x{h}@60");
+        let mut rows: Vec<(String, Result<Row>)> = Vec::new();
+        rows.push((
+            "test pattern".into(),
+            run(
+                &CaptureSpec::TestPattern {
+                    width: w,
+                    height: h,
+                    fps: 60,
+                },
+                (w, h, kbps),
+                encoder,
+                frames,
+                None,
+            ),
+        ));
+        match (&session, &producer_bin) {
+            (Some(s), Some(bin)) => {
+                let name = format!("pf-bench-{}-{w}", std::process::id());
+                let child = s
+                    .command(bin.to_str().unwrap_or("pf-pw-producer"))
+                    .args([
+                        "--name",
+                        &name,
+                        "--width",
+                        &w.to_string(),
+                        "--height",
+                        &h.to_string(),
+                        "--fps",
+                        "60",
+                    ])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .context("starting pf-pw-producer")?;
+                let producer = Reaped(child);
+                let spec = CaptureSpec::PipeWire {
+                    node: NodeTarget::Name(name),
+                    runtime_dir: Some(s.dir.clone()),
+                };
+                rows.push((
+                    "PipeWire producer (MemFd)".into(),
+                    run(&spec, (w, h, kbps), encoder, frames, Some(producer.0.id())),
+                ));
+            }
+            (None, _) => {}
+            (_, None) => {
+                println!("(no PipeWire producer row: cargo build --release -p pw-producer first)")
+            }
+        }
+        // The display-session row: the session side starts a headless sway at this
+        // mode and passes its Wayland socket here.
+        if let Some(socket) = std::env::var_os("PF_BENCH_SCREENCOPY") {
+            rows.push((
+                "sway session (screencopy)".into(),
+                run(
+                    &CaptureSpec::Screencopy {
+                        wayland_socket: socket.into(),
+                        output: None,
+                    },
+                    (w, h, kbps),
+                    encoder,
+                    frames,
+                    std::env::var("PF_BENCH_COMPOSITOR_PID")
+                        .ok()
+                        .and_then(|p| p.parse().ok()),
+                ),
+            ));
+        }
+        for (name, row) in rows {
+            match row {
+                Ok(r) => println!(
+                    "{:<16} {:<26} {:>15} {:>14.2} {:>13.2} {:>9} {:>11.2} {:>13}",
+                    mode,
+                    name,
+                    format!(
+                        "{:.2}/{:.2}",
+                        percentile(&r.host, 0.5),
+                        percentile(&r.host, 0.99)
+                    ),
+                    percentile(&r.paint_to_sent, 0.5),
+                    percentile(&r.convert, 0.5),
+                    r.frames,
+                    r.cpu_ms,
+                    r.producer_cpu_ms.map_or("-".into(), |c| format!("{c:.2}")),
+                ),
+                Err(e) => println!("{mode:<16} {name:<26} failed: {e:#}"),
+            }
+        }
+    }
+    println!(
+        "(ms; host = captured -> last packet sent; paint->sent from the frame's barcode; CPU per frame, all threads)"
+    );
+    Ok(())
+}
