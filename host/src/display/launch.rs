@@ -17,6 +17,21 @@ use std::process::{Command, Stdio};
 use super::sway::find_on_path;
 use super::user::SessionUser;
 
+/// One process of a session, as [`Launcher::command`] starts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawn<'a> {
+    /// "sway", "app": names its unit.
+    pub role: &'a str,
+    /// The program.
+    pub program: &'a Path,
+    /// Its arguments.
+    pub args: &'a [OsString],
+    /// Variables on top of the session environment.
+    pub env: &'a [(String, String)],
+    /// Where its output goes (appended).
+    pub log: &'a Path,
+}
+
 /// Where session processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Launcher {
@@ -78,18 +93,21 @@ impl Launcher {
         out
     }
 
-    /// A command that runs `program args` for session `id` in role `role`, with `env`
-    /// on top of the session environment and its output appended to `log`.
+    /// A command that runs `what` for session `id`, with its environment on top of
+    /// the session's and its output appended to its log.
     pub fn command(
         self,
         user: &SessionUser,
         id: &str,
-        role: &str,
-        program: &Path,
-        args: &[OsString],
-        env: &[(String, String)],
-        log: &Path,
+        what: &Spawn<'_>,
     ) -> std::io::Result<Command> {
+        let Spawn {
+            role,
+            program,
+            args,
+            env,
+            log,
+        } = *what;
         match self {
             Self::Child => {
                 let mut cmd = user.command(program, id);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::launch::Launcher;
+use super::launch::{Launcher, Spawn};
 use super::process::end_session;
 use super::sway_ipc::{self, SwayIpc};
 use super::user::SessionUser;
@@ -201,11 +201,13 @@ impl SwaySession {
             .command(
                 &self.user,
                 &self.id,
-                "app",
-                Path::new("/bin/sh"),
-                &["-c".into(), command.into()],
-                &env,
-                &log,
+                &Spawn {
+                    role: "app",
+                    program: Path::new("/bin/sh"),
+                    args: &["-c".into(), command.into()],
+                    env: &env,
+                    log: &log,
+                },
             )
             .and_then(|mut cmd| cmd.spawn())
             .map_err(|e| DisplayError::AppFailed(format!("{command}: {e}")))?;
@@ -276,11 +278,13 @@ impl SwaySession {
             .command(
                 &self.user,
                 &spec.id,
-                "sway",
-                &program,
-                &["--config".into(), config.clone().into_os_string()],
-                &env,
-                &log,
+                &Spawn {
+                    role: "sway",
+                    program: &program,
+                    args: &["--config".into(), config.clone().into_os_string()],
+                    env: &env,
+                    log: &log,
+                },
             )
             .map_err(io)?;
         let child = cmd.spawn().map_err(|e| match e.kind() {
