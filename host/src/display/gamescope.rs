@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::process::end_session;
+pub use super::pw_nodes::{PwNode, parse_pw_dump, select_node};
 use super::sway::find_on_path;
 use super::user::SessionUser;
 use super::{AppExit, Backend, Display, DisplayConfig, DisplayError, LaunchSpec, Mode};
@@ -133,67 +132,6 @@ pub fn command_line(
         args.extend(["--".into(), "/bin/sh".into(), "-c".into(), cmd.into()]);
     }
     args
-}
-
-/// A PipeWire node as `pw-dump` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PwNode {
-    /// Object id.
-    pub id: u32,
-    /// `node.name`.
-    pub name: String,
-    /// `media.class`.
-    pub media_class: String,
-    /// The owning process: the node's `application.process.id`, else its client's
-    /// (`application.process.id` or `pipewire.sec.pid`).
-    pub pid: Option<u32>,
-}
-
-fn as_u32(v: &Value) -> Option<u32> {
-    v.as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .or_else(|| v.as_str()?.parse().ok())
-}
-
-/// The nodes in `pw-dump`'s JSON, with their owning process.
-pub fn parse_pw_dump(json: &str) -> Vec<PwNode> {
-    let Ok(Value::Array(objects)) = serde_json::from_str::<Value>(json) else {
-        return Vec::new();
-    };
-    let props = |o: &Value| o.pointer("/info/props").cloned().unwrap_or(Value::Null);
-    let client_pid: std::collections::HashMap<u32, u32> = objects
-        .iter()
-        .filter(|o| o["type"] == "PipeWire:Interface:Client")
-        .filter_map(|o| {
-            let p = props(o);
-            let pid =
-                as_u32(&p["application.process.id"]).or_else(|| as_u32(&p["pipewire.sec.pid"]))?;
-            Some((as_u32(&o["id"])?, pid))
-        })
-        .collect();
-    objects
-        .iter()
-        .filter(|o| o["type"] == "PipeWire:Interface:Node")
-        .filter_map(|o| {
-            let p = props(o);
-            Some(PwNode {
-                id: as_u32(&o["id"])?,
-                name: p["node.name"].as_str().unwrap_or("").to_owned(),
-                media_class: p["media.class"].as_str().unwrap_or("").to_owned(),
-                pid: as_u32(&p["application.process.id"])
-                    .or_else(|| as_u32(&p["client.id"]).and_then(|c| client_pid.get(&c).copied())),
-            })
-        })
-        .collect()
-}
-
-/// This gamescope's video node among `nodes`: a Video/Source owned by `pid`. Never a
-/// node of another gamescope, whatever its name.
-pub fn select_node(nodes: &[PwNode], pid: u32) -> Option<u32> {
-    nodes
-        .iter()
-        .find(|n| n.media_class == "Video/Source" && n.pid == Some(pid))
-        .map(|n| n.id)
 }
 
 /// A headless gamescope session.
@@ -472,108 +410,5 @@ impl Drop for GamescopeSession {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HELP_CURRENT: &str = "usage: gamescope [options...] -- [app...]\n\
-Options:\n  --help                         show help message\n\
-  -W, --output-width             output width\n\
-  --backend                      select rendering backend\n\
-                                     auto => autodetect (default)\n\
-                                     drm => use DRM backend (standalone display session)\n\
-                                     sdl => use SDL backend (nested sessions)\n\
-                                     headless => use headless backend (no window, no DRM output)\n\
-                                     wayland => use Wayland backend\n";
-    const HELP_312: &str = "usage: gamescope [options...] -- [app...]\n\
-  -W, --output-width             output width\n\
-  --headless                     use headless backend (no window, no DRM output)\n\
-  --nested-refresh               game refresh rate (frames per second)\n";
-    const HELP_311: &str = "usage: gamescope [options...] -- [app...]\n\
-  -W, --output-width             output width\n\
-  -e, --steam                    enable Steam integration\n";
-
-    fn mode() -> Mode {
-        Mode {
-            width: 1920,
-            height: 1080,
-            fps: 60,
-        }
-    }
-
-    #[test]
-    fn command_line_for_each_help_variant() {
-        assert_eq!(headless_flag(HELP_CURRENT), Some(HeadlessFlag::Backend));
-        assert_eq!(headless_flag(HELP_312), Some(HeadlessFlag::Legacy));
-        assert_eq!(headless_flag(HELP_311), None);
-        let extra = vec!["--prefer-vk-device".to_owned(), "1002:73bf".to_owned()];
-        assert_eq!(
-            command_line(
-                HeadlessFlag::Backend,
-                mode(),
-                &extra,
-                Some("steam -gamepadui")
-            )
-            .join(" "),
-            "--backend headless -W 1920 -H 1080 -w 1920 -h 1080 -r 60 \
-             --prefer-vk-device 1002:73bf -- /bin/sh -c steam -gamepadui"
-        );
-        let legacy = command_line(HeadlessFlag::Legacy, mode(), &[], Some("vkcube"));
-        assert_eq!(legacy[0], "--headless");
-        assert_eq!(
-            legacy.last().unwrap(),
-            "vkcube",
-            "the command is one argument of sh -c"
-        );
-        assert!(!command_line(HeadlessFlag::Legacy, mode(), &[], None).contains(&"--".to_owned()));
-    }
-
-    #[test]
-    fn versions_parse() {
-        assert_eq!(
-            parse_version("gamescope version 3.14.2 (gcc 13.2.1)").as_deref(),
-            Some("3.14.2")
-        );
-        assert_eq!(
-            parse_version("[gamescope] [Info]  console: gamescope version v3.12.5").as_deref(),
-            Some("3.12.5")
-        );
-        assert_eq!(
-            parse_version("gamescope: unrecognized option '--version'"),
-            None
-        );
-    }
-
-    const DUMP: &str = r#"[
-      {"id": 30, "type": "PipeWire:Interface:Client", "info": {"props": {"application.process.id": 4000, "pipewire.sec.pid": 4000}}},
-      {"id": 31, "type": "PipeWire:Interface:Client", "info": {"props": {"pipewire.sec.pid": 5000}}},
-      {"id": 32, "type": "PipeWire:Interface:Client", "info": {"props": {"application.process.id": "6000"}}},
-      {"id": 50, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "gamescope", "media.class": "Video/Source", "client.id": 30}}},
-      {"id": 51, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "gamescope", "media.class": "Video/Source", "client.id": 31}}},
-      {"id": 52, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "gamescope", "media.class": "Stream/Input/Audio", "client.id": 32}}},
-      {"id": 53, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "gamescope", "media.class": "Video/Source", "application.process.id": 6000}}},
-      {"id": 54, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "xdg-desktop-portal-wlr", "media.class": "Video/Source", "client.id": 99}}}
-    ]"#;
-
-    #[test]
-    fn picks_this_gamescopes_node_among_several() {
-        let nodes = parse_pw_dump(DUMP);
-        assert_eq!(nodes.len(), 5);
-        assert_eq!(select_node(&nodes, 4000), Some(50));
-        assert_eq!(
-            select_node(&nodes, 5000),
-            Some(51),
-            "pid from pipewire.sec.pid"
-        );
-        assert_eq!(
-            select_node(&nodes, 6000),
-            Some(53),
-            "audio nodes are skipped"
-        );
-        assert_eq!(
-            select_node(&nodes, 7000),
-            None,
-            "never just the first gamescope node"
-        );
-        assert!(parse_pw_dump("not json").is_empty());
-    }
-}
+#[path = "gamescope_tests.rs"]
+mod tests;

@@ -17,6 +17,7 @@ pub mod launch;
 pub mod manager;
 pub mod none;
 pub mod process;
+pub mod pw_nodes;
 pub mod sway;
 pub mod sway_ipc;
 pub mod user;
