@@ -172,9 +172,16 @@ fn status(state: &HostState) -> serde_json::Value {
             "seconds": s.started.elapsed().as_secs_f64(),
         })
     });
+    let panics = state.streams.thread_panics();
     // The display session: running, or how the last one ended (exit code, reason).
     let session = state.display.status();
-    serde_json::json!({ "app": app, "stream": stream, "session": session })
+    serde_json::json!({
+        "app": app,
+        "stream": stream,
+        "stream_thread_panics": panics.count(),
+        "last_stream_thread_panic": panics.last(),
+        "session": session,
+    })
 }
 
 /// Sends one request to the service listening at `path` and returns its reply.

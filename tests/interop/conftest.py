@@ -29,7 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # The host's certificate is self-signed by design (clients pin it when pairing).
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
-_exit_status = 0
+# pytest's exit status, known only once the session finished. None means it never did
+# (an INTERNALERROR in pytest_configure or pytest_sessionstart, an error while
+# collecting that ended the session early): that must not leave with 0.
+_exit_status: int | None = None
+# pytest.ExitCode.INTERNAL_ERROR.
+_NOT_FINISHED = 3
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -48,9 +53,51 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """
     import sys
 
+    status = _exit_status
+    if status is None:
+        print("interop: the pytest session did not finish (INTERNALERROR?): exiting "
+              f"{_NOT_FINISHED}", file=sys.stderr)
+        status = _NOT_FINISHED
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(_exit_status)
+    os._exit(status)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    # Under CI every test must run: a skip (not root, a tool missing) would hide the
+    # check, so it fails there instead.
+    if rep.skipped and os.environ.get("CI") and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.longrepr = f"skipped under CI, where every test must run: {reason}"
+    setattr(item, "rep_" + rep.when, rep)
+
+
+# Every Host made during the current test; checked when the test ends.
+_hosts: list["Host"] = []
+# A line the Rust panic hook prints ("thread 'pf-video' panicked at src/...").
+_PANIC = "panicked at"
+
+
+@pytest.fixture(autouse=True)
+def host_must_not_crash():
+    """Fails the test when a host it ran panicked, exited non-zero, or had to be killed.
+
+    Every Host is checked, whichever way the test made it; a host still running when
+    the test ends is stopped (SIGTERM) and must exit 0 within 10 s.
+    """
+    _hosts.clear()
+    yield
+    problems = []
+    for h in list(_hosts):
+        h.stop()
+        problems += [f"{h.log_path.name}: {p}" for p in h.problems()]
+    _hosts.clear()
+    if problems:
+        pytest.fail("the host crashed:\n" + "\n".join(problems), pytrace=False)
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,10 +139,19 @@ class Host:
     # Flags only `serve` takes (`--source pipewire:<node>`).
     serve_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    # The exit status stop() expects (a test that makes the host restart itself: 75).
+    expected_exit: int = 0
     log_path: Path = field(init=False)
+    # What went wrong with the processes this Host ran (exit status, kill on hang).
+    _failures: list[str] = field(init=False, default_factory=list)
+    # The process last checked by stop() (each is checked once).
+    _checked: subprocess.Popen | None = field(init=False, default=None)
+    # The process that kill() ended on purpose.
+    _killed: subprocess.Popen | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.log_path = self.state_dir.parent / f"host-{self.port_base}.log"
+        _hosts.append(self)
 
     @property
     def https_port(self) -> int:
@@ -127,19 +183,41 @@ class Host:
         raise RuntimeError(f"host did not come up in {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        """SIGTERM, then checks the exit: expected_exit (0), within 10 s.
+
+        A host that exited by itself before (a crash) or must be killed is recorded
+        as a failure that the test's teardown reports (host_must_not_crash).
+        """
+        proc = self.proc
+        if proc is None or proc is self._checked:
+            return
+        self._checked = proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
+                self._failures.append("did not exit within 10 s of SIGTERM and was killed")
+                return
+        if proc is not self._killed and proc.returncode != self.expected_exit:
+            self._failures.append(f"exited with status {proc.returncode}, not {self.expected_exit}")
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up, like a power cut for the process."""
         if self.proc and self.proc.poll() is None:
+            self._killed = self.proc
             self.proc.kill()
             self.proc.wait()
+
+    def problems(self) -> list[str]:
+        """Failures of this host's processes, and every panic its log shows."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        return self._failures + [f"log: {line.strip()}" for line in lines if _PANIC in line]
 
     def restart(self) -> "Host":
         self.stop()
@@ -224,13 +302,6 @@ def host(tmp_path: Path, request: pytest.FixtureRequest):
     h.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         print(f"--- host log ---\n{h.log()}")
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
 
 
 class Moonlight:

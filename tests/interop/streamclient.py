@@ -77,6 +77,24 @@ def bars_psnr(bgr: np.ndarray, number: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def frames_for(client, seconds: float):
+    """Decoded frames for `seconds`, then stops, even when frames stop coming.
+
+    moonlight-python's frames() iterator waits for ever when the host stops sending
+    (a crashed stream thread): a test must then fail on its assertions, not hang.
+    """
+    manager = client._stream_manager
+    sub = manager.subscribe()
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            frame = sub.get(timeout=min(left, 1.0))
+            if frame is not None:
+                yield frame
+    finally:
+        manager.unsubscribe(sub)
+
+
 def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop") -> dict:
     """Streams for `seconds` and measures what was decoded."""
     numbers: list[int] = []
@@ -85,8 +103,7 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     psnrs: list[float] = []
     latencies: list[int] = []
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
-        start = time.monotonic()
-        for frame in client.frames():
+        for frame in frames_for(client, seconds):
             now = time.monotonic()
             code = read_barcode(frame.data)
             if code is None:
@@ -97,8 +114,6 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
                 latencies.append(int(frame.host_processing_latency_us))
                 if len(numbers) % psnr_every == 1:
                     psnrs.append(bars_psnr(frame.data, code[1]))
-            if now - start >= seconds:
-                break
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     return {
         "numbers": numbers,

@@ -93,12 +93,15 @@ def test_5_percent_video_loss_is_repaired_without_stalls(tmp_path: Path, lossy_n
         s = summarize(result)
         lost = dropped(ns)
         print(f"loss test: nftables dropped {lost} video packets; decoded {s['decoded']} of {s['sent']} "
-              f"frames ({s['ratio']:.1%}); longest gap {result['max_gap']:.3f} s")
+              f"frames ({s['ratio']:.1%}); longest gap {result['max_gap']:.3f} s; min PSNR {s['min_psnr']:.1f} dB")
         assert lost > 50, f"nftables dropped only {lost} packets: the loss was not applied"
         assert s["sent"] >= 10 * 60 * 0.8
         assert s["increasing"]
         assert result["unreadable"] == 0, "a damaged frame was shown"
-        assert s["ratio"] >= 0.90, f"decoded {s['decoded']} of {s['sent']} frames\n{host.log()}"
+        # The claim is 98.3-99.0% at 5% loss; 97% leaves a margin for this shared 2-core box.
+        assert s["ratio"] >= 0.97, f"decoded {s['decoded']} of {s['sent']} frames\n{host.log()}"
+        # What FEC repaired is the picture that was sent, not just a readable barcode.
+        assert s["min_psnr"] is not None and s["min_psnr"] >= 30.0, f"colour bars PSNR {s['min_psnr']:.1f} dB under loss"
         assert result["max_gap"] <= 1.0, f"a {result['max_gap']:.2f} s stall\n{host.log()}"
     finally:
         host.stop()

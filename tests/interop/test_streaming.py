@@ -5,13 +5,18 @@ host's input sink."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import Host, Moonlight
-from streamclient import INPUT_CDEF, run_stream, summarize
+from conftest import Host, Moonlight, free_port_base, make_config
+from streamclient import INPUT_CDEF, frames_for, run_stream, summarize
+
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -38,7 +43,9 @@ def test_h264_720p60_at_10_mbps(host: Host, paired: Moonlight):
     assert s["sent"] >= 10 * 60 * 0.9, f"only {s['sent']} frames in 10 s at 60 fps"
     # The host reports its processing latency in the frame header (0.1 ms units).
     lat = np.array(result["host_latency_tenths_ms"])
-    assert lat.min() > 0 and np.median(lat) < 500, f"median host latency {np.median(lat) / 10} ms"
+    # The claim is under 15 ms at the median (p50), on a shared 2-core box.
+    print(f"host latency: p50 {np.median(lat) / 10:.1f} ms, p95 {np.percentile(lat, 95) / 10:.1f} ms")
+    assert lat.min() > 0 and np.median(lat) < 150, f"median host latency {np.median(lat) / 10} ms"
 
 
 def test_hevc_720p30(host: Host, paired: Moonlight):
@@ -46,6 +53,22 @@ def test_hevc_720p30(host: Host, paired: Moonlight):
     s = check_video(host, result)
     # x265 on two shared cores: 80% of the frame rate is the floor, not the target.
     assert s["sent"] >= 10 * 30 * 0.8, f"only {s['sent']} frames in 10 s at 30 fps"
+
+
+def test_av1_720p30(host: Host, paired: Moonlight, monkeypatch):
+    """AV1, which DESCRIBE offers when SVT-AV1 opens, streamed and decoded for real."""
+    import moonlight_python.decoder as decoder
+
+    # PyAV's native "av1" decoder needs a hardware accelerator (ENOSYS here); Debian's
+    # FFmpeg has dav1d, the decoder Moonlight itself uses on most platforms.
+    monkeypatch.setitem(decoder.CODEC_NAMES, "av1", "libdav1d")
+    result = run_stream(paired.client, 8, 1280, 720, 30, "av1", 6000)
+    # dav1d shows the first (key) frame twice at start-up; every later frame is new.
+    nums = result["numbers"]
+    if len(nums) > 1 and nums[0] == nums[1]:
+        result["numbers"] = nums[1:]
+    s = check_video(host, result)
+    assert s["sent"] >= 8 * 30 * 0.8, f"only {s['sent']} frames in 8 s at 30 fps"
 
 
 def test_audio_is_a_440_hz_tone(host: Host, paired: Moonlight):
@@ -60,13 +83,24 @@ def test_audio_is_a_440_hz_tone(host: Host, paired: Moonlight):
             if total >= 48000 or time.monotonic() > deadline:
                 break
         rate = chunk.sample_rate
-    pcm = np.concatenate(chunks)[:, 0]
-    assert pcm.shape[0] >= 24000, "at least half a second of sound"
-    assert np.abs(pcm).max() > 0.1, "not silence"
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    freqs = np.fft.rfftfreq(len(pcm), 1 / rate)
-    peak = freqs[np.argmax(spectrum)]
-    assert abs(peak - 440) <= 5, f"dominant frequency {peak:.1f} Hz"
+    pcm_all = np.concatenate(chunks)
+    assert pcm_all.ndim == 2 and pcm_all.shape[1] == 2, f"stereo expected, got {pcm_all.shape}"
+    assert pcm_all.shape[0] >= 24000, "at least half a second of sound"
+    # Every channel carries the tone, not just channel 0.
+    for ch in range(pcm_all.shape[1]):
+        pcm = pcm_all[:, ch]
+        assert np.abs(pcm).max() > 0.1, f"channel {ch} is silent"
+        spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+        freqs = np.fft.rfftfreq(len(pcm), 1 / rate)
+        peak = freqs[np.argmax(spectrum)]
+        assert abs(peak - 440) <= 5, f"channel {ch}: dominant frequency {peak:.1f} Hz"
+        # Continuity: a steady sine obeys x[n+1] + x[n-1] = 2 cos(w) x[n]; a gap or a
+        # repeated or concealed packet breaks it by about the amplitude.
+        w = 2 * np.cos(2 * np.pi * peak / rate)
+        residual = np.abs(pcm[2:] + pcm[:-2] - w * pcm[1:-1]) / np.abs(pcm).max()
+        print(f"audio channel {ch}: {len(pcm)} samples, worst continuity residual {residual.max():.3f}")
+        # Measured 0.001 here; a gap gives ~1: 0.1 is the margin both ways.
+        assert residual.max() < 0.1, f"channel {ch}: a gap in the tone at sample {residual.argmax() + 1}"
 
 
 def recorded(path) -> list[dict]:
@@ -135,7 +169,25 @@ def test_rumble_reaches_the_client(host: Host, paired: Moonlight):
     assert got == [(0, 40000, 1000)]
 
 
-def test_lifecycle_resume_cancel_and_silence(host: Host, paired: Moonlight):
+def idle(host: Host) -> bool:
+    """No app and no stream (and no stream thread ever panicked)."""
+    st = host.status()
+    return st["app"] is None and st["stream"] is None and st["stream_thread_panics"] == 0
+
+
+def wait_stream_gone(host: Host, seconds: float) -> float:
+    """Seconds until the host has no stream, or inf if it still has one after `seconds`."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if host.status()["stream"] is None:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return float("inf")
+
+
+def test_resume_then_a_graceful_close_ends_the_stream_at_once(host: Host, paired: Moonlight):
+    """The client leaving (ENet disconnect) ends the stream right away, long before the
+    10 s silence timeout could; the app stays launched until it is cancelled."""
     client = paired.client
     first = run_stream(client, 2, 1280, 720, 30, "h264", 4000)
     assert summarize(first)["decoded"] > 20
@@ -144,15 +196,52 @@ def test_lifecycle_resume_cancel_and_silence(host: Host, paired: Moonlight):
     second = run_stream(client, 2, 1280, 720, 30, "h264", 4000)
     assert summarize(second)["decoded"] > 20
     assert "resume=true" in host.log()
-    # After the client left, the stream is torn down (control stream closed).
-    deadline = time.monotonic() + 15
-    while host.status()["stream"] is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert host.status()["stream"] is None
+    took = wait_stream_gone(host, 3)
+    assert took < 3, f"the stream outlived the client's disconnect\n{host.log()}"
+    log = host.log()
+    assert "the client closed the control stream" in log or "the client ended the stream" in log, log
+    assert "went silent" not in log and "stopped pinging" not in log
     # Cancel ends the app.
     client.quit_app()
-    st = host.status()
-    assert (st["app"], st["stream"]) == (None, None), st
+    assert idle(host)
+
+
+def test_a_silent_client_is_dropped_after_client_timeout_secs(tmp_path):
+    """A client that vanishes without a word (killed, cable pulled) is dropped after
+    stream.client_timeout_secs (3 s here), not before, and not never."""
+    host = Host(state_dir=tmp_path / "state", port_base=free_port_base(),
+                config=make_config(tmp_path, "[stream]\nclient_timeout_secs = 3\n")).start()
+    ml = Moonlight(host)
+    error, _ = ml.pair()
+    assert error is None, repr(error)
+    client = subprocess.Popen(
+        [sys.executable, str(HERE / "streamclient.py"), "--host", host.bind, "--port", str(host.port_base),
+         "--config-dir", ml.config_dir, "--seconds", "60", "--width", "640", "--height", "360",
+         "--fps", "30", "--out", str(tmp_path / "stream.json")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stream = host.status()["stream"]
+            if stream and stream["frames"] > 30:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the stream never ran\n{host.log()}")
+    finally:
+        client.kill()  # SIGKILL: no disconnect, no termination, the pings just stop
+        client.wait()
+    killed = time.monotonic()
+    took = wait_stream_gone(host, 10)
+    assert took != float("inf"), f"a silent client's stream never ended\n{host.log()}"
+    since_kill = time.monotonic() - killed
+    # Silence counts from the client's last packet, a moment before the kill.
+    assert since_kill >= 2.5, f"the stream ended {since_kill:.1f} s after the client went silent"
+    log = host.log()
+    assert "went silent" in log or "stopped pinging" in log, log
+    assert "the client closed the control stream" not in log
+    host.stop()
 
 
 def test_second_client_cannot_launch_while_a_session_runs(host: Host, paired: Moonlight, moonlight):
@@ -184,8 +273,7 @@ def test_cancelling_the_app_ends_the_clients_stream(host: Host, paired: Moonligh
         paired.http.quit_app()  # /cancel while streaming, as another device would
         assert session._connection_terminated.wait(5), "the client never heard the stream end"
         assert session._termination_error_code == 0, session._termination_error_code
-        st = host.status()
-        assert (st["app"], st["stream"]) == (None, None), st
+        assert idle(host)
 
 
 def test_the_consoles_bitrate_cap_applies_to_the_next_stream(host: Host, paired: Moonlight):
@@ -196,7 +284,7 @@ def test_the_consoles_bitrate_cap_applies_to_the_next_stream(host: Host, paired:
     assert r.status_code == 200, r.text
     rates = []
     with paired.client.stream(app="Desktop", width=1280, height=720, fps=30, bitrate_kbps=10000, codec="h264", record_audio=False):
-        for frame in paired.client.frames():
+        for frame in frames_for(paired.client, 30):
             stream = host.status()["stream"]
             if stream and stream["frames"] > 60:
                 rates.append(stream["bitrate_kbps"])
@@ -214,3 +302,35 @@ def test_the_consoles_bitrate_cap_applies_to_the_next_stream(host: Host, paired:
             break
         time.sleep(0.2)
     assert states == ["launched"], states
+
+
+def test_absolute_mouse_hscroll_and_controller_arrival_reach_the_host(host: Host, paired: Moonlight, tmp_path):
+    """The input calls a touch-screen client, a trackpad and a gamepad make, through the
+    real client library: they arrive in the recording sink with their values."""
+    client = paired.client
+    recording = tmp_path / "input-events.jsonl"
+    with client.stream(app="Desktop", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
+        session = client._session
+        ffi, lib = session._ffi, session._lib
+        ffi.cdef(INPUT_CDEF)
+        marker = len(recorded(recording))
+        assert lib.LiSendMousePositionEvent(320, 90, 640, 360) == 0
+        assert lib.LiSendHScrollEvent(3) == 0
+        # Controller 0 arrives as an Xbox pad (type 1) with analog triggers and rumble
+        # (capabilities 0x01 | 0x04), supporting A/B/X/Y (0xF000).
+        assert lib.LiSendControllerArrivalEvent(0, 1, 1, 0xF000, 0x05) == 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if len([e for e in recorded(recording)[marker:] if e["kind"] != "haptics_enabled"]) >= 3:
+                break
+            time.sleep(0.05)
+    events = [e for e in recorded(recording)[marker:] if e["kind"] != "haptics_enabled"]
+    kinds = [e["kind"] for e in events]
+    # After an arrival the client also sends the pad's (neutral) state.
+    assert kinds[:3] == ["mouse_position", "hscroll", "controller_arrival"], events
+    assert all(k == "controller" for k in kinds[3:]), events
+    # libmoonlight-common-c sends the reference size less one (the largest coordinate).
+    assert (events[0]["x"], events[0]["y"], events[0]["width"], events[0]["height"]) == (320, 90, 639, 359)
+    assert events[1]["amount"] == 3 * 120
+    arrival = events[2]
+    assert (arrival["number"], arrival["type"], arrival["capabilities"], arrival["supported_buttons"]) == (0, 1, 0x05, 0xF000)

@@ -94,7 +94,7 @@ def test_restart_reexecutes_and_keeps_everything(host: Host):
 
 
 def test_restart_under_systemd_exits_75(tmp_path):
-    h = Host(state_dir=tmp_path / "state", port_base=free_port_base())
+    h = Host(state_dir=tmp_path / "state", port_base=free_port_base(), expected_exit=75)
     log = open(h.log_path, "ab")
     proc = subprocess.Popen(
         [str(HOST_BIN), "serve", *h.args()], stdout=log, stderr=log,

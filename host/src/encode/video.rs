@@ -191,7 +191,11 @@ impl VideoEncoder {
         enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
         let bps = usize::try_from(u64::from(cfg.bitrate_kbps) * 1000).unwrap_or(usize::MAX);
         enc.set_bit_rate(bps);
-        enc.set_max_bit_rate(bps);
+        // SVT-AV1's CBR refuses a maximum equal to the target ("Max Bitrate must be
+        // greater than Target Bitrate") and needs none; the others cap at the target.
+        if name != "libsvtav1" {
+            enc.set_max_bit_rate(bps);
+        }
         enc.set_max_b_frames(0);
         // IDRs come on request (client start, loss); no periodic ones.
         enc.set_gop(i32::MAX as u32);

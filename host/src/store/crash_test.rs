@@ -2,8 +2,9 @@
 //! database is intact and that every write the process saw commit is still there.
 //!
 //! Integration tests cannot reach into a binary crate, so the test re-executes its own
-//! test binary as the writer: [`child`] is inert unless `CHILD_ENV` names a database,
-//! and the parent runs the child with `--exact` so it runs nothing else.
+//! test binary as the writer: run with `--exact` and `CHILD_ENV` naming a database,
+//! the same test becomes the writer ([`child_burst`]). The child is no test of its
+//! own, so a normal run counts exactly one test here, the one that checks something.
 //!
 //! This proves process-crash safety (journal recovery, no torn rows, `Ok` means
 //! committed). Power-loss safety additionally rests on `synchronous = FULL`, which a
@@ -24,13 +25,9 @@ const ROUNDS: usize = 3;
 /// Concurrent writers in the child, so commits also race for the write lock.
 const WRITERS: u64 = 2;
 
-/// The child's write burst. Does nothing in a normal test run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child() {
-    let Some(db) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
-    let store = Store::open(Path::new(&db)).await.expect("child: open");
+/// The child's write burst, until it is killed.
+async fn child_burst(db: &Path) {
+    let store = Store::open(db).await.expect("child: open");
     let pid = u64::from(std::process::id());
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
@@ -73,16 +70,18 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `store::crash_test::child`, as libtest names it.
-fn child_test_name() -> String {
+/// This test as libtest names it (`store::crash_test::kill_mid_burst_...`).
+fn test_name() -> String {
     let module = module_path!();
     let module = module.split_once("::").map_or(module, |(_, rest)| rest);
-    format!("{module}::child")
+    format!("{module}::kill_mid_burst_loses_nothing_committed")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_mid_burst_loses_nothing_committed() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if let Some(db) = std::env::var_os(CHILD_ENV) {
+        // Re-executed by the parent below: be the writer it kills.
+        child_burst(Path::new(&db)).await;
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -93,12 +92,7 @@ async fn kill_mid_burst_loses_nothing_committed() {
     for round in 0..ROUNDS {
         let mut child = KillOnDrop(
             Command::new(&exe)
-                .args([
-                    "--exact",
-                    &child_test_name(),
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args(["--exact", &test_name(), "--nocapture", "--test-threads=1"])
                 .env(CHILD_ENV, &db)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())

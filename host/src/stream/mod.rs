@@ -34,7 +34,7 @@ use crate::input::Feedback;
 use crate::net::udp_batch::BatchSocket;
 use crate::sessions::{LiveSessions, SessionInfo, StreamProtocol};
 use crate::settings::HostSettings;
-use session::{ActiveStream, StreamContext};
+use session::{ActiveStream, StreamContext, ThreadPanics};
 
 pub use stats::{LiveStream, StreamStats};
 
@@ -151,6 +151,7 @@ pub struct StreamManager {
     encoders: Encoders,
     sockets: Arc<MediaSockets>,
     sessions: LiveSessions,
+    panics: Arc<ThreadPanics>,
     inner: Mutex<Inner>,
     display: std::sync::OnceLock<Arc<crate::display::DisplayManager>>,
 }
@@ -194,6 +195,7 @@ impl StreamManager {
             encoders,
             sockets: Arc::new(sockets),
             sessions: LiveSessions::new(),
+            panics: Arc::new(ThreadPanics::default()),
             inner: Mutex::new(Inner::default()),
             display: std::sync::OnceLock::new(),
         }
@@ -207,6 +209,11 @@ impl StreamManager {
     /// The live-session registry streams register in (shared with the web console).
     pub fn sessions(&self) -> &LiveSessions {
         &self.sessions
+    }
+
+    /// Panics of stream threads since the host started (shown by `status`).
+    pub fn thread_panics(&self) -> &ThreadPanics {
+        &self.panics
     }
 
     /// Labels the stream of launch `generation` (the launch handler looks it up).
@@ -355,6 +362,7 @@ impl StreamManager {
                     sockets: self.sockets.clone(),
                     session,
                     capture,
+                    panics: self.panics.clone(),
                 };
                 if let Some(old) = inner.active.take() {
                     old.stop("replaced by a new stream");

@@ -50,6 +50,44 @@ pub struct StreamContext {
     pub session: Arc<SessionHandle>,
     /// Marks the session's first captured frame (launch-to-first-frame time).
     pub first_frame: Option<Arc<crate::display::FirstFrame>>,
+    /// Where a panicking stream thread is recorded, for `status` to show.
+    pub panics: Arc<ThreadPanics>,
+}
+
+/// Panics of stream threads since the host started. A panic ends its stream (the
+/// other threads stop too) instead of leaving a half-running stream, and is counted
+/// here so that `punktfunk-host status` shows it, not only the log.
+#[derive(Debug, Default)]
+pub struct ThreadPanics {
+    count: AtomicU64,
+    last: Mutex<Option<String>>,
+}
+
+impl ThreadPanics {
+    /// Records one panic of thread `thread`.
+    pub fn record(&self, thread: &str, message: &str) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{thread}: {message}"));
+    }
+
+    /// How many stream threads panicked.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The last panic, as "thread: message".
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The message a panic payload carries (`panic!` with a literal or a format string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 /// The codec's name as status pages show it.
@@ -110,7 +148,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct ActiveStream {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<(String, JoinHandle<()>)>,
+    panics: Arc<ThreadPanics>,
     app: LaunchedApp,
     config: StreamConfig,
     started: Instant,
@@ -119,19 +158,33 @@ pub struct ActiveStream {
 fn spawn(
     name: &str,
     shared: &Arc<Shared>,
+    panics: &Arc<ThreadPanics>,
     f: impl FnOnce() -> Result<()> + Send + 'static,
-) -> Result<JoinHandle<()>> {
+) -> Result<(String, JoinHandle<()>)> {
     let shared = shared.clone();
+    let panics = panics.clone();
     let label = name.to_owned();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            if let Err(e) = f() {
-                tracing::error!(thread = label, "stream thread failed: {e:#}");
-                shared.end(&format!("{label} failed: {e:#}"));
+            // The panic hook has already printed the panic and its location to
+            // stderr; this ends the stream and makes the panic visible in `status`.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(thread = label, "stream thread failed: {e:#}");
+                    shared.end(&format!("{label} failed: {e:#}"));
+                }
+                Err(payload) => {
+                    let message = panic_message(payload.as_ref());
+                    tracing::error!(thread = label, "stream thread panicked: {message}");
+                    panics.record(&label, &message);
+                    shared.end(&format!("{label} panicked: {message}"));
+                }
             }
         })
-        .with_context(|| format!("spawning {name}"))
+        .with_context(|| format!("spawning {name}"))?;
+    Ok((name.to_owned(), handle))
 }
 
 impl ActiveStream {
@@ -150,22 +203,30 @@ impl ActiveStream {
         // connects right after.
         let control = control::ControlStream::bind(&ctx)?;
         let mut threads = Vec::new();
+        let panics = ctx.panics.clone();
         {
             let (ctx, s) = (ctx.clone(), shared.clone());
-            threads.push(spawn("pf-control", &shared, move || control.run(&ctx, &s))?);
+            threads.push(spawn("pf-control", &shared, &panics, move || {
+                control.run(&ctx, &s)
+            })?);
         }
         {
             let (ctx, s) = (ctx.clone(), shared.clone());
-            threads.push(spawn("pf-video", &shared, move || video::run(&ctx, &s))?);
+            threads.push(spawn("pf-video", &shared, &panics, move || {
+                video::run(&ctx, &s)
+            })?);
         }
         {
             let (ctx, s) = (ctx.clone(), shared.clone());
-            threads.push(spawn("pf-audio", &shared, move || audio::run(&ctx, &s))?);
+            threads.push(spawn("pf-audio", &shared, &panics, move || {
+                audio::run(&ctx, &s)
+            })?);
         }
         tracing::info!(app = ctx.app.app_id, "stream started");
         Ok(Self {
             shared,
             threads,
+            panics: ctx.panics.clone(),
             app: ctx.app,
             config: ctx.config,
             started: Instant::now(),
@@ -189,8 +250,14 @@ impl ActiveStream {
     /// Stops the threads and waits for them.
     pub fn stop(self, reason: &str) {
         self.shared.end(reason);
-        for t in self.threads {
-            let _ = t.join();
+        for (name, t) in self.threads {
+            // The threads catch their panics; one escaping (a panic in the catch
+            // itself) is still reported rather than dropped.
+            if let Err(payload) = t.join() {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(thread = name, "stream thread panicked: {message}");
+                self.panics.record(&name, &message);
+            }
         }
     }
 
@@ -224,5 +291,44 @@ impl ActiveStream {
             frames: stats.frames,
             malformed_packets: self.shared.malformed.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            idr: AtomicBool::new(false),
+            stats: Mutex::new(StreamStats::default()),
+            feedback: Mutex::new(Vec::new()),
+            video_peer: Mutex::new(None),
+            malformed: AtomicU64::new(0),
+        })
+    }
+
+    #[test]
+    fn a_panicking_stream_thread_ends_the_stream_and_is_counted() {
+        let (s, panics) = (shared(), Arc::new(ThreadPanics::default()));
+        let (name, t) = spawn("pf-test", &s, &panics, || panic!("boom {}", 7)).unwrap();
+        assert!(t.join().is_ok(), "the panic is caught in the thread");
+        assert_eq!(name, "pf-test");
+        assert_eq!(panics.count(), 1);
+        assert_eq!(panics.last().as_deref(), Some("pf-test: boom 7"));
+        assert!(s.stopping(), "the other threads are told to stop");
+        let reason = s.reason.lock().unwrap().clone();
+        assert_eq!(reason.as_deref(), Some("pf-test panicked: boom 7"));
+    }
+
+    #[test]
+    fn a_failing_stream_thread_ends_the_stream_without_counting_a_panic() {
+        let (s, panics) = (shared(), Arc::new(ThreadPanics::default()));
+        let (_, t) = spawn("pf-test", &s, &panics, || anyhow::bail!("no encoder")).unwrap();
+        t.join().unwrap();
+        assert_eq!(panics.count(), 0);
+        assert!(s.stopping());
     }
 }

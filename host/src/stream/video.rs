@@ -125,6 +125,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
 
     let mut last_report = Instant::now();
     let mut frames_at_report = 0u64;
+    let inject_panic = inject_panic();
     while !shared.stopping() {
         if let Some(reason) = ctx.session.end_reason() {
             shared.end(match reason {
@@ -221,8 +222,18 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             .stats()
             .record(timing, batch.len(), prepared.keyframe);
         frame_index = frame_index.wrapping_add(1).max(1);
+        if inject_panic && frame_index > 30 {
+            panic!("injected stream-thread panic (PUNKTFUNK_TEST_PANIC_STREAM)");
+        }
     }
     Ok(())
+}
+
+/// Whether the runner's self-test asked this stream's video thread to panic (after
+/// 30 frames, mid-stream), to show that the test suite fails on a panicking stream
+/// thread. Read only in debug builds: a release build never panics on purpose.
+fn inject_panic() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("PUNKTFUNK_TEST_PANIC_STREAM").is_some()
 }
 
 /// Reports the stream's measurements to the live-session registry (the web console's
