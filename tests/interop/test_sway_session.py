@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import HOST_BIN, REPO, Host, Moonlight, free_port_base
-from streamclient import CELL, read_barcode
+from streamclient import CELL, frames_for, read_barcode
 
 PAINTER_BIN = Path(os.environ.get("PUNKTFUNK_PAINTER_BIN", REPO / "target" / "debug" / "punktfunk-painter"))
 SESSION_ENV = "PUNKTFUNK_SESSION"
@@ -126,8 +126,7 @@ def collect(client, app: str, seconds: float, width: int, height: int, fps: int 
     unreadable = 0
     sent = None
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=10000, codec="h264", record_audio=False):
-        start = time.monotonic()
-        for frame in client.frames():
+        for frame in frames_for(client, seconds):
             now_us = time.time() * 1e6
             shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
@@ -140,10 +139,8 @@ def collect(client, app: str, seconds: float, width: int, height: int, fps: int 
                 tags.append(read_row(frame.data, 2))
             if on_frame:
                 on_frame(frame)
-            if time.monotonic() - start >= seconds:
-                if host is not None:
-                    sent = (host.status()["stream"] or {}).get("frames")
-                break
+        if host is not None:
+            sent = (host.status()["stream"] or {}).get("frames")
     return {"numbers": numbers, "shapes": shapes, "latency_us": latency_us, "tags": tags, "unreadable": unreadable,
             "decoded": len(shapes), "sent": sent}
 
@@ -266,7 +263,7 @@ def test_an_app_that_exits_by_itself_ends_the_clients_stream(session_host: Host)
     with client.stream(app="Painter exits", width=640, height=480, fps=60, bitrate_kbps=4000, codec="h264", record_audio=False):
         session = client._session
         frames = 0
-        for _ in client.frames():
+        for _ in frames_for(client, 10):
             frames += 1
             if frames >= 20:
                 break
@@ -392,7 +389,7 @@ def test_a_client_that_vanishes_or_is_revoked_ends_its_session(tmp_path: Path, p
         # Revoking the device that streams ends its session as well.
         web = WebSession(host).setup()
         with ml.client.stream(app="Painter", width=640, height=480, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
-            for n, _ in enumerate(ml.client.frames()):
+            for n, _ in enumerate(frames_for(ml.client, 10)):
                 if n >= 10:
                     break
             sid = host.status()["session"]["id"]
