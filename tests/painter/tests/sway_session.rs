@@ -110,10 +110,14 @@ fn sway_session_with_the_painter() {
     assert!(got.len() >= 100, "only {} readable frames", got.len());
     assert!(got.iter().all(|f| (f.0, f.1) == (1280, 720)));
     let numbers: Vec<u64> = got.iter().map(|f| f.2).collect();
+    // Never backwards; sway may hand out the same picture twice when it repaints
+    // for its own reasons (a fullscreen transition), which only repeats a number.
     assert!(
-        numbers.windows(2).all(|w| w[1] > w[0]),
+        numbers.windows(2).all(|w| w[1] >= w[0]),
         "frame numbers increase: {numbers:?}"
     );
+    let mut distinct = numbers.clone();
+    distinct.dedup();
     let span = numbers.last().unwrap() - numbers[0] + 1;
     eprintln!(
         "captured {} of {} painted frames; paint-to-capture median {} µs",
@@ -126,9 +130,9 @@ fn sway_session_with_the_painter() {
         }
     );
     assert!(
-        numbers.len() as f64 >= span as f64 * 0.8,
+        distinct.len() as f64 >= span as f64 * 0.8,
         "captured {} of {span}",
-        numbers.len()
+        distinct.len()
     );
     // Status shows the session with both processes.
     let st = mgr.status().unwrap();
