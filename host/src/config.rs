@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::display::{DisplayConfig, SessionConfig};
 use crate::input::InputConfig;
 
 /// The vendor defaults, shipped read-only in `/usr` (the first layer).
@@ -226,6 +227,12 @@ pub struct FileConfig {
     /// The native protocol.
     #[serde(default)]
     pub native: NativeSettings,
+    /// The compositor sessions run in.
+    #[serde(default)]
+    pub display: DisplayConfig,
+    /// Who sessions run as.
+    #[serde(default)]
+    pub session: SessionConfig,
 }
 
 /// Flags that override the file.
@@ -323,6 +330,10 @@ pub struct Config {
     pub input: InputConfig,
     /// The native protocol.
     pub native: NativeSettings,
+    /// The compositor sessions run in.
+    pub display: DisplayConfig,
+    /// Who sessions run as.
+    pub session: SessionConfig,
 }
 
 impl Config {
@@ -413,6 +424,8 @@ impl Config {
                 allow_tofu: args.allow_tofu || file.native.allow_tofu,
                 ..file.native
             },
+            display: file.display,
+            session: file.session,
         })
     }
 

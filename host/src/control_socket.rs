@@ -220,11 +220,14 @@ fn status(state: &HostState) -> serde_json::Value {
         })
     });
     let panics = state.streams.thread_panics();
+    // The display session: running, or how the last one ended (exit code, reason).
+    let session = state.display.status();
     serde_json::json!({
         "app": app,
         "stream": stream,
         "stream_thread_panics": panics.count(),
         "last_stream_thread_panic": panics.last(),
+        "session": session,
     })
 }
 

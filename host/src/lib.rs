@@ -10,6 +10,8 @@ pub mod config;
 pub mod control_socket;
 pub mod crash_point;
 pub mod discovery;
+pub mod display;
+pub mod doctor;
 pub mod encode;
 pub mod gamestream;
 pub mod identity;

@@ -82,6 +82,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Check what this machine can do for real game sessions (compositors, session
+    /// user, PipeWire, GPU, encoders, uinput, ports); exits non-zero when no real
+    /// session can run.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Stream synthetic frames through the native punktfunk/1 data plane over UDP on
     /// 127.0.0.1 (FEC, AES-GCM, pacing, batched sends) and report what arrived.
     Loopback(native::loopback::LoopbackArgs),
@@ -169,6 +176,17 @@ fn run() -> Result<()> {
         }
         Command::Admin { command, config } => {
             runtime()?.block_on(admin::admin(&Config::load(&config)?, command))
+        }
+        Command::Doctor { config } => {
+            let config = Config::load(&config)?;
+            let rows = punktfunk_host::doctor::checks(&config);
+            print!("{}", punktfunk_host::doctor::table(&rows));
+            if punktfunk_host::doctor::real_session_possible(&rows) {
+                println!("a real session can run here");
+                Ok(())
+            } else {
+                bail!("no real session can run here: launches would stream the test pattern")
+            }
         }
         Command::Loopback(args) => native::loopback::run(&args).map(drop),
     }

@@ -134,6 +134,7 @@ pub async fn run(config: Config) -> Result<()> {
     tasks.spawn(stream::rtsp_server::serve(rtsp, state.clone()));
     tasks.spawn(reap_streams(state.clone()));
     tasks.spawn(crate::native::service::run(state.clone()));
+    tasks.spawn(watch_session(state.clone()));
     // The services only return on a fatal error; a signal is the normal way out.
     let outcome = tokio::select! {
         sig = shutdown_signal() => sig.map(|sig| tracing::info!("received {sig}, shutting down")),
@@ -153,6 +154,11 @@ pub async fn run(config: Config) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     state.sessions.end_all(crate::sessions::EndReason::Shutdown);
     state.streams.stop("the host is shutting down");
+    {
+        let display = state.display.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || display.stop("the host is shutting down")).await;
+    }
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
     if outcome.is_ok() && state.lifecycle.restart_requested() {
@@ -169,8 +175,27 @@ async fn reap_streams(state: Arc<HostState>) -> Result<()> {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || state.streams.reap()).await?;
+        let s = state.clone();
+        let ended = tokio::task::spawn_blocking(move || s.streams.take_ended()).await?;
+        if let Some(reason) = ended.filter(|r| stream::is_client_timeout(r)) {
+            let s = state.clone();
+            let why = format!("the client timed out ({reason})");
+            tokio::task::spawn_blocking(move || s.end_app(&why)).await?;
+        }
+    }
+}
+
+/// Notices an app that exited by itself (or a compositor that died): the client gets
+/// its termination, and status keeps the exit code.
+async fn watch_session(state: Arc<HostState>) -> Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        if let Some(reason) = tokio::task::spawn_blocking(move || s.display.poll()).await? {
+            let s = state.clone();
+            tokio::task::spawn_blocking(move || s.end_app(&reason)).await?;
+        }
     }
 }
 

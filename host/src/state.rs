@@ -7,6 +7,7 @@ use punktfunk_core::gamestream::apps::AppState;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::display::DisplayManager;
 use crate::encode::probe::Encoders;
 use crate::identity::HostIdentity;
 use crate::lifecycle::Lifecycle;
@@ -43,6 +44,8 @@ pub struct HostState {
     pub logs: LogBuffer,
     /// Restart requests.
     pub lifecycle: Lifecycle,
+    /// The display session (compositor and app) of the launched app.
+    pub display: Arc<DisplayManager>,
     /// When the service started.
     pub started: Instant,
     /// Problems found at start-up that the admin must see (the console's dashboard
@@ -64,7 +67,10 @@ impl HostState {
         streams: StreamManager,
     ) -> Arc<Self> {
         let hostname = RwLock::new(identity.hostname.clone());
+        let display = Arc::new(DisplayManager::new(&config.display, &config.session));
+        streams.attach_display(display.clone());
         Arc::new(Self {
+            display,
             config,
             identity,
             store,
@@ -81,6 +87,16 @@ impl HostState {
             apps: Mutex::new(AppState::new()),
             hostname,
         })
+    }
+
+    /// Ends the launched app because of `reason` (the app exited, the client timed
+    /// out): the stream gets its termination and the display session ends.
+    pub fn end_app(&self, reason: &str) {
+        if let Some(app) = self.apps().cancel() {
+            tracing::info!(app = app.app_id, reason, "the app's session ended");
+        }
+        self.streams.stop(reason);
+        self.display.stop(reason);
     }
 
     /// The running-app state. Held only for short, synchronous updates.
@@ -114,6 +130,9 @@ impl HostState {
         {
             tracing::info!(app = app.app_id, "cancelled the app of a revoked device");
             self.streams.stop("the device was revoked");
+            // Ending the compositor and app takes up to STOP_GRACE: off the caller's task.
+            let display = self.display.clone();
+            std::thread::spawn(move || display.stop("the device was revoked"));
             ended += 1;
         }
         ended

@@ -298,12 +298,15 @@ class Host:
             db.close()
 
 
-def make_config(tmp_path: Path, extra: str = "") -> Path:
-    """A host config for tests: input goes to a recording file (CI has no uinput)."""
+def make_config(tmp_path: Path, extra: str = "", display: str = "none") -> Path:
+    """A host config for tests: input goes to a recording file (CI has no uinput), and
+    launches stream the built-in test pattern unless `display` names a compositor
+    (the session tests use "sway")."""
     config = tmp_path / "host.toml"
     config.write_text(
         "[input]\nbackend = \"recording\"\n"
-        f"recording_path = \"{tmp_path / 'input-events.jsonl'}\"\n" + extra
+        f"recording_path = \"{tmp_path / 'input-events.jsonl'}\"\n"
+        f"[display]\nbackend = \"{display}\"\n" + extra
     )
     return config
 

@@ -109,14 +109,14 @@ def frames_for(client, seconds: float):
         manager.unsubscribe(sub)
 
 
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10) -> dict:
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop") -> dict:
     """Streams for `seconds` and measures what was decoded."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
     psnrs: list[float] = []
     latencies: list[int] = []
-    with client.stream(app="Desktop", width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
+    with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         for frame in frames_for(client, seconds):
             now = time.monotonic()
             code = read_barcode(frame.data)
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=int, default=60)
     parser.add_argument("--codec", default="h264")
+    parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
     args = parser.parse_args()
@@ -204,7 +205,7 @@ def main() -> None:
     if args.audio_pcm:
         result = run_audio(client, args.seconds, args.audio_pcm)
     else:
-        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec)
+        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

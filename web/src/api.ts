@@ -102,7 +102,24 @@ export type Status = {
   paired_devices: number;
   ports: Ports;
   warnings: string[];
+  display_backend: string;
+  display_session: DisplaySession | null;
+  checks: Check[];
 };
+export type DisplaySession = {
+  id: string;
+  backend: string;
+  state: 'running' | 'app_exited' | 'compositor_exited' | 'ended' | 'failed';
+  mode: string;
+  command: string | null;
+  compositor_pid: number | null;
+  app_pid: number | null;
+  launch_to_first_frame_ms: number | null;
+  exit_code: number | null;
+  exit_signal: number | null;
+  reason: string | null;
+};
+export type Check = { name: string; ok: boolean; detail: string; fix: string | null; required: boolean };
 export type Device = {
   id: number;
   name: string;

@@ -19,6 +19,7 @@
 pub mod frame;
 pub mod pattern;
 pub mod pipewire;
+pub mod screencopy;
 pub mod source;
 
 use std::time::Duration;
@@ -100,8 +101,12 @@ pub fn open(spec: &CaptureSpec) -> Result<Box<dyn VideoCapture>, CaptureError> {
         CaptureSpec::PipeWire { node, runtime_dir } => Ok(Box::new(
             pipewire::PipeWireCapture::open(node, runtime_dir.as_deref())?,
         )),
-        CaptureSpec::Screencopy { .. } => Err(CaptureError::Failed(
-            "wlr-screencopy capture is not built yet".into(),
-        )),
+        CaptureSpec::Screencopy {
+            wayland_socket,
+            output,
+        } => Ok(Box::new(screencopy::Screencopy::open(
+            wayland_socket,
+            output.as_deref(),
+        )?)),
     }
 }

@@ -111,6 +111,25 @@ impl Encoders {
     }
 }
 
+/// Every candidate encoder and whether it opened (for `punktfunk-host doctor`).
+pub fn probe_all() -> Vec<(Codec, &'static str, Result<(), String>)> {
+    if let Err(e) = ffmpeg::init() {
+        return vec![(Codec::H264, "ffmpeg", Err(e.to_string()))];
+    }
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    if std::env::var_os("SVT_LOG").is_none() {
+        // SAFETY: `doctor` calls this from its only thread, before any encoder runs.
+        unsafe { std::env::set_var("SVT_LOG", "1") };
+    }
+    let out = Codec::ALL
+        .iter()
+        .flat_map(|c| c.candidates().iter().map(move |n| (*c, *n)))
+        .map(|(c, n)| (c, n, try_open_bounded(n, PROBE_TIMEOUT)))
+        .collect();
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Warning);
+    out
+}
+
 /// How long one encoder may take to open, encode a frame and close.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 

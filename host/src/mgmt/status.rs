@@ -128,6 +128,14 @@ pub struct Status {
     pub ports: PortsView,
     /// Problems found at start-up that need the admin (a lost pairing store, say).
     pub warnings: Vec<String>,
+    /// The compositor sessions run in ("gamescope", "sway" or "none").
+    pub display_backend: String,
+    /// The display session: the running one, or how the last one ended
+    /// (launch-to-first-frame time, the app's exit code, the reason).
+    pub display_session: Option<crate::display::SessionStatus>,
+    /// What this machine can do for sessions (the rows `punktfunk-host doctor` shows
+    /// first: compositors, session user, PipeWire).
+    pub checks: Vec<crate::doctor::Check>,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -223,6 +231,10 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
     let gpus = tokio::task::spawn_blocking(crate::sysinfo::gpus)
         .await
         .unwrap_or_default();
+    let config = host.config.clone();
+    let checks = tokio::task::spawn_blocking(move || crate::doctor::session_checks(&config))
+        .await
+        .unwrap_or_default();
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: host.hostname(),
@@ -255,6 +267,9 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
+        display_backend: host.display.backend().name().to_owned(),
+        display_session: host.display.status(),
+        checks,
     }))
 }
 

@@ -112,9 +112,25 @@ struct Inner {
     /// Names and settings of the current launch (generation, label), set by
     /// `/launch` and `/resume`.
     label: Option<(u64, LaunchLabel)>,
+    /// Why the last stream that ended by itself ended, until [`StreamManager::take_ended`].
+    ended: Option<String>,
     /// What the streams of a launch capture (generation, spec), set by the display
     /// session that launch started.
     capture: Option<(u64, CaptureSpec)>,
+}
+
+/// Whether a stream's end reason means the client vanished (its pings or control
+/// traffic stopped) rather than leaving: the app's session then ends too, as on
+/// `/cancel`, so nothing keeps running for a client that is gone.
+pub fn is_client_timeout(reason: &str) -> bool {
+    [
+        "went silent",
+        "stopped pinging",
+        "no ping from the client",
+        "never connected",
+    ]
+    .iter()
+    .any(|s| reason.contains(s))
 }
 
 /// What `/launch` and `/resume` know about a stream before its handshake: how status
@@ -138,6 +154,7 @@ pub struct StreamManager {
     sessions: LiveSessions,
     panics: Arc<ThreadPanics>,
     inner: Mutex<Inner>,
+    display: std::sync::OnceLock<Arc<crate::display::DisplayManager>>,
 }
 
 /// The capabilities DESCRIBE announces.
@@ -195,7 +212,13 @@ impl StreamManager {
             sessions: LiveSessions::new(),
             panics: Arc::new(ThreadPanics::default()),
             inner: Mutex::new(Inner::default()),
+            display: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The display sessions streams capture from (set once, by the host state).
+    pub fn attach_display(&self, display: Arc<crate::display::DisplayManager>) {
+        let _ = self.display.set(display);
     }
 
     /// The live-session registry streams register in (shared with the web console).
@@ -308,12 +331,6 @@ impl StreamManager {
                     }
                 }
                 let app = prepared.app.clone();
-                let capture = session_capture.unwrap_or_else(|| {
-                    self.config
-                        .stream
-                        .source
-                        .spec(config.width, config.height, config.fps)
-                });
                 let session = Arc::new(self.sessions.start(SessionInfo {
                     client_fingerprint: app.owner.clone(),
                     client_name: label.as_ref().map_or_else(
@@ -324,7 +341,31 @@ impl StreamManager {
                     app_title: label.map_or_else(|| format!("App {}", app.app_id), |l| l.app_title),
                     protocol: StreamProtocol::GameStream,
                 }));
+                // A resume announces its mode only here (moonlight's /resume carries
+                // none): the session follows the client's mode before capture starts.
+                if let Some(d) = self.display.get() {
+                    let mode = crate::display::Mode {
+                        width: config.width,
+                        height: config.height,
+                        fps: config.fps,
+                    };
+                    if let Err(e) = d.resume(mode) {
+                        tracing::error!("the session could not change to {mode}: {e}");
+                        return RtspResponse::new(500, req.cseq());
+                    }
+                }
+                // The launch's display session (a compositor with the app in it)
+                // decides what is captured; without one, `[stream] source`.
+                let (display_capture, first_frame) =
+                    self.display.get().map_or((None, None), |d| d.capture());
+                let capture = display_capture.or(session_capture).unwrap_or_else(|| {
+                    self.config
+                        .stream
+                        .source
+                        .spec(config.width, config.height, config.fps)
+                });
                 let ctx = StreamContext {
+                    first_frame,
                     app,
                     params: prepared.params.clone(),
                     config,
@@ -369,8 +410,15 @@ impl StreamManager {
         if inner.active.as_ref().is_some_and(ActiveStream::finished)
             && let Some(active) = inner.active.take()
         {
+            inner.ended = active.reason();
             active.stop("ended");
         }
+    }
+
+    /// Why the last stream that ended by itself ended (once).
+    pub fn take_ended(&self) -> Option<String> {
+        self.reap();
+        self.lock().ended.take()
     }
 
     /// The live stream, if one runs.

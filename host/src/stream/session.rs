@@ -50,6 +50,8 @@ pub struct StreamContext {
     /// The stream's entry in the live-session registry: the web console reads what
     /// the video thread reports there, and ends the stream through it (revoke).
     pub session: Arc<SessionHandle>,
+    /// Marks the session's first captured frame (launch-to-first-frame time).
+    pub first_frame: Option<Arc<crate::display::FirstFrame>>,
     /// Where a panicking stream thread is recorded, for `status` to show.
     pub panics: Arc<ThreadPanics>,
 }
@@ -242,6 +244,15 @@ impl ActiveStream {
             config: ctx.config,
             started: Instant::now(),
         })
+    }
+
+    /// Why the stream ended, once it did.
+    pub fn reason(&self) -> Option<String> {
+        self.shared
+            .reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a thread ended the stream (client gone, failure).

@@ -179,6 +179,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         };
         let outcome = match frame {
             Some(frame) => {
+                if let Some(first) = &ctx.first_frame {
+                    first.mark();
+                }
                 let force_idr = shared.idr.swap(false, Ordering::AcqRel);
                 let outcome = pipeline.process(&frame, frame_index, force_idr)?;
                 if matches!(outcome, Outcome::Rejected(_)) && force_idr {

@@ -108,6 +108,40 @@ export function DashboardPage() {
             </dd>
           </dl>
         </Card>
+        <Card title="Game sessions">
+          <dl className="facts">
+            <dt>Compositor</dt>
+            <dd>{st.display_backend === 'none' ? 'none: launches show the test pattern' : st.display_backend}</dd>
+            {st.display_session && (
+              <>
+                <dt>{st.display_session.state === 'running' ? 'Running' : 'Last session'}</dt>
+                <dd>
+                  {st.display_session.command ?? 'desktop'} at {st.display_session.mode}{' '}
+                  <span className={`badge ${st.display_session.state === 'running' ? 'ok' : ''}`}>
+                    {st.display_session.state.replace('_', ' ')}
+                  </span>
+                  {st.display_session.exit_code !== null && ` (exit code ${st.display_session.exit_code})`}
+                  {st.display_session.reason && <span className="hint block">{st.display_session.reason}</span>}
+                </dd>
+                <dt>Launch to first frame</dt>
+                <dd>
+                  {st.display_session.launch_to_first_frame_ms !== null
+                    ? `${Math.round(st.display_session.launch_to_first_frame_ms)} ms`
+                    : '–'}
+                </dd>
+              </>
+            )}
+            {st.checks.map((c) => (
+              <div key={c.name} className="contents">
+                <dt>{c.name}</dt>
+                <dd>
+                  <span className={`badge ${c.ok ? 'ok' : ''}`}>{c.ok ? 'OK' : 'missing'}</span> {c.detail}
+                  {c.fix && <span className="hint block">{c.fix}</span>}
+                </dd>
+              </div>
+            ))}
+          </dl>
+        </Card>
         <Card title="Encoding">
           <dl className="facts">
             <dt>GPU</dt>

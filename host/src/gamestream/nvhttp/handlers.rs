@@ -13,11 +13,12 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, header};
 use punktfunk_core::gamestream::apps::LaunchedApp;
 use punktfunk_core::gamestream::nvhttp::query::{Query, QueryError};
-use punktfunk_core::gamestream::nvhttp::requests::{LaunchRequest, PairRequest};
+use punktfunk_core::gamestream::nvhttp::requests::{DisplayMode, LaunchRequest, PairRequest};
 use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
 use punktfunk_core::gamestream::nvhttp::{APP_VERSION, GFE_VERSION, scm};
 
 use super::{Body, ConnInfo};
+use crate::capture::SourceSetting;
 use crate::crash_point::{self, CrashPoint};
 use crate::net::iface;
 use crate::settings::HostSettings;
@@ -100,7 +101,7 @@ pub async fn handle<B>(state: &HostState, conn: &ConnInfo, req: Request<B>) -> R
         ("/appasset", true) => appasset(state, &query).await,
         ("/launch", true) => launch(state, conn, &query, false).await,
         ("/resume", true) => launch(state, conn, &query, true).await,
-        ("/cancel", true) => cancel(state, conn),
+        ("/cancel", true) => cancel(state, conn).await,
         ("/applist" | "/appasset" | "/launch" | "/resume" | "/cancel", false) => xml(
             StatusCode::FORBIDDEN,
             XmlReply::error(403, "this request needs the HTTPS port and a paired client"),
@@ -287,6 +288,15 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
         }
     };
     let field = if resume { "resume" } else { "gamesession" };
+    let outcome = match outcome {
+        Ok(app) => match start_display(state, &app, &req, resume).await {
+            Ok(()) => Ok(app),
+            Err(message) => {
+                return ok(XmlReply::error(500, &message).elem(field, 0));
+            }
+        },
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(app) => {
             let scheme = if app.encrypted_rtsp {
@@ -308,6 +318,61 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
                 .elem(field, 1))
         }
         Err(e) => ok(XmlReply::error(e.status_code(), &e.to_string()).elem(field, 0)),
+    }
+}
+
+/// The mode a launch without `mode=` gets.
+const DEFAULT_MODE: DisplayMode = DisplayMode {
+    width: 1920,
+    height: 1080,
+    fps: 60,
+};
+
+/// Starts the launched app's display session (or moves it to the resume's mode) and
+/// tells the stream manager what to capture. On failure the launch is undone and the
+/// returned message is what Moonlight shows.
+async fn start_display(
+    state: &HostState,
+    app: &LaunchedApp,
+    req: &LaunchRequest,
+    resume: bool,
+) -> Result<(), String> {
+    let display = state.display.clone();
+    let outcome = if resume {
+        let Some(mode) = req.mode else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || display.resume(mode).map(|_| ())).await
+    } else {
+        let command = match state.catalog.get(app.app_id).await {
+            Ok(a) => a.and_then(|a| a.command),
+            Err(e) => {
+                state.apps().cancel();
+                return Err(format!("reading the app catalog: {e:#}"));
+            }
+        };
+        let mode = app.mode.unwrap_or(DEFAULT_MODE);
+        if state.config.stream.source != SourceSetting::TestPattern {
+            // A configured source (`--source pipewire:...`) is what streams: no
+            // compositor is started for the app.
+            tracing::info!(source = ?state.config.stream.source, "streaming the configured source");
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || display.launch(mode, command).map(|_| ())).await
+    };
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(app = app.app_id, resume, "the app's session failed: {e}");
+            if !resume {
+                state.apps().cancel();
+            }
+            Err(format!("Failed to start the app: {e}"))
+        }
+        Err(e) => {
+            state.apps().cancel();
+            Err(format!("internal error starting the session: {e}"))
+        }
     }
 }
 
@@ -341,12 +406,15 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
 
 /// `/cancel`: quits the app the requesting device launched; another device's app
 /// is left running.
-fn cancel(state: &HostState, conn: &ConnInfo) -> Response<Body> {
+async fn cancel(state: &HostState, conn: &ConnInfo) -> Response<Body> {
     let owner = conn.client_fingerprint.as_deref().unwrap_or_default();
     let cancelled = state.apps().cancel_owned(owner);
     match cancelled {
         Ok(Some(app)) => {
             state.streams.stop("the client quit the app");
+            let display = state.display.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || display.stop("the client quit the app")).await;
             tracing::info!(app = app.app_id, "session cancelled");
             ok(XmlReply::ok().elem("cancel", 1))
         }

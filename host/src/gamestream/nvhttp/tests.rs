@@ -35,7 +35,9 @@ async fn fixture() -> Fixture {
         port_base: Some(40000),
         ..Default::default()
     };
-    let config = Config::resolve(FileConfig::default(), &args).unwrap();
+    let mut config = Config::resolve(FileConfig::default(), &args).unwrap();
+    // The handlers' tests need no compositor: launches stream the test pattern.
+    config.display.backend = crate::display::Backend::None;
     let store = Store::open(&config.store_path()).await.unwrap();
     store
         .add_client(NewClient {
@@ -302,7 +304,9 @@ async fn fixture_cached() -> Arc<HostState> {
         port_base: Some(40000),
         ..Default::default()
     };
-    let config = Config::resolve(FileConfig::default(), &args).unwrap();
+    let mut config = Config::resolve(FileConfig::default(), &args).unwrap();
+    // The handlers' tests need no compositor: launches stream the test pattern.
+    config.display.backend = crate::display::Backend::None;
     let store = Store::open(&config.store_path()).await.unwrap();
     store
         .add_client(NewClient {

@@ -48,7 +48,9 @@ pub async fn fixture_in(dir: tempfile::TempDir, web: WebConfig, file: FileConfig
         state_dir: Some(dir.path().to_owned()),
         ..Default::default()
     };
-    let config = Config::resolve(FileConfig { web, ..file }, &args).unwrap();
+    let mut config = Config::resolve(FileConfig { web, ..file }, &args).unwrap();
+    // No compositor in the console's tests: launches stream the test pattern.
+    config.display.backend = crate::display::Backend::None;
     let store = Store::open(&config.store_path()).await.unwrap();
     let identity = HostIdentity::load_or_create(dir.path(), &store, Some("rig"))
         .await
