@@ -6,8 +6,6 @@ Audio: RS(4,2) FEC must repair the AES-CBC encrypted Opus stream so the tone pla
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
 import subprocess
 import sys
@@ -18,43 +16,20 @@ import numpy as np
 import pytest
 
 from conftest import Host, Moonlight, free_port_base, make_config
+from netns import require_root, sh, veth_namespace
 from streamclient import summarize
 
 HERE = Path(__file__).resolve().parent
 LOSS_PERCENT = 5
 
 
-def sh(*cmd: str) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def lossy_network():
-    """(namespace, host address, client address): a veth pair into a fresh namespace."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the loss test needs root for network namespaces")
-        pytest.skip("needs root for network namespaces")
-    n = random.randrange(1, 250)
-    tag = f"{os.getpid() % 100000}{n}"
-    ns, host_if, client_if = f"pfloss{tag}", f"pfh{tag}", f"pfc{tag}"
-    host_ip, client_ip = f"10.77.{n}.1", f"10.77.{n}.2"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", client_if)
-        sh("ip", "link", "set", client_if, "netns", ns)
-        sh("ip", "addr", "add", f"{host_ip}/24", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        # Like a real NIC, put separate datagrams on the wire: without this, veth passes
-        # the host's UDP GSO batches through whole and nftables would drop 40 at once.
-        sh("ethtool", "-K", host_if, "tx-udp-segmentation", "off")
-        sh("ip", "-n", ns, "addr", "add", f"{client_ip}/24", "dev", client_if)
-        sh("ip", "-n", ns, "link", "set", client_if, "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        yield ns, host_ip, client_ip
-    finally:
-        # Deleting the namespace deletes the veth pair with it.
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    """(namespace, host address, client address): a veth pair into a fresh namespace,
+    with segmentation offload off so loss rules drop single packets."""
+    require_root("the loss test")
+    with veth_namespace("loss", 77, segmentation_offload=False) as net:
+        yield net
 
 
 def drop_udp(ns: str, ports: list[int], percent: int) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Host, free_port_base
+from netns import require_root, veth_namespace
 
 BROWSER = r"""
 import json, sys, time
@@ -43,33 +44,12 @@ zc.close()
 """
 
 
-def sh(*cmd: str) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def lan():
     """(namespace, host address): a veth pair into a fresh namespace, like a LAN."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the mDNS test needs root for network namespaces")
-        pytest.skip("needs root for network namespaces")
-    n = random.randrange(1, 250)
-    tag = f"{os.getpid() % 100000}{n}"
-    ns, host_if, client_if = f"pfmdns{tag}", f"pfmh{tag}", f"pfmc{tag}"
-    host_ip, client_ip = f"10.78.{n}.1", f"10.78.{n}.2"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", client_if)
-        sh("ip", "link", "set", client_if, "netns", ns)
-        sh("ip", "addr", "add", f"{host_ip}/24", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        sh("ip", "-n", ns, "addr", "add", f"{client_ip}/24", "dev", client_if)
-        sh("ip", "-n", ns, "link", "set", client_if, "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    require_root("the mDNS test")
+    with veth_namespace("mdns", 78) as (ns, host_ip, _):
         yield ns, host_ip
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def config(tmp_path: Path, name: str, extra: str = "") -> Path:

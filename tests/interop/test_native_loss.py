@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import HOST_BIN, REPO, Host, free_port_base, make_config
-from test_loss import lossy_network, sh  # noqa: F401  (fixture)
+from netns import sh
+from test_loss import lossy_network  # noqa: F401  (fixture)
 
 PROBE_BIN = REPO / "target" / "debug" / "punktfunk-probe"
 
