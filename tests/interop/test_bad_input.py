@@ -13,6 +13,7 @@ import requests
 
 from conftest import Host, Moonlight
 from streamclient import frames_for, read_barcode
+from wire import recv_all
 
 
 def rtsp_exchange(port: int, payload: bytes) -> bytes:
@@ -23,16 +24,7 @@ def rtsp_exchange(port: int, payload: bytes) -> bytes:
             s.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the host may answer and close before a long request is all sent
-        chunks = []
-        while True:
-            try:
-                data = s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
+        return recv_all(s)
 
 
 BAD_RTSP = [

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from conftest import Host, Moonlight
 from streamclient import read_barcode
+from wire import recv_all, udp_on_loopback
 
 STRANGER = "127.0.0.2"
 LAUNCH = "appid=1&mode=640x360x30&rikeyid=1&localAudioPlayMode=0&surroundAudioInfo=196610"
@@ -25,16 +26,7 @@ def rtsp(host: Host, payload: bytes, source: str) -> bytes:
     """One RTSP request from `source`; returns everything the host answers."""
     with socket.create_connection(("127.0.0.1", host.port_base + 21), timeout=5, source_address=(source, 0)) as s:
         s.sendall(payload)
-        chunks = []
-        while True:
-            try:
-                data = s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
+        return recv_all(s)
 
 
 def request(method: str, target: str, cseq: int, body: bytes = b"") -> bytes:
@@ -75,24 +67,10 @@ def test_a_strangers_rtsp_on_a_plaintext_session_gets_nothing(host: Host, moonli
 
 def sniff_ping(port: int, found: list, stop: threading.Event) -> None:
     """What anyone on the LAN sees: a client's ping to the video port, in clear."""
-    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-    raw.bind(("lo", 0))
-    raw.settimeout(0.2)
-    try:
-        while not stop.is_set() and not found:
-            try:
-                frame = raw.recv(2048)
-            except socket.timeout:
-                continue
-            ip = frame[14:]
-            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
-                continue
-            udp = ip[(ip[0] & 0xF) * 4 :]
-            dport = struct.unpack(">H", udp[2:4])[0]
-            if dport == port and len(udp) == 8 + 20:
-                found.append(udp[8:])
-    finally:
-        raw.close()
+    for _, dport, payload in udp_on_loopback(stop):
+        if dport == port and len(payload) == 20:
+            found.append(payload)
+            break
 
 
 def test_a_replayed_ping_from_another_address_does_not_redirect_the_stream(host: Host, moonlight):

@@ -4,34 +4,20 @@ a trusted LAN."""
 
 from __future__ import annotations
 
-import socket
-import struct
 import threading
-import time
 
 from conftest import Host, Moonlight, free_port_base, make_config
-from streamclient import read_barcode
+from streamclient import frames_for, read_barcode
+from wire import udp_on_loopback
 
 
 def sniff_video(port: int, packets: list, stop: threading.Event) -> None:
     """What anyone on the LAN sees: the host's datagrams from its video port."""
-    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-    raw.bind(("lo", 0))
-    raw.settimeout(0.2)
-    try:
-        while not stop.is_set() and len(packets) < 200:
-            try:
-                frame = raw.recv(4096)
-            except socket.timeout:
-                continue
-            ip = frame[14:]
-            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
-                continue
-            udp = ip[(ip[0] & 0xF) * 4 :]
-            if struct.unpack(">H", udp[0:2])[0] == port and len(udp) > 8 + 64:
-                packets.append(bytes(udp[8:]))
-    finally:
-        raw.close()
+    for sport, _, payload in udp_on_loopback(stop):
+        if sport == port and len(payload) > 64:
+            packets.append(payload)
+            if len(packets) >= 200:
+                break
 
 
 def stream_and_sniff(host: Host) -> tuple[int, list[bytes]]:
@@ -44,12 +30,9 @@ def stream_and_sniff(host: Host) -> tuple[int, list[bytes]]:
     decoded = 0
     try:
         with ml.client.stream(app="Desktop", width=1280, height=720, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
-            start = time.monotonic()
-            for frame in ml.client.frames():
+            for frame in frames_for(ml.client, 3):
                 assert read_barcode(frame.data) is not None, "a damaged frame was shown"
                 decoded += 1
-                if time.monotonic() - start > 3:
-                    break
     finally:
         stop.set()
         sniffer.join()
