@@ -27,6 +27,7 @@ pub mod serve;
 pub mod service_notify;
 pub mod sessions;
 pub mod settings;
+pub mod shm;
 pub mod source;
 pub mod state;
 pub mod store;

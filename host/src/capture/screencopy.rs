@@ -12,7 +12,7 @@
 //! screencopy v3) on a GPU; allocating those needs GBM and belongs with the hardware
 //! encoder, so this backend always asks for wl_shm, which wlroots always offers.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +25,7 @@ use wayland_protocols_wlr::screencopy::v1::client::{
 };
 
 use super::{CaptureError, CpuFrame, Frame, PixelFormat, Pixels, Plane, VideoCapture};
+use crate::shm::SharedMemory;
 
 /// What one frame request has heard so far.
 #[derive(Debug, Default)]
@@ -128,17 +129,11 @@ delegate_noop!(State: ZwlrScreencopyManagerV1);
 /// One wl_shm buffer: a memfd mapped into the host and shared with the compositor.
 #[derive(Debug)]
 struct ShmBuffer {
-    _fd: OwnedFd,
-    ptr: *mut u8,
-    len: usize,
+    mem: SharedMemory,
     pool: wl_shm_pool::WlShmPool,
     buffer: wl_buffer::WlBuffer,
     layout: (wl_shm::Format, u32, u32, u32),
 }
-
-// SAFETY: the mapping is owned by this buffer alone; the raw pointer is only
-// dereferenced through `&self`/`&mut self` of the capture that owns it.
-unsafe impl Send for ShmBuffer {}
 
 impl ShmBuffer {
     fn new(
@@ -148,37 +143,9 @@ impl ShmBuffer {
     ) -> Result<Self, CaptureError> {
         let (format, width, height, stride) = layout;
         let len = stride as usize * height as usize;
-        let failed = |what: &str| {
-            CaptureError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
-        };
-        // SAFETY: the name is a NUL-terminated literal; the returned fd is checked.
-        let raw =
-            unsafe { libc::memfd_create(c"punktfunk-screencopy".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(failed("memfd_create"));
-        }
-        // SAFETY: `raw` is a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: ftruncate on our own fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
-            return Err(failed("sizing the capture buffer"));
-        }
-        // SAFETY: mapping `len` bytes of an fd that is exactly that long, shared so the
-        // compositor's writes are visible; checked against MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(failed("mapping the capture buffer"));
-        }
-        let pool = shm.create_pool(fd.as_fd(), len as i32, qh, ());
+        let mem = SharedMemory::create(c"punktfunk-screencopy", len)
+            .map_err(|e| CaptureError::Failed(format!("the capture buffer: {e}")))?;
+        let pool = shm.create_pool(mem.fd(), len as i32, qh, ());
         let buffer = pool.create_buffer(
             0,
             width as i32,
@@ -189,20 +156,17 @@ impl ShmBuffer {
             (),
         );
         Ok(Self {
-            _fd: fd,
-            ptr: ptr.cast(),
-            len,
+            mem,
             pool,
             buffer,
             layout,
         })
     }
 
+    /// The pixels. The compositor writes only while a copy into this buffer is
+    /// pending, and the capture never hands out a frame of a buffer with a pending copy.
     fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` bytes for as long as `self` lives; the compositor
-        // writes only while a copy into this buffer is pending, and the capture never
-        // hands out a frame of a buffer with a pending copy.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.mem.as_slice()
     }
 }
 
@@ -210,8 +174,6 @@ impl Drop for ShmBuffer {
     fn drop(&mut self) {
         self.buffer.destroy();
         self.pool.destroy();
-        // SAFETY: unmapping exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 

@@ -11,11 +11,11 @@
 //! game with vsync would. It follows configure events (a mode change resizes it).
 //! `--exit-after SECS --exit-code N` makes it exit by itself, for the app-exit tests.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use punktfunk_host::shm::SharedMemory;
 use punktfunk_host::source::test_pattern::{CELL, TestPattern};
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_registry, wl_shm, wl_shm_pool, wl_surface,
@@ -67,9 +67,7 @@ fn paint_row(pixels: &mut [u8], stride: usize, width: usize, row: usize, value: 
 
 #[derive(Debug)]
 struct Buffer {
-    _fd: OwnedFd,
-    ptr: *mut u8,
-    len: usize,
+    mem: SharedMemory,
     width: u32,
     height: u32,
     buffer: wl_buffer::WlBuffer,
@@ -86,31 +84,8 @@ impl Buffer {
     ) -> Result<Self> {
         let stride = width as usize * 4;
         let len = stride * height as usize;
-        // SAFETY: a NUL-terminated name; the fd is checked.
-        let raw = unsafe { libc::memfd_create(c"punktfunk-painter".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            bail!("memfd_create: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sizing our own fd; mapping exactly that size, checked below.
-        let ptr = unsafe {
-            if libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
-                bail!("ftruncate: {}", std::io::Error::last_os_error());
-            }
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            bail!("mmap: {}", std::io::Error::last_os_error());
-        }
-        let pool = shm.create_pool(fd.as_fd(), len as i32, qh, ());
+        let mem = SharedMemory::create(c"punktfunk-painter", len).context("a wl_shm buffer")?;
+        let pool = shm.create_pool(mem.fd(), len as i32, qh, ());
         let buffer = pool.create_buffer(
             0,
             width as i32,
@@ -122,9 +97,7 @@ impl Buffer {
         );
         pool.destroy();
         Ok(Self {
-            _fd: fd,
-            ptr: ptr.cast(),
-            len,
+            mem,
             width,
             height,
             buffer,
@@ -132,18 +105,16 @@ impl Buffer {
         })
     }
 
+    /// The pixels to paint: the compositor reads them only while `busy`, and only
+    /// buffers that are not busy are painted.
     fn pixels(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` maps `len` bytes while `self` lives; the compositor reads it
-        // only while `busy`, and we only paint buffers that are not.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        self.mem.as_mut_slice()
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
         self.buffer.destroy();
-        // SAFETY: the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
