@@ -330,6 +330,11 @@ impl StreamManager {
                         config.bitrate_kbps = l.settings.bitrate_cap_kbps;
                     }
                 }
+                // The console's default encoder, where it opened here (else logged).
+                let encoders = label.as_ref().map_or_else(
+                    || self.encoders.clone(),
+                    |l| self.encoders.preferring(&l.settings.default_encoder),
+                );
                 let app = prepared.app.clone();
                 let session = Arc::new(self.sessions.start(SessionInfo {
                     client_fingerprint: app.owner.clone(),
@@ -373,7 +378,7 @@ impl StreamManager {
                     input: self.config.input.clone(),
                     input_recording: self.config.input_recording(),
                     client_ip: client.ip().to_canonical(),
-                    encoders: self.encoders.clone(),
+                    encoders,
                     sockets: self.sockets.clone(),
                     session,
                     capture,
