@@ -25,7 +25,7 @@ use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{
     self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SS_FF_CONTROLLER_TOUCH,
-    SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
+    SS_FF_PEN_TOUCH, StreamConfig, SurroundOffer, VideoCodec,
 };
 
 use crate::capture::CaptureSpec;
@@ -186,7 +186,12 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
         },
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
-        surround: Vec::new(),
+        // The Opus encoder does 5.1 and 7.1 at both qualities; the session's sink is
+        // made at the client's channel count.
+        surround: [6, 8]
+            .into_iter()
+            .filter_map(SurroundOffer::for_channels)
+            .collect(),
     }
 }
 
@@ -364,7 +369,13 @@ impl StreamManager {
                         .source
                         .spec(config.width, config.height, config.fps)
                 });
+                // The app's sound: its session's sink, unless configured otherwise.
+                let audio = crate::audio::AudioSpec::choose(
+                    &self.config.stream.audio_source,
+                    self.display.get().and_then(|d| d.audio()),
+                );
                 let ctx = StreamContext {
+                    audio,
                     first_frame,
                     app,
                     params: prepared.params.clone(),
