@@ -24,7 +24,8 @@ use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, Str
 use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{
-    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, StreamConfig, VideoCodec,
+    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, StreamConfig,
+    SurroundOffer, VideoCodec,
 };
 
 use crate::capture::CaptureSpec;
@@ -179,7 +180,12 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
         feature_flags: crate::input::feature_flags(&config.input),
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
-        surround: Vec::new(),
+        // The Opus encoder does 5.1 and 7.1 at both qualities; the session's sink is
+        // made at the client's channel count.
+        surround: [6, 8]
+            .into_iter()
+            .filter_map(SurroundOffer::for_channels)
+            .collect(),
     }
 }
 
@@ -357,7 +363,13 @@ impl StreamManager {
                         .source
                         .spec(config.width, config.height, config.fps)
                 });
+                // The app's sound: its session's sink, unless configured otherwise.
+                let audio = crate::audio::AudioSpec::choose(
+                    &self.config.stream.audio_source,
+                    self.display.get().and_then(|d| d.audio()),
+                );
                 let ctx = StreamContext {
+                    audio,
                     first_frame,
                     app,
                     params: prepared.params.clone(),

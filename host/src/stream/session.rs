@@ -47,6 +47,9 @@ pub struct StreamContext {
     /// launched in one (see [`super::StreamManager::set_capture`]), else the
     /// configured `[stream] source` at the client's mode.
     pub capture: CaptureSpec,
+    /// What the audio thread captures: the display session's sink when the app runs
+    /// in one (and `[stream] audio_source` is `session`), else the configured source.
+    pub audio: crate::audio::AudioSpec,
     /// The media sockets.
     pub sockets: Arc<MediaSockets>,
     /// The stream's entry in the live-session registry: the web console reads what
