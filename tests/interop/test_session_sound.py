@@ -3,8 +3,8 @@ into its session's own PipeWire sink (made at the client's channel count), the h
 captures that sink's monitor, and the stock Moonlight client decodes it.
 
 - stereo: the app plays 440 Hz; the client hears 440 Hz on both channels;
-- 5.1, normal and high quality: the app plays a different tone on each channel; each
-  arrives on the channel Moonlight plays it on (FL FR C LFE BL BR);
+- 5.1 at normal and high quality, and 7.1: the app plays a different tone on each
+  channel; each arrives on the channel Moonlight plays it on (FL FR C LFE BL BR SL SR);
 - silence: an app that plays nothing still gives the client its audio packets;
 - the sink vanishing mid-stream: the host says so in its log, and the video and the
   audio packets go on.
@@ -38,8 +38,8 @@ USER = "punktfunk-snd"
 RATE = 48000
 # One tone per channel in Moonlight's 5.1 order FL FR C LFE BL BR: LFE low, as a
 # game's would be, the rest far enough apart that a swapped pair is plain to see.
-SURROUND_HZ = [300, 500, 700, 100, 900, 1100]
-SURROUND_MAP = "FL,FR,FC,LFE,RL,RR"
+SURROUND_HZ = {6: [300, 500, 700, 100, 900, 1100], 8: [300, 500, 700, 100, 900, 1100, 1300, 1500]}
+SURROUND_MAP = {6: "FL,FR,FC,LFE,RL,RR", 8: "FL,FR,FC,LFE,RL,RR,SL,SR"}
 
 
 def write_wav(path: Path, freqs: list[float], seconds: float, amplitude: float = 0.3) -> None:
@@ -68,7 +68,8 @@ def media():
     shutil.copy(PAINTER_BIN, painter)
     painter.chmod(0o755)
     write_wav(d / "a440.wav", [440, 440], 20)
-    write_wav(d / "surround.wav", SURROUND_HZ, 20)
+    for n, freqs in SURROUND_HZ.items():
+        write_wav(d / f"surround{n}.wav", freqs, 20)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -84,8 +85,10 @@ def sound_host(tmp_path: Path, media: Path) -> Host:
         f"[session]\nuser = \"{USER}\"\n"
         "[[apps]]\ntitle = \"Tone\"\n"
         f"command = \"{painter} & {loop.format(args='', wav='a440.wav')}\"\n"
-        "[[apps]]\ntitle = \"Surround\"\n"
-        f"command = \"{painter} & {loop.format(args='--channel-map ' + SURROUND_MAP, wav='surround.wav')}\"\n"
+        "[[apps]]\ntitle = \"Surround 6\"\n"
+        f"command = \"{painter} & {loop.format(args='--channel-map ' + SURROUND_MAP[6], wav='surround6.wav')}\"\n"
+        "[[apps]]\ntitle = \"Surround 8\"\n"
+        f"command = \"{painter} & {loop.format(args='--channel-map ' + SURROUND_MAP[8], wav='surround8.wav')}\"\n"
         # What a launcher that drops the environment starts: WirePlumber's default sink.
         "[[apps]]\ntitle = \"Tone without env\"\n"
         f"command = \"{painter} & env -u PULSE_SINK -u PIPEWIRE_NODE sh -c '{loop.format(args='', wav='a440.wav')}'\"\n"
@@ -150,21 +153,22 @@ def test_the_apps_440_hz_tone_reaches_the_client(host: Host, app: str):
     assert "the PipeWire node delivers samples" in log
 
 
-@pytest.mark.parametrize("quality", ["normal", "high"])
-def test_each_surround_channel_arrives_on_its_own_channel(host: Host, quality: str):
+@pytest.mark.parametrize("channels,quality", [(6, "normal"), (6, "high"), (8, "normal")])
+def test_each_surround_channel_arrives_on_its_own_channel(host: Host, channels: int, quality: str):
     client = paired_client(host).client
     # moonlight-common-c asks for high-quality surround from 15 Mbit/s on.
-    got = listen(client, "Surround", 5, channels=6, bitrate=4000 if quality == "normal" else 20000)
+    got = listen(client, f"Surround {channels}", 5, channels=channels, bitrate=4000 if quality == "normal" else 20000)
     pcm = got["pcm"]
-    assert pcm.ndim == 2 and pcm.shape[1] == 6, pcm.shape
+    assert pcm.ndim == 2 and pcm.shape[1] == channels, pcm.shape
     last = tail(pcm, 2)
-    peaks = [dominant_hz(last[:, ch], RATE) for ch in range(6)]
-    print(f"5.1 {quality} quality: sent {SURROUND_HZ} Hz, decoded {[round(p) for p in peaks]} Hz")
-    for ch, (want, peak) in enumerate(zip(SURROUND_HZ, peaks)):
+    peaks = [dominant_hz(last[:, ch], RATE) for ch in range(channels)]
+    sent = SURROUND_HZ[channels]
+    print(f"{channels} channels, {quality} quality: sent {sent} Hz, decoded {[round(p) for p in peaks]} Hz")
+    for ch, (want, peak) in enumerate(zip(sent, peaks)):
         assert abs(peak - want) <= 5, f"channel {ch} carries {peak:.0f} Hz, the app played {want} Hz there"
     log = host.log()
     assert f"high_quality={'true' if quality == 'high' else 'false'}" in log, "the quality the client picked"
-    assert "positions=\"[ FL FR FC LFE RL RR ]\"" in log or "[ FL FR FC LFE RL RR ]" in log
+    assert f"channels={channels} positions=\"[ {SURROUND_MAP[channels].replace(',', ' ')} ]\"" in log, log
 
 
 def test_silence_still_sends_packets_and_a_vanished_sink_leaves_the_stream_running(host: Host):
