@@ -107,16 +107,32 @@ def host(tmp_path: Path, media: Path, request: pytest.FixtureRequest):
         print(f"--- host log ---\n{h.log()}")
 
 
-def listen(client, app: str, seconds: float, channels: int = 2, bitrate: int = 4000, during=None) -> dict:
+def thread_cpu_seconds(pid: int, name: str) -> float:
+    """CPU time of the threads of `pid` named `name` (the host's "pf-audio")."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip() != name:
+                continue
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def listen(client, app: str, seconds: float, channels: int = 2, bitrate: int = 4000, during=None, host: Host | None = None) -> dict:
     """Streams `app` with audio for `seconds`; returns the decoded PCM (samples x
     channels), the chunk count, and the video frames decoded. `during(elapsed)` runs
-    between chunks."""
-    chunks, frames = [], 0
+    between chunks. With `host`, also the share of one core its audio thread used
+    (capture, Opus, FEC, encryption), read from /proc: it costs the stream nothing."""
+    chunks, frames, cpu = [], 0, None
     with moonlight_audio(channels):
         with client.stream(app=app, width=640, height=360, fps=30, bitrate_kbps=bitrate, codec="h264", record_audio=True):
             manager = client._stream_manager
             video = manager.subscribe()
             t0 = time.monotonic()
+            cpu0 = thread_cpu_seconds(host.proc.pid, "pf-audio") if host else 0.0
             try:
                 for chunk in audio_for(client, seconds):
                     chunks.append((time.monotonic() - t0, chunk.data))
@@ -126,8 +142,10 @@ def listen(client, app: str, seconds: float, channels: int = 2, bitrate: int = 4
                         during(time.monotonic() - t0)
             finally:
                 manager.unsubscribe(video)
+            if host:
+                cpu = 100 * (thread_cpu_seconds(host.proc.pid, "pf-audio") - cpu0) / (time.monotonic() - t0)
     pcm = np.concatenate([c for _, c in chunks]) if chunks else np.zeros((0, channels))
-    return {"pcm": pcm, "chunks": chunks, "frames": frames}
+    return {"pcm": pcm, "chunks": chunks, "frames": frames, "audio_cpu_percent": cpu}
 
 
 def tail(pcm: np.ndarray, seconds: float) -> np.ndarray:
@@ -137,7 +155,8 @@ def tail(pcm: np.ndarray, seconds: float) -> np.ndarray:
 @pytest.mark.parametrize("app", ["Tone", "Tone without env"])
 def test_the_apps_440_hz_tone_reaches_the_client(host: Host, app: str):
     client = paired_client(host).client
-    got = listen(client, app, 5)
+    got = listen(client, app, 5, host=host)
+    print(f"{app}: the host's audio thread used {got['audio_cpu_percent']:.1f}% of one core (debug build)")
     pcm = got["pcm"]
     assert pcm.ndim == 2 and pcm.shape[1] == 2, pcm.shape
     assert pcm.shape[0] >= 4 * RATE, f"only {pcm.shape[0] / RATE:.1f} s of sound in 5 s"
@@ -157,13 +176,14 @@ def test_the_apps_440_hz_tone_reaches_the_client(host: Host, app: str):
 def test_each_surround_channel_arrives_on_its_own_channel(host: Host, channels: int, quality: str):
     client = paired_client(host).client
     # moonlight-common-c asks for high-quality surround from 15 Mbit/s on.
-    got = listen(client, f"Surround {channels}", 5, channels=channels, bitrate=4000 if quality == "normal" else 20000)
+    got = listen(client, f"Surround {channels}", 5, channels=channels, bitrate=4000 if quality == "normal" else 20000, host=host)
     pcm = got["pcm"]
     assert pcm.ndim == 2 and pcm.shape[1] == channels, pcm.shape
     last = tail(pcm, 2)
     peaks = [dominant_hz(last[:, ch], RATE) for ch in range(channels)]
     sent = SURROUND_HZ[channels]
-    print(f"{channels} channels, {quality} quality: sent {sent} Hz, decoded {[round(p) for p in peaks]} Hz")
+    print(f"{channels} channels, {quality} quality: sent {sent} Hz, decoded {[round(p) for p in peaks]} Hz; "
+          f"audio thread {got['audio_cpu_percent']:.1f}% of one core")
     for ch, (want, peak) in enumerate(zip(sent, peaks)):
         assert abs(peak - want) <= 5, f"channel {ch} carries {peak:.0f} Hz, the app played {want} Hz there"
     log = host.log()
