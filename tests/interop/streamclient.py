@@ -71,6 +71,28 @@ def read_barcode(bgr: np.ndarray) -> tuple[int, int] | None:
     return values[0], values[1]
 
 
+def session_tag(session_id: str) -> int:
+    """FNV-1a of the session id, as punktfunk-painter paints it in barcode row 2."""
+    h = 0xCBF29CE484222325
+    for b in session_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def read_row(bgr: np.ndarray, row: int) -> int | None:
+    """Barcode row `row` (the painter paints its session tag in row 2), or None."""
+    g = bgr[row * CELL : (row + 1) * CELL, : 64 * CELL, 1].astype(np.float64)
+    if g.shape != (CELL, 64 * CELL):
+        return None
+    cells = g.reshape(CELL, 64, CELL)[4:12, :, 4:12].mean(axis=(0, 2))
+    if np.any((cells > 64) & (cells < 192)):
+        return None
+    v = 0
+    for bit in cells >= 192:
+        v = (v << 1) | int(bit)
+    return v
+
+
 def expected_bars(number: int, width: int) -> np.ndarray:
     """One row of the bars of frame `number` (width x 3, BGR)."""
     offset = (number * SPEED) % width
@@ -115,11 +137,14 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
+    shapes: list[tuple[int, int]] = []
     psnrs: list[float] = []
     latencies: list[int] = []
+    tags: set[int | None] = set()
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         for frame in frames_for(client, seconds):
             now = time.monotonic()
+            shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
             if code is None:
                 unreadable += 1
@@ -127,6 +152,7 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
                 numbers.append(code[1])
                 arrivals.append(now)
                 latencies.append(int(frame.host_processing_latency_us))
+                tags.add(read_row(frame.data, 2))
                 if len(numbers) % psnr_every == 1:
                     psnrs.append(bars_psnr(frame.data, code[1]))
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
@@ -137,6 +163,9 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
         "max_gap": max(gaps) if gaps else None,
         "host_latency_tenths_ms": latencies,
         "shape": [height, width],
+        "shapes": sorted({tuple(frame_shape) for frame_shape in shapes}),
+        # Row 2 of the barcode: a session painter's tag (tests/painter), else noise.
+        "tags": sorted(t for t in tags if t is not None),
     }
 
 
@@ -313,10 +342,19 @@ def main() -> None:
     parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
+    parser.add_argument("--pair-pin", help="pair with this PIN (typed on the host meanwhile) instead of streaming")
     args = parser.parse_args()
     from moonlight_python import MoonlightClient
 
     client = MoonlightClient(config_dir=args.config_dir)
+    if args.pair_pin:
+        from moonlight_python.discovery import connect_to_server
+
+        server = connect_to_server(args.host, client._identity, args.port)
+        client.pair(server=server, pin=args.pair_pin)
+        with open(args.out, "w") as f:
+            json.dump({"paired": True}, f)
+        return
     client.connect(args.host, args.port)
     if args.audio_pcm:
         result = run_audio(client, args.seconds, args.audio_pcm)

@@ -268,6 +268,20 @@ impl DisplayManager {
         self.lock().running.as_ref()?.display.audio()
     }
 
+    /// Where a stream's input goes: the running session's compositor, nowhere when
+    /// a display backend has no session running, the box's seat without a display
+    /// backend. Read when a stream starts; the sink it opens notices by itself when
+    /// the session ends under it.
+    pub fn input(&self) -> crate::input::SessionInput {
+        if self.backend == Backend::None {
+            return crate::input::SessionInput::Seat;
+        }
+        self.lock()
+            .running
+            .as_ref()
+            .map_or(crate::input::SessionInput::NoSession, |r| r.display.input())
+    }
+
     /// Ends the running session, if any, for `reason`.
     pub fn stop(&self, reason: &str) {
         let running = self.lock().running.take();

@@ -149,6 +149,12 @@ pub trait Display: Send {
         None
     }
 
+    /// Where the client's keyboard and mouse go in this session. The default, for
+    /// backends with no way in, is nowhere: never the box's own seat.
+    fn input(&self) -> crate::input::SessionInput {
+        crate::input::SessionInput::NoSession
+    }
+
     /// Switches the running session to `mode` (a resume at another resolution): an
     /// output mode change where the compositor can, a restart where it cannot.
     fn set_mode(&mut self, mode: Mode) -> Result<(), DisplayError>;

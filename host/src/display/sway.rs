@@ -345,6 +345,18 @@ impl Display for SwaySession {
             .map(|s| s.capture_spec(&self.user.runtime_dir))
     }
 
+    /// The session's own Wayland socket: the host's virtual keyboard and pointer live
+    /// in this compositor only, so they reach this session's apps and no other.
+    fn input(&self) -> crate::input::SessionInput {
+        match (&self.wayland_socket, self.mode) {
+            (Some(socket), Some(mode)) => crate::input::SessionInput::Wayland {
+                socket: socket.clone(),
+                output: (mode.width, mode.height),
+            },
+            _ => crate::input::SessionInput::NoSession,
+        }
+    }
+
     fn set_mode(&mut self, mode: Mode) -> Result<(), DisplayError> {
         if self.mode == Some(mode) {
             return Ok(());

@@ -33,6 +33,8 @@ pub struct StreamContext {
     pub settings: StreamSettings,
     /// Input backend.
     pub input: InputConfig,
+    /// Where the input goes: the display session this stream shows.
+    pub input_target: crate::input::SessionInput,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
     /// The launching client's address (its `/launch` and its RTSP handshake came
