@@ -11,8 +11,8 @@ captures that sink's monitor, and the stock Moonlight client decodes it.
 
 The app plays with `pw-play` (pipewire-bin), given no target: it lands in the session's
 sink through the environment the host gives it. The sessions run as a user of their
-own (scripts/session-user), so their private PipeWire is not shared with another
-test's session. Needs root and sway, like test_sway_session.py.
+own (scripts/session-user, one per run, removed after), so their private PipeWire
+is not shared with another test's session. Needs root and sway, like test_sway_session.py.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from conftest import REPO, Host, free_port_base
 from streamclient import audio_for, dominant_hz, frames_for, moonlight_audio
 from test_sway_session import PAINTER_BIN, marked_processes, paired_client
 
-USER = "punktfunk-snd"
+# A session user of this run's own: the session's private PipeWire lives in its
+# runtime dir, and a parallel run's session ending would take it down mid-test.
+USER = f"pf-snd-{os.getpid()}"
 RATE = 48000
 # One tone per channel in Moonlight's 5.1 order FL FR C LFE BL BR: LFE low, as a
 # game's would be, the rest far enough apart that a swapped pair is plain to see.
@@ -72,6 +74,9 @@ def media():
         write_wav(d / f"surround{n}.wav", freqs, 20)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+    uid = pwd.getpwnam(USER).pw_uid
+    subprocess.run(["userdel", "--remove", USER], capture_output=True)
+    shutil.rmtree(f"/tmp/punktfunk-runtime-{uid}", ignore_errors=True)
 
 
 def sound_host(tmp_path: Path, media: Path) -> Host:
