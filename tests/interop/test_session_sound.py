@@ -236,3 +236,35 @@ def test_silence_still_sends_packets_and_a_vanished_sink_leaves_the_stream_runni
     sid = st["session"]["id"]
     client.quit_app()
     assert marked_processes(sid) == []
+
+
+def test_a_configured_pipewire_sink_is_what_streams_sound(tmp_path: Path, media: Path, monkeypatch, request):
+    """`[stream] audio_source = "pipewire:<node>"`: a sink of the host user's own
+    PipeWire (a desktop's, say) is captured from its monitor, with no display session."""
+    from pipewire_session import PipeWireSession
+
+    session = PipeWireSession(tmp_path).start()
+    h = None
+    try:
+        name = f"pf-test-sink-{os.getpid()}"
+        props = (f"{{ factory.name=support.null-audio-sink node.name={name} media.class=Audio/Sink "
+                 "audio.channels=2 audio.position=[ FL FR ] object.linger=true }")
+        subprocess.run(["pw-cli", "create-node", "adapter", props], env=session.env, check=True, capture_output=True, timeout=10)
+        session._spawn("player", ["sh", "-c", f"while :; do pw-play --target {name} {media}/a440.wav; done"])
+        monkeypatch.setenv("XDG_RUNTIME_DIR", session.env["XDG_RUNTIME_DIR"])
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session.env["DBUS_SESSION_BUS_ADDRESS"])
+        config = tmp_path / "host.toml"
+        config.write_text("[display]\nbackend = \"none\"\n"
+                          f"[stream]\naudio_source = \"pipewire:{name}\"\n")
+        h = Host(state_dir=tmp_path / "state", port_base=free_port_base(), config=config).start()
+        got = listen(paired_client(h).client, "Desktop", 4)
+        last = tail(got["pcm"], 2)
+        peak = dominant_hz(last[:, 0], RATE)
+        assert abs(peak - 440) <= 5, f"dominant frequency {peak:.1f} Hz"
+        assert f"the monitor of PipeWire sink {name}" in h.log()
+    finally:
+        if h is not None:
+            h.stop()
+            if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+                print(f"--- host log ---\n{h.log()}")
+        session.close()
