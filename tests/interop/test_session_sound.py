@@ -7,7 +7,9 @@ captures that sink's monitor, and the stock Moonlight client decodes it.
   channel; each arrives on the channel Moonlight plays it on (FL FR C LFE BL BR SL SR);
 - silence: an app that plays nothing still gives the client its audio packets;
 - the sink vanishing mid-stream: the host says so in its log, and the video and the
-  audio packets go on.
+  audio packets go on;
+- `audio_source = "pipewire:<node>"` captures a sink of the host user's PipeWire;
+- a session on a PipeWire that outlives it (the appliance's) leaves no node behind.
 
 The app plays with `pw-play` (pipewire-bin), given no target: it lands in the session's
 sink through the environment the host gives it. The sessions run as a user of their
@@ -268,3 +270,59 @@ def test_a_configured_pipewire_sink_is_what_streams_sound(tmp_path: Path, media:
             if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
                 print(f"--- host log ---\n{h.log()}")
         session.close()
+
+
+def test_the_sink_leaves_a_pipewire_that_outlives_the_session(tmp_path: Path, media: Path, request):
+    """On the appliance the session user's PipeWire runs on its own and outlives every
+    session: the session's sink must go when the session does, leaving no node."""
+    uid = pwd.getpwnam(USER).pw_uid
+    runtime = Path(f"/tmp/punktfunk-runtime-{uid}")
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.chown(runtime, uid, pwd.getpwnam(USER).pw_gid)
+    env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime),
+           "DBUS_SESSION_BUS_ADDRESS": f"unix:path={runtime}/bus"}
+    procs = []
+
+    def spawn(*cmd: str) -> None:
+        procs.append(subprocess.Popen(["runuser", "-u", USER, "--", *cmd], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def nodes() -> list[str]:
+        out = subprocess.run(["pw-dump"], env=env, capture_output=True, text=True, timeout=10).stdout
+        return [o["info"]["props"].get("node.name", "") for o in json.loads(out or "[]")
+                if o.get("type") == "PipeWire:Interface:Node"]
+
+    h = None
+    try:
+        spawn("dbus-daemon", "--session", "--nofork", f"--address={env['DBUS_SESSION_BUS_ADDRESS']}")
+        deadline = time.monotonic() + 10
+        while not (runtime / "bus").exists():
+            assert time.monotonic() < deadline, "dbus-daemon did not come up"
+            time.sleep(0.05)
+        spawn("pipewire")
+        while not (runtime / "pipewire-0").exists():
+            assert time.monotonic() < deadline, "pipewire did not come up"
+            time.sleep(0.05)
+        spawn("wireplumber")
+        h = sound_host(tmp_path, media).start()
+        client = paired_client(h).client
+        got = listen(client, "Tone", 3)
+        assert abs(dominant_hz(tail(got["pcm"], 1)[:, 0], RATE) - 440) <= 5
+        assert "started a private PipeWire" not in h.log(), "the user's own PipeWire was used"
+        assert any(n.startswith("punktfunk.session-") for n in nodes()), "the sink lives while the session does"
+        client.quit_app()
+        left = [n for n in nodes() if n.startswith("punktfunk.session-")]
+        assert left == [], f"nodes of the ended session remain: {left}"
+        assert procs[1].poll() is None, "the user's PipeWire outlives the session"
+    finally:
+        if h is not None:
+            h.stop()
+            if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+                print(f"--- host log ---\n{h.log()}")
+        for p in reversed(procs):
+            try:
+                os.killpg(p.pid, 15)
+                p.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(p.pid, 9)
+                p.wait()
