@@ -137,8 +137,15 @@ impl Default for DiscoveryConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamSettings {
-    /// Video FEC parity as a percentage of data packets (Sunshine's default is 20).
+    /// Video FEC parity a stream starts with, percent of data packets (Sunshine's
+    /// fixed default is 20); adaptive FEC then moves it within the bounds below.
     pub fec_percent: u8,
+    /// Least parity adaptive FEC uses, on a clean link.
+    pub fec_min_percent: u8,
+    /// Most parity adaptive FEC uses under loss (up to 255; the video bitrate falls so
+    /// video plus parity stays within the client's bitrate). `fec_min_percent =
+    /// fec_max_percent` keeps FEC fixed.
+    pub fec_max_percent: u8,
     /// Fraction of the frame interval a frame's packets are paced over.
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
@@ -159,6 +166,8 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             fec_percent: 20,
+            fec_min_percent: 10,
+            fec_max_percent: 150,
             pacing_spread: 0.25,
             audio_encryption: true,
             video_encryption: true,
@@ -367,6 +376,9 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&file.stream.pacing_spread) {
             bail!("stream.pacing_spread must be between 0 and 1");
+        }
+        if file.stream.fec_min_percent > file.stream.fec_max_percent {
+            bail!("[stream] needs fec_min_percent <= fec_max_percent");
         }
         if file.stream.fec_percent > 100 {
             bail!("stream.fec_percent must be at most 100");

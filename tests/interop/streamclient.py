@@ -116,9 +116,11 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     unreadable = 0
     psnrs: list[float] = []
     latencies: list[int] = []
+    keyframes = 0
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         for frame in frames_for(client, seconds):
             now = time.monotonic()
+            keyframes += bool(frame.is_keyframe)
             code = read_barcode(frame.data)
             if code is None:
                 unreadable += 1
@@ -134,6 +136,12 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
         "unreadable": unreadable,
         "psnr": psnrs,
         "max_gap": max(gaps) if gaps else None,
+        "keyframes": keyframes,
+        # Where the longest gap ended: seconds into the stream, and the frame number.
+        # The longest gap across which frames are missing (the network's doing, not
+        # a host that fell behind on a busy machine).
+        "max_loss_gap": max([g for g, a, b in zip(gaps, numbers, numbers[1:]) if b - a > 1], default=0.0),
+        "max_gap_at": [arrivals[gaps.index(max(gaps)) + 1] - arrivals[0], numbers[gaps.index(max(gaps)) + 1]] if gaps else None,
         "host_latency_tenths_ms": latencies,
         "shape": [height, width],
     }

@@ -94,6 +94,7 @@ pub struct VideoEncoder {
     has_picture: bool,
     packet: ffmpeg::Packet,
     pts: i64,
+    fps: u32,
 }
 
 impl std::fmt::Debug for VideoEncoder {
@@ -104,10 +105,16 @@ impl std::fmt::Debug for VideoEncoder {
     }
 }
 
+/// The VBV buffer in bits: one frame's worth, so the encoder may not exceed the link
+/// for even a frame. This also caps an IDR near one frame's share, so the recovery
+/// frame is not the one most likely to be lost again.
+fn vbv_bits(kbps: u32, fps: u32) -> i32 {
+    i32::try_from(u64::from((kbps / fps.max(1)).max(1)) * 1000).unwrap_or(i32::MAX)
+}
+
 fn options(name: &str, cfg: &VideoEncoderConfig) -> ffmpeg::Dictionary<'static> {
     let mut o = ffmpeg::Dictionary::new();
     let kbps = cfg.bitrate_kbps;
-    // One frame's worth of bits: the encoder may not exceed the link for even a frame.
     let vbv = (kbps / cfg.fps.max(1)).max(1);
     match name {
         "libx264" => {
@@ -123,9 +130,12 @@ fn options(name: &str, cfg: &VideoEncoderConfig) -> ffmpeg::Dictionary<'static> 
             o.set("preset", preset);
             o.set("tune", "zerolatency");
             o.set("forced-idr", "1");
+            // Hard CBR through `filler`, not `nal-hrd=cbr`: x264 refuses to change
+            // the VBV while NAL HRD is on ("VBV parameters cannot be changed when NAL
+            // HRD is in use"), and adaptive FEC changes the bitrate mid-stream.
             o.set(
                 "x264-params",
-                &format!("repeat-headers=1:bframes=0:nal-hrd=cbr:vbv-maxrate={kbps}:vbv-bufsize={vbv}:keyint=infinite:scenecut=0"),
+                &format!("repeat-headers=1:bframes=0:filler=1:vbv-maxrate={kbps}:vbv-bufsize={vbv}:keyint=infinite:scenecut=0"),
             );
         }
         "libx265" => {
@@ -196,6 +206,9 @@ impl VideoEncoder {
         if name != "libsvtav1" {
             enc.set_max_bit_rate(bps);
         }
+        // SAFETY: the context is allocated and not yet open; a plain field. The same
+        // VBV as the x264/x265 params, so a later set_bitrate starts from agreement.
+        unsafe { (*enc.as_mut_ptr()).rc_buffer_size = vbv_bits(cfg.bitrate_kbps, cfg.fps) };
         enc.set_max_b_frames(0);
         // IDRs come on request (client start, loss); no periodic ones.
         enc.set_gop(i32::MAX as u32);
@@ -233,12 +246,36 @@ impl VideoEncoder {
             has_picture: false,
             packet: ffmpeg::Packet::empty(),
             pts: 0,
+            fps: cfg.fps,
         })
     }
 
     /// FFmpeg's name of the encoder in use.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Changes the target bitrate without reopening the encoder: the next frame is
+    /// encoded at `bitrate_kbps` (the adaptive FEC gives video what parity leaves of
+    /// the client's bitrate). libx264 and libx265 pick the new rate and VBV up on
+    /// their next frame (FFmpeg reconfigures them when these fields change); for the
+    /// others it is best effort.
+    pub fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<()> {
+        if bitrate_kbps == 0 {
+            bail!("a bitrate of 0 kbit/s");
+        }
+        let bps = i64::from(bitrate_kbps) * 1000;
+        // SAFETY: the context is open and owned by this encoder; these are plain
+        // integer fields FFmpeg's libx264 wrapper reads before each frame.
+        unsafe {
+            let ctx = self.encoder.as_mut_ptr();
+            (*ctx).bit_rate = bps;
+            if self.name != "libsvtav1" {
+                (*ctx).rc_max_rate = bps;
+            }
+            (*ctx).rc_buffer_size = vbv_bits(bitrate_kbps, self.fps);
+        }
+        Ok(())
     }
 
     /// Converts `frame` (from its own layout and size to the encoder's) and encodes
@@ -333,6 +370,53 @@ impl Drop for VideoEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x264_changes_bitrate_without_reopening() {
+        ffmpeg::init().unwrap();
+        let cfg = VideoEncoderConfig {
+            codec: Codec::H264,
+            width: 320,
+            height: 240,
+            fps: 60,
+            bitrate_kbps: 8000,
+            csc_mode: 0,
+        };
+        let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
+        // Noise: a picture no bitrate is enough for, so the rate control spends
+        // what it is given.
+        let mut frame = crate::source::CapturedFrame::new(320, 240);
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut out = EncodedFrame::default();
+        let mut run = |enc: &mut VideoEncoder, from: u64| -> usize {
+            let mut bytes = 0;
+            for n in from..from + 60 {
+                for b in frame.data.iter_mut() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    *b = seed as u8;
+                }
+                enc.encode(&frame.as_frame(), n == 1, &mut out).unwrap();
+                // The first frames after a change settle the rate control.
+                if n >= from + 20 {
+                    bytes += out.data.len();
+                }
+            }
+            bytes
+        };
+        let high = run(&mut enc, 1);
+        enc.set_bitrate(1000).unwrap();
+        let low = run(&mut enc, 61);
+        assert!(
+            low * 3 < high,
+            "8 Mbit/s: {high} bytes in 40 frames, 1 Mbit/s: {low}"
+        );
+        // One frame's worth of 1 Mbit/s is ~2 kB: the VBV caps frames near it.
+        assert!(low / 40 < 4_000, "{} bytes a frame at 1 Mbit/s", low / 40);
+        assert!(enc.set_bitrate(0).is_err());
+    }
+
     use crate::source::VideoSource;
     use crate::source::test_pattern::TestPattern;
 
