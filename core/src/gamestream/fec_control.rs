@@ -14,6 +14,10 @@
 //! packets lost, binomially) with probability at most [`FecTuning::frame_loss`]:
 //! exact for random loss, and what the client's RS(`d`, `r`) can repair.
 //!
+//! Bursts: a repaired block that was missing `m` of its `d` data packets' worth sets
+//! a floor of `100 * m / d` for the window, so parity that covers bursts of lost
+//! packets stays while they come, though their average rate is low.
+//!
 //! Dynamics: raise at once (a lost frame costs an IDR round trip); lower only after
 //! the target has stayed at least two 10-point steps lower (or at the minimum)
 //! for [`FecTuning::hold`], straight to the target. A frame lost for good raises parity
@@ -70,6 +74,9 @@ struct Bucket {
     start: Option<Instant>,
     sent: u64,
     lost: u64,
+    /// The largest share of a block's data packets a repaired block was missing,
+    /// percent: what a burst costs, which the average loss rate hides.
+    burst_percent: u8,
     frames: u64,
     data_packets: u64,
 }
@@ -144,6 +151,7 @@ impl FecController {
             {
                 t.sent += b.sent;
                 t.lost += b.lost;
+                t.burst_percent = t.burst_percent.max(b.burst_percent);
                 t.frames += b.frames;
                 t.data_packets += b.data_packets;
             }
@@ -159,10 +167,22 @@ impl FecController {
         b.data_packets += data as u64;
     }
 
-    /// The client repaired a block that was missing `missing` of its `total` packets.
-    pub fn on_repair_report(&mut self, now: Instant, missing: u32, total: u32) {
+    /// The client repaired a block of `data` data packets that was missing `missing`
+    /// of its `total` packets.
+    pub fn on_repair_report(&mut self, now: Instant, missing: u32, total: u32, data: u32) {
+        let missing = missing.min(total);
+        let share = (u64::from(missing) * 100)
+            .checked_div(u64::from(data))
+            .map_or(0, |s| s.min(255) as u8);
+        self.on_feedback(now, u64::from(missing), share);
+    }
+
+    /// Repair reports pooled since the last call: `missing` packets in all, and the
+    /// largest share of a block's data packets one block was missing, percent.
+    pub fn on_feedback(&mut self, now: Instant, missing: u64, burst_percent: u8) {
         let b = self.bucket(now);
-        b.lost += u64::from(missing.min(total));
+        b.lost += missing;
+        b.burst_percent = b.burst_percent.max(burst_percent);
         self.update(now);
     }
 
@@ -208,7 +228,10 @@ impl FecController {
             .map_or(8, |d| d.max(1) as usize);
         // Whole steps of 10 points: noise in the estimate moves the target within a
         // step without changing what is sent.
-        let target = quantize(percent_for(p, typical, self.tuning.frame_loss))
+        // A burst the client repaired in the window sets a floor: parity that just
+        // covered it must not fall while bursts still come (random loss of the same
+        // average would call for less).
+        let target = quantize(percent_for(p, typical, self.tuning.frame_loss).max(t.burst_percent))
             .clamp(self.tuning.min_percent, self.tuning.max_percent);
         if target > self.percent {
             self.set(target);
@@ -320,7 +343,12 @@ mod tests {
                     self.lost_frames += 1;
                     fec.on_frame_lost(self.now);
                 } else if missing > 0 {
-                    fec.on_repair_report(self.now, missing as u32, (data + parity) as u32);
+                    fec.on_repair_report(
+                        self.now,
+                        missing as u32,
+                        (data + parity) as u32,
+                        data as u32,
+                    );
                 }
             }
             used
@@ -398,6 +426,35 @@ mod tests {
     }
 
     #[test]
+    fn bursts_hold_parity_that_covers_them() {
+        // 8 packets lost in a row 5 times a second: a low average loss rate (~4%),
+        // but a frame a burst hits needs 8 parity packets.
+        let mut fec = FecController::new(FecTuning::new(10, 150), 20);
+        let (data, mut now, mut next_burst) = (12usize, Instant::now(), 0u32);
+        let mut lost = Vec::new();
+        for frame in 0..60 * 20u32 {
+            now += Duration::from_micros(16_667);
+            let pct = fec.poll(now);
+            let parity = (data * usize::from(pct)).div_ceil(100);
+            fec.on_frame_sent(now, data, parity);
+            if frame == next_burst {
+                next_burst += 12;
+                let missing = 8.min(data + parity);
+                if missing > parity {
+                    lost.push(frame);
+                    fec.on_frame_lost(now);
+                } else {
+                    fec.on_repair_report(now, missing as u32, (data + parity) as u32, data as u32);
+                }
+            }
+        }
+        // Frames are lost while parity climbs, then bursts are repaired for good.
+        let late = lost.iter().filter(|&&f| f >= 60 * 5).count();
+        assert_eq!(late, 0, "frames lost after the first 5 s: {lost:?}");
+        assert!(fec.percent() >= 70, "{}", fec.percent());
+    }
+
+    #[test]
     fn a_lost_frame_raises_at_once_and_bounds_hold() {
         let t = Instant::now();
         let mut fec = FecController::new(FecTuning::new(20, 40), 0);
@@ -408,7 +465,8 @@ mod tests {
         fec.on_frame_lost(t);
         assert_eq!(fec.percent(), 40, "clamped to the maximum");
         // A hostile report (more missing than sent) cannot push past the bound either.
-        fec.on_repair_report(t, u32::MAX, u32::MAX);
+        fec.on_repair_report(t, u32::MAX, u32::MAX, 0);
+        fec.on_repair_report(t, u32::MAX, u32::MAX, 1);
         assert_eq!(fec.poll(t), 40);
         // Min above max is taken as a fixed percentage.
         let fixed = FecController::new(FecTuning::new(20, 5), 50);

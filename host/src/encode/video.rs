@@ -420,6 +420,41 @@ mod tests {
     use crate::source::VideoSource;
     use crate::source::test_pattern::TestPattern;
 
+    /// The recovery frame is capped: the one-frame VBV keeps an IDR near one frame's
+    /// budget, so under loss it is no likelier to be lost than any other frame.
+    #[test]
+    fn x264_idr_frames_stay_near_one_frames_budget() {
+        ffmpeg::init().unwrap();
+        let cfg = VideoEncoderConfig {
+            codec: Codec::H264,
+            width: 1280,
+            height: 720,
+            fps: 60,
+            bitrate_kbps: 8000,
+            csc_mode: 0,
+        };
+        let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
+        let mut src = TestPattern::new(1280, 720);
+        let mut frame = crate::source::CapturedFrame::new(1280, 720);
+        let mut out = EncodedFrame::default();
+        let (mut idr, mut p) = (Vec::new(), Vec::new());
+        for n in 1..=90u64 {
+            src.capture(n, &mut frame).unwrap();
+            enc.encode(&frame.as_frame(), n % 30 == 1, &mut out)
+                .unwrap();
+            if out.keyframe { &mut idr } else { &mut p }.push(out.data.len());
+        }
+        let budget = 8000 * 1000 / 8 / 60;
+        let worst_idr = *idr.iter().max().unwrap();
+        let mean_p = p.iter().sum::<usize>() / p.len();
+        println!("IDR frames {idr:?} bytes, P-frames {mean_p} bytes on average, budget {budget}");
+        assert_eq!(idr.len(), 3);
+        assert!(
+            worst_idr <= budget * 3 / 2,
+            "IDR of {worst_idr} bytes, budget {budget}"
+        );
+    }
+
     fn nal_types(data: &[u8]) -> Vec<u8> {
         let mut types = Vec::new();
         let mut i = 0;

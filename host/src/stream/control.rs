@@ -208,10 +208,14 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
         Ok(ClientMessage::FecStatus(s)) => {
             let mut stats = shared.stats();
             stats.fec_recoveries += 1;
-            stats.reported_missing += u64::from(
-                s.missing
-                    .min(s.data_packets.saturating_add(s.parity_packets)),
-            );
+            let missing = s
+                .missing
+                .min(s.data_packets.saturating_add(s.parity_packets));
+            stats.reported_missing += u64::from(missing);
+            if s.data_packets > 0 {
+                let share = (u32::from(missing) * 100).div_ceil(u32::from(s.data_packets));
+                stats.repair_burst_percent = stats.repair_burst_percent.max(share.min(255) as u8);
+            }
             stats.expected_packets += u64::from(s.data_packets) + u64::from(s.parity_packets);
             // Widened before adding: hostile u16 values must not overflow.
             stats.lost_packets += (u64::from(s.data_packets) + u64::from(s.parity_packets))

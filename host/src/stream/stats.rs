@@ -44,6 +44,9 @@ pub struct StreamStats {
     /// Packets the client reported missing in the blocks it repaired (FEC status),
     /// what the adaptive FEC estimates the loss rate from.
     pub reported_missing: u64,
+    /// The largest share of a block's data packets a repaired block was missing since
+    /// the video thread last looked, percent (taken by it).
+    pub repair_burst_percent: u8,
     /// IDR requests and reference-frame invalidations the client sent: frames it
     /// could not repair (and its first request at start).
     pub loss_requests: u64,

@@ -299,7 +299,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             // The controller's share (a tiny frame's block may carry more, to reach
             // the client's minimum parity packets).
             stats.fec_percent = pct;
-            feedback.apply(&stats, &mut fec, Instant::now());
+            feedback.apply(&mut stats, &mut fec, Instant::now());
         }
         let (data, parity) = batch
             .blocks()
@@ -324,10 +324,11 @@ struct LossFeedback {
 
 impl LossFeedback {
     /// Hands the controller what the client reported since the last call.
-    fn apply(&mut self, stats: &StreamStats, fec: &mut FecController, now: Instant) {
+    fn apply(&mut self, stats: &mut StreamStats, fec: &mut FecController, now: Instant) {
         let missing = stats.reported_missing.saturating_sub(self.missing);
-        if missing > 0 {
-            fec.on_repair_report(now, missing.min(u64::from(u32::MAX)) as u32, u32::MAX);
+        let burst = std::mem::take(&mut stats.repair_burst_percent);
+        if missing > 0 || burst > 0 {
+            fec.on_feedback(now, missing, burst);
         }
         self.missing = stats.reported_missing;
         if stats.loss_requests > self.loss_requests && stats.frames > LOSS_REQUESTS_AFTER_FRAMES {
