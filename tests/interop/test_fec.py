@@ -79,7 +79,9 @@ def run_judged(tmp_path: Path, net, statement: str, ok, **kw) -> Run:
 
 
 def check_common(run: Run) -> None:
-    assert run.dropped > 100, f"nftables dropped only {run.dropped} packets: the loss was not applied"
+    # x264 sends no filler: the test pattern needs ~1-3 packets a frame, ~100-200 a
+    # second, so 10 s at 5% loss drop a few dozen.
+    assert run.dropped >= 20, f"nftables dropped only {run.dropped} packets: the loss was not applied"
     assert run.summary["increasing"], "frames out of order"
     assert run.result["unreadable"] == 0, "a damaged frame was shown"
     assert run.summary["min_psnr"] is not None and run.summary["min_psnr"] >= 30.0

@@ -146,6 +146,8 @@ pub struct GamescopeSession {
     child: Option<Child>,
     unit: Option<String>,
     services: Vec<Child>,
+    /// The session's audio sink (see [`crate::audio::sink`]).
+    sink: Option<crate::audio::sink::SessionSink>,
     node: Option<u32>,
     exit: Option<AppExit>,
 }
@@ -163,6 +165,7 @@ impl GamescopeSession {
             child: None,
             unit: None,
             services: Vec::new(),
+            sink: None,
             node: None,
             exit: None,
         })
@@ -247,12 +250,16 @@ impl GamescopeSession {
         })?;
         if self.user_manager() {
             let env = format!(
-                "PF_WIDTH={}\nPF_HEIGHT={}\nPF_FPS={}\nPF_COMMAND={}\nPF_GAMESCOPE_ARGS={}\n",
+                "PF_WIDTH={}\nPF_HEIGHT={}\nPF_FPS={}\nPF_COMMAND={}\nPF_GAMESCOPE_ARGS={}\n{}",
                 mode.width,
                 mode.height,
                 mode.fps,
                 self.command.as_deref().unwrap_or("sleep infinity"),
-                self.extra.join(" ")
+                self.extra.join(" "),
+                self.sink_env()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect::<String>()
             );
             let path = PathBuf::from(format!("/run/punktfunk/session-{}.env", self.id));
             std::fs::write(&path, env)
@@ -276,6 +283,7 @@ impl GamescopeSession {
         cmd.args(&args)
             .env("ENABLE_GAMESCOPE_WSI", "1")
             .env("PIPEWIRE_RUNTIME_DIR", &self.user.runtime_dir)
+            .envs(self.sink_env())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd
@@ -283,6 +291,15 @@ impl GamescopeSession {
             .map_err(|e| DisplayError::CompositorFailed(format!("{}: {e}", info.path.display())))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// What the app gets to play into the session's sink (gamescope passes its
+    /// environment on to the app it starts).
+    fn sink_env(&self) -> Vec<(String, String)> {
+        self.sink
+            .as_ref()
+            .map(crate::audio::sink::SessionSink::app_env)
+            .unwrap_or_default()
     }
 
     fn end(&mut self) {
@@ -309,6 +326,11 @@ impl Display for GamescopeSession {
         self.command = spec.command.clone();
         let deadline = Instant::now() + super::START_TIMEOUT;
         self.services = self.user.start_services(&spec.id, true);
+        self.sink = crate::audio::sink::SessionSink::for_session(
+            &self.user.runtime_dir,
+            &spec.id,
+            spec.audio_channels,
+        );
         let result = self
             .spawn(spec.mode)
             .and_then(|()| self.find_node(deadline));
@@ -389,8 +411,15 @@ impl Display for GamescopeSession {
             || self.unit.is_some()
     }
 
+    fn audio(&self) -> Option<crate::audio::AudioSpec> {
+        self.sink
+            .as_ref()
+            .map(|s| s.capture_spec(&self.user.runtime_dir))
+    }
+
     fn stop(&mut self) {
         self.end();
+        self.sink = None;
         let mut services: Vec<Child> = self.services.drain(..).collect();
         if !self.id.is_empty() {
             end_session(&self.id, &mut services);
@@ -400,6 +429,31 @@ impl Display for GamescopeSession {
 
     fn pids(&self) -> (Option<u32>, Option<u32>) {
         (self.child.as_ref().map(Child::id), None)
+    }
+
+    /// gamescope's own libei server: the `LIBEI_SOCKET` it gave the session's app
+    /// (read from the environment of a process carrying this session's marker).
+    /// Nowhere until the app runs.
+    fn input(&self) -> crate::input::SessionInput {
+        let (Some(mode), false) = (self.mode, self.id.is_empty()) else {
+            return crate::input::SessionInput::NoSession;
+        };
+        let socket = super::process::marked(&self.id)
+            .into_iter()
+            .find_map(|pid| {
+                let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+                crate::input::ei::socket_from_environ(&env, &self.user.runtime_dir)
+            });
+        match socket {
+            Some(ei_socket) => crate::input::SessionInput::Gamescope {
+                ei_socket,
+                output: (mode.width, mode.height),
+            },
+            None => {
+                tracing::warn!(session = self.id, "gamescope gave its app no LIBEI_SOCKET");
+                crate::input::SessionInput::NoSession
+            }
+        }
     }
 }
 

@@ -165,12 +165,13 @@ impl DisplayManager {
             .map(|d| d.as_secs_f64() * 1000.0);
     }
 
-    /// Starts a session at `mode` running `command`; ends any session before it.
-    /// Returns what the stream captures.
+    /// Starts a session at `mode` running `command`, with a sink of `audio_channels`
+    /// for its sound; ends any session before it. Returns what the stream captures.
     pub fn launch(
         &self,
         mode: Mode,
         command: Option<String>,
+        audio_channels: u8,
     ) -> Result<(CaptureSpec, Arc<FirstFrame>), DisplayError> {
         let launched = Instant::now();
         self.stop("replaced by a new launch");
@@ -204,6 +205,7 @@ impl DisplayManager {
                 id: id.clone(),
                 mode,
                 command: command.clone(),
+                audio_channels,
             })?;
             Ok::<_, DisplayError>(display)
         })();
@@ -259,6 +261,25 @@ impl DisplayManager {
         };
         let spec = (r.display.backend() != Backend::None).then(|| r.display.capture());
         (spec, Some(r.first_frame.clone()))
+    }
+
+    /// What the running session's stream hears (its sink's monitor), if it has a sink.
+    pub fn audio(&self) -> Option<crate::audio::AudioSpec> {
+        self.lock().running.as_ref()?.display.audio()
+    }
+
+    /// Where a stream's input goes: the running session's compositor, nowhere when
+    /// a display backend has no session running, the box's seat without a display
+    /// backend. Read when a stream starts; the sink it opens notices by itself when
+    /// the session ends under it.
+    pub fn input(&self) -> crate::input::SessionInput {
+        if self.backend == Backend::None {
+            return crate::input::SessionInput::Seat;
+        }
+        self.lock()
+            .running
+            .as_ref()
+            .map_or(crate::input::SessionInput::NoSession, |r| r.display.input())
     }
 
     /// Ends the running session, if any, for `reason`.

@@ -69,7 +69,8 @@ impl ControlStream {
         .map_err(|e| anyhow::anyhow!("starting ENet: {e:?}"))?;
         let opener = ControlOpener::from_client(&ctx.app.key)?;
         let mut sealer = ControlSealer::host(&ctx.app.key)?;
-        let mut sink: Box<dyn InputSink> = input::open(&ctx.input, ctx.input_recording.clone())?;
+        let mut sink: Box<dyn InputSink> =
+            input::open(&ctx.input, &ctx.input_target, ctx.input_recording.clone())?;
         let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
         let start = Instant::now();
         let mut peer: Option<PeerID> = None;

@@ -24,8 +24,8 @@ use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, Str
 use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{
-    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SS_FF_CONTROLLER_TOUCH,
-    SS_FF_PEN_TOUCH, StreamConfig, VideoCodec,
+    self, HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, StreamConfig,
+    SurroundOffer, VideoCodec,
 };
 
 use crate::capture::CaptureSpec;
@@ -176,17 +176,16 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
         av1: has(Codec::Av1),
         encryption_supported,
         encryption_requested,
-        // Touch and pen are offered only where they arrive somewhere: the recording
-        // backend keeps them; uinput does not create touch or pen devices yet, so a
-        // client told otherwise would send input that silently goes nowhere.
-        feature_flags: if config.input.backend == crate::input::Backend::Recording {
-            SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH
-        } else {
-            0
-        },
+        // Touch and pen are offered only where they arrive somewhere.
+        feature_flags: crate::input::feature_flags(&config.input),
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
-        surround: Vec::new(),
+        // The Opus encoder does 5.1 and 7.1 at both qualities; the session's sink is
+        // made at the client's channel count.
+        surround: [6, 8]
+            .into_iter()
+            .filter_map(SurroundOffer::for_channels)
+            .collect(),
     }
 }
 
@@ -364,13 +363,23 @@ impl StreamManager {
                         .source
                         .spec(config.width, config.height, config.fps)
                 });
+                // The app's sound: its session's sink, unless configured otherwise.
+                let audio = crate::audio::AudioSpec::choose(
+                    &self.config.stream.audio_source,
+                    self.display.get().and_then(|d| d.audio()),
+                );
                 let ctx = StreamContext {
+                    audio,
                     first_frame,
                     app,
                     params: prepared.params.clone(),
                     config,
                     settings,
                     input: self.config.input.clone(),
+                    input_target: self
+                        .display
+                        .get()
+                        .map_or(crate::input::SessionInput::Seat, |d| d.input()),
                     input_recording: self.config.input_recording(),
                     client_ip: client.ip().to_canonical(),
                     encoders: self.encoders.clone(),
@@ -442,6 +451,7 @@ mod tests {
     use super::*;
     use crate::config::{ConfigArgs, FileConfig};
     use crate::input::Backend;
+    use punktfunk_core::gamestream::sdp::{SS_FF_CONTROLLER_TOUCH, SS_FF_PEN_TOUCH};
 
     fn config(backend: Backend, video_encryption: bool) -> Config {
         let mut file = FileConfig::default();
@@ -453,7 +463,7 @@ mod tests {
     #[test]
     fn describe_offers_only_what_the_host_does() {
         let encoders = Encoders::default();
-        for backend in [Backend::Auto, Backend::Uinput] {
+        for backend in [Backend::Auto, Backend::Session, Backend::Uinput] {
             let caps = capabilities(&config(backend, true), &encoders);
             assert_eq!(caps.feature_flags, 0, "{backend:?} injects no touch or pen");
         }

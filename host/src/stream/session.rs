@@ -33,6 +33,8 @@ pub struct StreamContext {
     pub settings: StreamSettings,
     /// Input backend.
     pub input: InputConfig,
+    /// Where the input goes: the display session this stream shows.
+    pub input_target: crate::input::SessionInput,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
     /// The launching client's address (its `/launch` and its RTSP handshake came
@@ -45,6 +47,9 @@ pub struct StreamContext {
     /// launched in one (see [`super::StreamManager::set_capture`]), else the
     /// configured `[stream] source` at the client's mode.
     pub capture: CaptureSpec,
+    /// What the audio thread captures: the display session's sink when the app runs
+    /// in one (and `[stream] audio_source` is `session`), else the configured source.
+    pub audio: crate::audio::AudioSpec,
     /// The media sockets.
     pub sockets: Arc<MediaSockets>,
     /// The stream's entry in the live-session registry: the web console reads what

@@ -206,17 +206,12 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         pipeline.set_fec(pct, idr_fec_percent(pct, tuning.max_percent));
         let wanted_kbps = encoder_kbps(c.bitrate_kbps, pct);
         if bitrate_differs(encoder_kbps_now, wanted_kbps) {
-            match pipeline.set_bitrate(wanted_kbps) {
-                Ok(()) => {
-                    tracing::debug!(
-                        fec_percent = pct,
-                        kbps = wanted_kbps,
-                        "video bitrate follows FEC"
-                    );
-                    encoder_kbps_now = wanted_kbps;
-                }
-                Err(e) => tracing::warn!("changing the video bitrate: {e:#}"),
+            // An encoder that cannot change its bitrate keeps the one it opened with
+            // (parity then rides on top); said once per change, not per frame.
+            if let Err(e) = pipeline.set_bitrate(wanted_kbps) {
+                tracing::warn!(fec_percent = pct, "video bitrate stays: {e:#}");
             }
+            encoder_kbps_now = wanted_kbps;
         }
         let outcome = match frame {
             Some(frame) => {
