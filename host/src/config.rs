@@ -146,6 +146,9 @@ pub struct StreamSettings {
     /// video plus parity stays within the client's bitrate). `fec_min_percent =
     /// fec_max_percent` keeps FEC fixed.
     pub fec_max_percent: u8,
+    /// Pad x264's output to the bitrate with filler (hard CBR): for link tests, where
+    /// a simple picture must still load the link at the configured bitrate.
+    pub x264_filler: bool,
     /// Fraction of the frame interval a frame's packets are paced over.
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
@@ -173,6 +176,7 @@ impl Default for StreamSettings {
             fec_percent: 20,
             fec_min_percent: 10,
             fec_max_percent: 150,
+            x264_filler: false,
             pacing_spread: 0.25,
             audio_encryption: true,
             video_encryption: true,

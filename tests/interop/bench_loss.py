@@ -1,8 +1,9 @@
 """The issue-13 table: a 10 s 1280x720@60 10 Mbit/s stream of the test pattern through
 5% and 20% random loss (and 8-packet bursts), per host binary.
 
-    sudo .venv/bin/python tests/interop/bench_loss.py \\
-        --bin before=/work/main/target/debug/punktfunk-host --bin after=target/debug/punktfunk-host
+    sudo .venv/bin/python tests/interop/bench_loss.py --bin after=target/debug/punktfunk-host
+    sudo .venv/bin/python tests/interop/bench_loss.py --bin fixed20=target/debug/punktfunk-host \\
+        --config "$(printf '[stream]\nx264_filler = true\nfec_min_percent = 20\nfec_max_percent = 20\n')"
 
 Prints one markdown table: decoded fps, frames missing in 10 s, IDR frames the client
 decoded (and the host sent, where its status reports it), the longest gap, and the
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import conftest  # noqa: E402
-from lossy import bursts, load, random_loss, stream_through_loss  # noqa: E402
+from lossy import FILLER, bursts, load, random_loss, stream_through_loss  # noqa: E402
 from netns import veth_namespace  # noqa: E402
 
 CASES = {"5%": random_loss(5), "20%": random_loss(20), "bursts 8x5/s": bursts(8, 200)}
@@ -29,7 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", action="append", required=True, help="label=path to punktfunk-host")
     parser.add_argument("--case", action="append", choices=list(CASES), help="default: all")
-    parser.add_argument("--config", default="", help="extra host config (TOML), e.g. [stream] bounds")
+    parser.add_argument("--config", default=FILLER,
+                        help="extra host config (TOML); default: x264 filler on (a host before it: pass '')")
     args = parser.parse_args()
     rows = []
     for spec in args.bin:

@@ -20,6 +20,11 @@ from streamclient import summarize
 HERE = Path(__file__).resolve().parent
 
 
+# x264 pads to the bitrate: the simple test pattern then loads the link at 10 Mbit/s
+# (~15 packets a frame) as a game would, instead of 1-3 packets a frame.
+FILLER = "[stream]\nx264_filler = true\n"
+
+
 def random_loss(percent: int) -> str:
     """nftables statement: drop `percent`% of packets at random."""
     return f"numgen random mod 100 < {percent} counter drop"
@@ -83,7 +88,7 @@ class Run:
 
 
 def stream_through_loss(tmp_path: Path, net: tuple[str, str, str], statement: str | None, *,
-                        seconds: float = 10, clear_after: float | None = None, config: str = "") -> Run:
+                        seconds: float = 10, clear_after: float | None = None, config: str = FILLER) -> Run:
     """Pairs, applies the loss, streams 1280x720@60 at 10 Mbit/s for `seconds` and
     measures; the loss is removed `clear_after` seconds into the stream if given. The
     host's status is sampled every 0.25 s meanwhile."""

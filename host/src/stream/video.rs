@@ -28,6 +28,7 @@ use super::session::{Shared, StreamContext, codec_name};
 use super::stats::{FrameTiming, StreamStats};
 use crate::capture::{self, CaptureError};
 use crate::encode::probe::Codec;
+use crate::encode::software::Tuning;
 use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
 use crate::net::udp_batch::SendStats;
 use crate::sessions::EndReason;
@@ -123,7 +124,14 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let start = Instant::now();
     let mut encoder_kbps_now = enc_cfg.bitrate_kbps;
     let mut pipeline = FramePipeline::new(
-        VideoEncoder::open(&enc_cfg, &ctx.encoders)?,
+        VideoEncoder::open_chosen(
+            &enc_cfg,
+            &ctx.encoders,
+            &Tuning {
+                filler: ctx.settings.x264_filler,
+                ..Tuning::default()
+            },
+        )?,
         VideoConfig {
             packet_size: c.packet_size,
             fec_percent,
