@@ -263,9 +263,14 @@ impl DisplayManager {
         (spec, Some(r.first_frame.clone()))
     }
 
-    /// What the running session's stream hears (its sink's monitor), if it has a sink.
+    /// What the running session's stream hears: its sink's monitor; silence for a
+    /// compositor session that got no sink (never the demo tone over a game); `None`
+    /// without a compositor session.
     pub fn audio(&self) -> Option<crate::audio::AudioSpec> {
-        self.lock().running.as_ref()?.display.audio()
+        let inner = self.lock();
+        let display = &inner.running.as_ref()?.display;
+        (display.backend() != Backend::None)
+            .then(|| display.audio().unwrap_or(crate::audio::AudioSpec::Silence))
     }
 
     /// Where a stream's input goes: the running session's compositor, nowhere when

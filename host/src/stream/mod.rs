@@ -329,6 +329,11 @@ impl StreamManager {
                         config.bitrate_kbps = l.settings.bitrate_cap_kbps;
                     }
                 }
+                // The console's default encoder, where it opened here (else logged).
+                let encoders = label.as_ref().map_or_else(
+                    || self.encoders.clone(),
+                    |l| self.encoders.preferring(&l.settings.default_encoder),
+                );
                 let app = prepared.app.clone();
                 let session = Arc::new(self.sessions.start(SessionInfo {
                     client_fingerprint: app.owner.clone(),
@@ -382,7 +387,7 @@ impl StreamManager {
                         .map_or(crate::input::SessionInput::Seat, |d| d.input()),
                     input_recording: self.config.input_recording(),
                     client_ip: client.ip().to_canonical(),
-                    encoders: self.encoders.clone(),
+                    encoders,
                     sockets: self.sockets.clone(),
                     session,
                     capture,
@@ -474,5 +479,13 @@ mod tests {
         let plain = capabilities(&config(Backend::Auto, false), &encoders);
         assert_eq!(plain.encryption_requested & SS_ENC_VIDEO, 0);
         assert_eq!(plain.encryption_supported & SS_ENC_VIDEO, 0);
+        // 5.1 and 7.1, each at both qualities: what the Opus encoder does.
+        let text = sdp::describe(&caps);
+        for params in ["642014235", "660012345", "85301645237", "88001234567"] {
+            assert!(
+                text.contains(&format!("surround-params={params}\n")),
+                "{text}"
+            );
+        }
     }
 }
