@@ -59,7 +59,7 @@ def input_host(tmp_path: Path, painter: Path, logs: Path) -> Host:  # noqa: F811
         "[[apps]]\ntitle = \"Painter\"\n"
         f"command = \"PF_INPUT_LOG={logs / 'painter.jsonl'} {painter}\"\n"
         "[[apps]]\ntitle = \"Painter exits\"\n"
-        f"command = \"PF_INPUT_LOG={logs / 'exits.jsonl'} {painter} --exit-after 4 --exit-code 0\"\n"
+        f"command = \"PF_INPUT_LOG={logs / 'exits.jsonl'} {painter} --exit-after 8 --exit-code 0\"\n"
     )
     return Host(state_dir=tmp_path / "state", port_base=free_port_base(), config=config)
 
@@ -199,9 +199,12 @@ def test_input_after_the_session_ended_goes_nowhere(tmp_path: Path, painter: Pat
     with client.stream(app="Painter exits", width=640, height=480, fps=30, bitrate_kbps=4000, codec="h264", record_audio=False):
         session = client._session
         ffi, lib = lib_of(client)
-        wait_for(ended, lambda ev: any(e["kind"] == "keyboard_enter" for e in ev))
+        # The painter lives 8 s from its start: long enough for a loaded machine to
+        # start the stream and hand it the keyboard.
+        got = wait_for(ended, lambda ev: any(e["kind"] == "keyboard_enter" for e in ev))
+        assert any(e["kind"] == "keyboard_enter" for e in got), f"the painter never got the keyboard: {got}"
         # 'q' and text until the client hears the app has gone, and a while after.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
         after = 0
         while time.monotonic() < deadline and after < 20:
             lib.LiSendKeyboardEvent(0x51, KEY_DOWN, 0)

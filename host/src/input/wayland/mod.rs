@@ -12,6 +12,7 @@
 //! The compositor runs as the session user; the host connects to the socket path in
 //! that user's runtime directory (as root it may; on the appliance it is that user).
 
+mod globals;
 pub mod keymap;
 pub mod pointer;
 pub mod text;
@@ -22,70 +23,21 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use punktfunk_core::gamestream::input::{InputEvent, modifiers};
-use wayland_client::protocol::{wl_pointer, wl_registry, wl_seat};
-use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle, delegate_noop};
-use wayland_protocols_misc::zwp_virtual_keyboard_v1::client::{
-    zwp_virtual_keyboard_manager_v1::ZwpVirtualKeyboardManagerV1,
-    zwp_virtual_keyboard_v1::ZwpVirtualKeyboardV1,
-};
-use wayland_protocols_wlr::virtual_pointer::v1::client::{
-    zwlr_virtual_pointer_manager_v1::ZwlrVirtualPointerManagerV1,
-    zwlr_virtual_pointer_v1::ZwlrVirtualPointerV1,
-};
+use wayland_client::protocol::wl_pointer;
+use wayland_client::{Connection, EventQueue};
+use wayland_protocols_misc::zwp_virtual_keyboard_v1::client::zwp_virtual_keyboard_v1::ZwpVirtualKeyboardV1;
+use wayland_protocols_wlr::virtual_pointer::v1::client::zwlr_virtual_pointer_v1::ZwlrVirtualPointerV1;
 
 use super::InputSink;
 use super::uinput::keymap::linux_key;
 use super::uinput::translate::mouse_button;
 use crate::shm::SharedMemory;
+use globals::{Globals, OPEN_TIMEOUT, roundtrip};
 use keymap::mods;
 use text::{Step, TextKeys};
 
 /// `wl_keyboard.keymap_format.xkb_v1`.
 const KEYMAP_FORMAT_XKB_V1: u32 = 1;
-
-#[derive(Debug, Default)]
-struct Globals {
-    seat: Option<wl_seat::WlSeat>,
-    keyboards: Option<ZwpVirtualKeyboardManagerV1>,
-    pointers: Option<ZwlrVirtualPointerManagerV1>,
-}
-
-impl Dispatch<wl_registry::WlRegistry, ()> for Globals {
-    fn event(
-        g: &mut Self,
-        registry: &wl_registry::WlRegistry,
-        event: wl_registry::Event,
-        _: &(),
-        _: &Connection,
-        qh: &QueueHandle<Self>,
-    ) {
-        if let wl_registry::Event::Global {
-            name,
-            interface,
-            version,
-        } = event
-        {
-            match interface.as_str() {
-                "wl_seat" if g.seat.is_none() => {
-                    g.seat = Some(registry.bind(name, version.min(5), qh, ()));
-                }
-                "zwp_virtual_keyboard_manager_v1" => {
-                    g.keyboards = Some(registry.bind(name, 1, qh, ()));
-                }
-                "zwlr_virtual_pointer_manager_v1" => {
-                    g.pointers = Some(registry.bind(name, version.min(2), qh, ()));
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-delegate_noop!(Globals: ignore wl_seat::WlSeat);
-delegate_noop!(Globals: ignore ZwpVirtualKeyboardManagerV1);
-delegate_noop!(Globals: ignore ZwpVirtualKeyboardV1);
-delegate_noop!(Globals: ignore ZwlrVirtualPointerManagerV1);
-delegate_noop!(Globals: ignore ZwlrVirtualPointerV1);
 
 /// GameStream's modifier flags as real modifier bits.
 fn flag_mods(flags: u8) -> u32 {
@@ -151,8 +103,8 @@ impl WaylandSink {
         let qh = queue.handle();
         conn.display().get_registry(&qh, ());
         let mut globals = Globals::default();
-        queue
-            .roundtrip(&mut globals)
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        roundtrip(&conn, &mut queue, &mut globals, deadline)
             .context("listing the compositor's globals")?;
         let (Some(seat), Some(keyboards), Some(pointers)) = (
             globals.seat.clone(),
@@ -185,8 +137,7 @@ impl WaylandSink {
         };
         sink.upload_keymap(&[])?;
         // A compositor that refuses the keymap or the devices says so here.
-        sink.queue
-            .roundtrip(&mut sink.globals)
+        roundtrip(&sink.conn, &mut sink.queue, &mut sink.globals, deadline)
             .context("creating the virtual keyboard and pointer")?;
         tracing::info!(
             socket = %socket.display(),
@@ -388,5 +339,25 @@ impl Drop for WaylandSink {
             self.pointer.destroy();
             let _ = self.conn.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_compositor_that_never_answers_fails_the_open_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wayland-hung");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Accepts and holds the connection, answering nothing.
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let start = Instant::now();
+        let err = WaylandSink::open(&path, (1280, 720)).unwrap_err();
+        assert!(start.elapsed() < OPEN_TIMEOUT + Duration::from_secs(2));
+        assert!(format!("{err:#}").contains("did not answer"), "{err:#}");
+        drop(held.join());
     }
 }
