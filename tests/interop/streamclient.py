@@ -109,16 +109,36 @@ def frames_for(client, seconds: float):
         manager.unsubscribe(sub)
 
 
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop") -> dict:
-    """Streams for `seconds` and measures what was decoded."""
+def read_row(bgr: np.ndarray, row: int) -> int | None:
+    """The 64-bit value of barcode row `row` (row 2: the painter's session tag)."""
+    g = bgr[row * CELL : (row + 1) * CELL, : BITS * CELL, 1].astype(np.float64)
+    if g.shape != (CELL, BITS * CELL):
+        return None
+    cells = g.reshape(CELL, BITS, CELL)[4:12, :, 4:12].mean(axis=(0, 2))
+    if np.any((cells > 64) & (cells < 192)):
+        return None
+    v = 0
+    for bit in cells >= 192:
+        v = (v << 1) | int(bit)
+    return v
+
+
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", tags: bool = False) -> dict:
+    """Streams for `seconds` and measures what was decoded. With `tags`, also reads
+    the painter's session tag (barcode row 2) of every 10th frame and the decoded
+    frame shapes, and skips the colour-bar PSNR (the painter's bars move)."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
     psnrs: list[float] = []
     latencies: list[int] = []
+    shapes: set[tuple[int, int]] = set()
+    seen_tags: list[int | None] = []
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         for frame in frames_for(client, seconds):
             now = time.monotonic()
+            if tags:
+                shapes.add(tuple(frame.data.shape[:2]))
             code = read_barcode(frame.data)
             if code is None:
                 unreadable += 1
@@ -126,10 +146,15 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
                 numbers.append(code[1])
                 arrivals.append(now)
                 latencies.append(int(frame.host_processing_latency_us))
-                if len(numbers) % psnr_every == 1:
+                if tags:
+                    if len(numbers) % 10 == 1:
+                        seen_tags.append(read_row(frame.data, 2))
+                elif len(numbers) % psnr_every == 1:
                     psnrs.append(bars_psnr(frame.data, code[1]))
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    extra = {"shapes": sorted(shapes), "tags": seen_tags, "arrivals": arrivals} if tags else {}
     return {
+        **extra,
         "numbers": numbers,
         "unreadable": unreadable,
         "psnr": psnrs,
@@ -196,6 +221,7 @@ def main() -> None:
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--tags", action="store_true", help="read the painter's session tags and frame shapes")
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
     args = parser.parse_args()
     from moonlight_python import MoonlightClient
@@ -205,7 +231,7 @@ def main() -> None:
     if args.audio_pcm:
         result = run_audio(client, args.seconds, args.audio_pcm)
     else:
-        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app)
+        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app, tags=args.tags)
     with open(args.out, "w") as f:
         json.dump(result, f)
 
