@@ -1,32 +1,46 @@
-//! The video pipeline as a stream runs it, stage by stage: test pattern -> BGRx to
-//! YUV -> encode -> GameStream packetization with FEC -> UDP send (GSO or sendmmsg),
-//! at 1280x720@60 and 1920x1080@60 with the encoder the host would pick.
+//! The video pipeline against a reference path, measured in the same run.
 //!
-//! Prints p50/p99 per stage, capture-to-sent latency and CPU milliseconds per frame
-//! (getrusage over all threads, encoder threads included). Frames are pushed as fast as
-//! they go (no pacing, no waiting for the next frame time), so the figures are the
-//! host's processing cost, not the frame interval. The send stage is compared with
-//! one `sendto` per packet over the same packets, measured in the same run.
+//! - **Reference** (what the host did before, and about what Sunshine does): swscale
+//!   BGRx to YUV420P, single-threaded, default flags (bicubic); then libx264
+//!   superfast/zerolatency at the same bitrate and VBV, with FFmpeg's default
+//!   threading.
+//! - **Ours**: the host's pipeline as a stream runs it ([`FramePipeline`]: conversion
+//!   straight from the capture's memory, the encoder, GameStream packetization with
+//!   FEC), with the host's default tuning, also superfast.
+//! - **Levers**: ours with one knob at a time moved (conversion path and bands, NV12,
+//!   x264 threads), so each lever's effect is a same-run ratio.
+//!
+//! Latency has Sunshine's end points: the frame captured (the test pattern painted)
+//! until the encoded frame is handed to packetization. CPU is milliseconds per frame
+//! over all threads (getrusage), less the painting and the packetization (which the
+//! reference does not do). Paths run interleaved in blocks of 30 frames so load from
+//! others on the machine falls on all of them alike. Frames are pushed back to back
+//! (no pacing), so the figures are processing cost, not the frame interval.
 //!
 //!   cargo bench -p punktfunk-host --bench pipeline
-//!   PF_BENCH_FRAMES=300 PF_BENCH_CODECS=h264,hevc cargo bench -p punktfunk-host --bench pipeline
+//!   PF_BENCH_FRAMES=300 PF_BENCH_JSON=/tmp/pipeline.json PF_BENCH_LEVERS=0 \
+//!     cargo bench -p punktfunk-host --bench pipeline
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use ffmpeg::format::Pixel;
+use ffmpeg_next as ffmpeg;
 use punktfunk_core::gamestream::video::VideoConfig;
-use punktfunk_host::encode::probe::{Codec, Encoders};
+use punktfunk_host::encode::convert::ConvertPath;
+use punktfunk_host::encode::probe::Codec;
+use punktfunk_host::encode::software::Tuning;
 use punktfunk_host::encode::video::{VideoEncoder, VideoEncoderConfig};
-use punktfunk_host::net::udp_batch::{BatchSocket, SendStats};
 use punktfunk_host::source::test_pattern::TestPattern;
 use punktfunk_host::source::{CapturedFrame, VideoSource};
 use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
 use punktfunk_host::stream::video::encoder_kbps;
+use serde_json::json;
 
 /// Moonlight's default packet size and the host's default FEC share.
 const PACKET_SIZE: u32 = 1392;
 const FEC_PERCENT: u8 = 20;
+const BLOCK: usize = 30;
 
 struct Case {
     width: u32,
@@ -35,17 +49,19 @@ struct Case {
     kbps: u32,
 }
 
-#[derive(Default)]
-struct Samples {
-    capture: Vec<u64>,
-    convert: Vec<u64>,
-    encode: Vec<u64>,
-    packetize: Vec<u64>,
-    send: Vec<u64>,
-    total: Vec<u64>,
-    sendto_baseline: Vec<u64>,
-    bytes: u64,
-    packets: u64,
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime fills the struct we pass.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn percentile(v: &[u64], p: f64) -> f64 {
@@ -54,125 +70,280 @@ fn percentile(v: &[u64], p: f64) -> f64 {
     if s.is_empty() {
         return 0.0;
     }
-    let i = ((s.len() - 1) as f64 * p).round() as usize;
-    s[i] as f64 / 1000.0
+    s[((s.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+/// The reference path: swscale (default flags, one thread) and libx264 with FFmpeg's
+/// default threading.
+struct Reference {
+    scaler: ffmpeg::software::scaling::Context,
+    picture: ffmpeg::frame::Video,
+    encoder: ffmpeg::encoder::video::Encoder,
+    packet: ffmpeg::Packet,
+    out: Vec<u8>,
+    pts: i64,
 }
 
-fn us(d: Duration) -> u64 {
-    d.as_micros() as u64
-}
-
-fn run(
-    case: &Case,
-    codec: Codec,
-    encoders: &Encoders,
-    frames: usize,
-) -> Result<Option<(String, Samples, f64)>> {
-    let Some(chosen) = encoders.chosen.iter().find(|a| a.codec == codec) else {
-        return Ok(None);
-    };
-    let cfg = VideoEncoderConfig {
-        codec,
-        width: case.width,
-        height: case.height,
-        fps: case.fps,
-        bitrate_kbps: encoder_kbps(case.kbps, FEC_PERCENT),
-        csc_mode: 0,
-    };
-    let encoder = VideoEncoder::open_named(chosen.name, &cfg)?;
-    let packets = VideoConfig {
-        packet_size: PACKET_SIZE as usize,
-        fec_percent: FEC_PERCENT,
-        min_parity: 2,
-    };
-    let start = Instant::now();
-    let mut pipeline = FramePipeline::new(encoder, packets, start)?;
-    let mut source = TestPattern::new(case.width, case.height);
-    let mut frame = CapturedFrame::new(case.width, case.height);
-    // A receiver that never reads: the kernel drops what overflows its buffer, as a
-    // slow client would, and the sender's cost stays what it is.
-    let sink = UdpSocket::bind("127.0.0.1:0")?;
-    let dest: SocketAddr = sink.local_addr()?;
-    let socket = BatchSocket::bind("127.0.0.1:0".parse()?)?;
-    let plain = UdpSocket::bind("127.0.0.1:0")?;
-    let mut stats = SendStats::default();
-    let mut s = Samples::default();
-    let warmup = 30;
-    let mut cpu_start = cpu_time();
-    let mut measured = 0usize;
-    for n in 0..(warmup + frames) as u32 {
-        if n as usize == warmup {
-            cpu_start = cpu_time();
-        }
-        let t0 = Instant::now();
-        source.capture(u64::from(n + 1), &mut frame)?;
-        let captured = t0.elapsed();
-        let prepared = match pipeline.process(&frame.as_frame(), n + 1, n == 0)? {
-            Outcome::Ready(p) => p,
-            Outcome::Held => continue,
-            Outcome::Dropped(e) => anyhow::bail!("frame {n} dropped: {e}"),
-            Outcome::Rejected(e) => anyhow::bail!("frame {n} refused: {e:#}"),
-        };
-        let batch = pipeline.batch();
-        let t_send = Instant::now();
-        socket
-            .send_packets(dest, batch.as_bytes(), batch.packet_len(), &mut stats)
-            .context("sending")?;
-        let sent = t_send.elapsed();
-        let total = frame.captured_at.elapsed();
-        // The baseline: the same packets, one sendto each.
-        let t_plain = Instant::now();
-        for p in batch.as_bytes().chunks(batch.packet_len()) {
-            plain.send_to(p, dest)?;
-        }
-        let plain_us = us(t_plain.elapsed());
-        if (n as usize) < warmup {
-            continue;
-        }
-        measured += 1;
-        s.capture.push(us(captured));
-        s.convert.push(prepared.convert_us);
-        s.encode.push(prepared.encode_us);
-        s.packetize.push(prepared.packetize_us);
-        s.send.push(us(sent));
-        s.total.push(us(total));
-        s.sendto_baseline.push(plain_us);
-        s.bytes += batch.as_bytes().len() as u64;
-        s.packets += batch.len() as u64;
+impl Reference {
+    fn open(cfg: &VideoEncoderConfig) -> Result<Self> {
+        let (w, h) = (cfg.width, cfg.height);
+        let scaler = ffmpeg::software::scaling::Context::get(
+            Pixel::BGRZ,
+            w,
+            h,
+            Pixel::YUV420P,
+            w,
+            h,
+            ffmpeg::software::scaling::Flags::BICUBIC,
+        )?;
+        let codec = ffmpeg::encoder::find_by_name("libx264").context("no libx264")?;
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()?;
+        enc.set_width(w);
+        enc.set_height(h);
+        enc.set_format(Pixel::YUV420P);
+        enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
+        enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
+        let bps = u64::from(cfg.bitrate_kbps) * 1000;
+        enc.set_bit_rate(bps as usize);
+        enc.set_max_bit_rate(bps as usize);
+        enc.set_max_b_frames(0);
+        enc.set_gop(i32::MAX as u32);
+        // SAFETY: a plain field of the context before it is opened.
+        unsafe { (*enc.as_mut_ptr()).rc_buffer_size = (bps / u64::from(cfg.fps)) as i32 };
+        let mut o = ffmpeg::Dictionary::new();
+        o.set("preset", "superfast");
+        o.set("tune", "zerolatency");
+        o.set("forced-idr", "1");
+        let encoder = enc.open_with(o)?;
+        Ok(Self {
+            scaler,
+            picture: ffmpeg::frame::Video::new(Pixel::YUV420P, w, h),
+            encoder,
+            packet: ffmpeg::Packet::empty(),
+            out: Vec::new(),
+            pts: 0,
+        })
     }
-    // The baseline's sends are excluded from the CPU figure by subtracting their time
-    // (they run on this thread, in user+system time, one syscall per packet).
-    let baseline_cpu: u64 = s.sendto_baseline.iter().sum();
-    let cpu = (cpu_time() - cpu_start).saturating_sub(Duration::from_micros(baseline_cpu));
-    let cpu_ms = cpu.as_secs_f64() * 1000.0 / measured.max(1) as f64;
-    Ok(Some((chosen.name.to_owned(), s, cpu_ms)))
+
+    /// Converts and encodes `frame`; returns the encoded size.
+    fn process(&mut self, frame: &CapturedFrame, idr: bool) -> Result<usize> {
+        let src: [*const u8; 4] = [frame.data.as_ptr(), ptr0(), ptr0(), ptr0()];
+        let stride = [frame.stride as i32, 0, 0, 0];
+        // SAFETY: the source is a whole BGRx picture of the scaler's size; the
+        // destination is our own picture of that size.
+        let rows = unsafe {
+            let dst = self.picture.as_mut_ptr();
+            ffmpeg::ffi::sws_scale(
+                self.scaler.as_mut_ptr(),
+                src.as_ptr(),
+                stride.as_ptr(),
+                0,
+                frame.height as i32,
+                (*dst).data.as_ptr(),
+                (*dst).linesize.as_ptr(),
+            )
+        };
+        if rows <= 0 {
+            bail!("swscale failed");
+        }
+        self.picture.set_pts(Some(self.pts));
+        self.pts += 1;
+        self.picture.set_kind(if idr {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
+        self.encoder.send_frame(&self.picture)?;
+        self.out.clear();
+        while self.encoder.receive_packet(&mut self.packet).is_ok() {
+            self.out
+                .extend_from_slice(self.packet.data().unwrap_or_default());
+        }
+        Ok(self.out.len())
+    }
+}
+
+fn ptr0() -> *const u8 {
+    std::ptr::null()
+}
+
+enum Path {
+    Reference(Box<Reference>),
+    Ours(Box<FramePipeline>),
+}
+
+struct Runner {
+    name: String,
+    path: Path,
+    source: TestPattern,
+    frame: CapturedFrame,
+    n: u32,
+    latency: Vec<u64>,
+    convert: Vec<u64>,
+    encode: Vec<u64>,
+    cpu: Duration,
+    bytes: u64,
+    measured: usize,
+}
+
+impl Runner {
+    fn new(name: &str, path: Path, case: &Case) -> Self {
+        Self {
+            name: name.to_owned(),
+            path,
+            source: TestPattern::new(case.width, case.height),
+            frame: CapturedFrame::new(case.width, case.height),
+            n: 0,
+            latency: Vec::new(),
+            convert: Vec::new(),
+            encode: Vec::new(),
+            cpu: Duration::ZERO,
+            bytes: 0,
+            measured: 0,
+        }
+    }
+
+    /// Runs one block of frames; `measure` records them.
+    fn block(&mut self, measure: bool) -> Result<()> {
+        let cpu0 = process_cpu();
+        let mut excluded = Duration::ZERO;
+        for _ in 0..BLOCK {
+            self.n += 1;
+            let t = thread_cpu();
+            self.source.capture(u64::from(self.n), &mut self.frame)?;
+            excluded += thread_cpu() - t;
+            // Captured = painted and ready, as a compositor's frame would be.
+            self.frame.captured_at = Instant::now();
+            let idr = self.n == 1;
+            let (latency, bytes) = match &mut self.path {
+                Path::Reference(r) => {
+                    let bytes = r.process(&self.frame, idr)?;
+                    (self.frame.captured_at.elapsed(), bytes)
+                }
+                Path::Ours(p) => {
+                    let prepared = match p.process(&self.frame.as_frame(), self.n, idr)? {
+                        Outcome::Ready(prepared) => prepared,
+                        other => bail!("{}: frame {} not sent: {other:?}", self.name, self.n),
+                    };
+                    excluded += Duration::from_micros(prepared.packetize_us);
+                    if measure {
+                        self.convert.push(prepared.convert_us);
+                        self.encode.push(prepared.encode_us);
+                    }
+                    (
+                        Duration::from_micros(prepared.host_latency_us),
+                        p.encoded_len(),
+                    )
+                }
+            };
+            if measure {
+                self.latency.push(latency.as_micros() as u64);
+                self.bytes += bytes as u64;
+                self.measured += 1;
+            }
+        }
+        if measure {
+            self.cpu += (process_cpu() - cpu0).saturating_sub(excluded);
+        }
+        Ok(())
+    }
+
+    fn cpu_ms(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1000.0 / self.measured.max(1) as f64
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        json!({
+            "latency_p50_ms": percentile(&self.latency, 0.5),
+            "latency_p99_ms": percentile(&self.latency, 0.99),
+            "cpu_ms_per_frame": self.cpu_ms(),
+            "kbit_per_s": self.bytes as f64 * 8.0 * 60.0 / 1000.0 / self.measured.max(1) as f64,
+        })
+    }
+}
+
+/// Ours with one lever moved at a time, named for the lever.
+fn levers() -> Vec<(&'static str, Tuning)> {
+    let base = Tuning::default();
+    let sws1 = ConvertPath::Swscale { slices: 1 };
+    vec![
+        (
+            "before: swscale 1 band, I420, x264 auto threads",
+            Tuning {
+                convert: sws1,
+                nv12: false,
+                threads: None,
+                ..base
+            },
+        ),
+        (
+            "swscale 2 bands",
+            Tuning {
+                convert: ConvertPath::Swscale { slices: 2 },
+                nv12: false,
+                threads: None,
+                ..base
+            },
+        ),
+        (
+            "one-pass converter, 1 band",
+            Tuning {
+                convert: ConvertPath::Fast { slices: 1 },
+                nv12: false,
+                threads: None,
+                ..base
+            },
+        ),
+        (
+            "one-pass converter, 2 bands",
+            Tuning {
+                nv12: false,
+                threads: None,
+                ..base
+            },
+        ),
+        (
+            "+ NV12 to x264",
+            Tuning {
+                threads: None,
+                ..base
+            },
+        ),
+        (
+            "+ x264 1 thread",
+            Tuning {
+                threads: Some(1),
+                ..base
+            },
+        ),
+        (
+            "+ x264 2 sliced threads",
+            Tuning {
+                threads: Some(2),
+                ..base
+            },
+        ),
+        (
+            "+ x264 4 sliced threads",
+            Tuning {
+                threads: Some(4),
+                ..base
+            },
+        ),
+    ]
 }
 
 fn main() -> Result<()> {
+    ffmpeg::init()?;
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
     let frames: usize = std::env::var("PF_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
-    let codecs: Vec<Codec> = std::env::var("PF_BENCH_CODECS")
-        .unwrap_or_else(|_| "h264".into())
-        .split(',')
-        .filter_map(|c| match c.trim() {
-            "h264" => Some(Codec::H264),
-            "hevc" => Some(Codec::Hevc),
-            "av1" => Some(Codec::Av1),
-            _ => None,
-        })
-        .collect();
-    // `cargo bench` passes --bench; a filter argument is ignored.
-    let encoders = Encoders::probe();
+    let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(true, |v| v != "0");
+    let blocks = frames.div_ceil(BLOCK);
     let cases = [
         Case {
             width: 1280,
@@ -189,59 +360,116 @@ fn main() -> Result<()> {
     ];
     println!();
     println!(
-        "video pipeline, {frames} frames per row after 30 warm-up, FEC {FEC_PERCENT}%, packets {PACKET_SIZE} B"
+        "video pipeline vs reference, {} frames a path after {BLOCK} warm-up, interleaved in blocks of {BLOCK}; FEC {FEC_PERCENT}%",
+        blocks * BLOCK
     );
-    println!(
-        "{:<18} {:<11} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>9} {:>8} {:>14}",
-        "stream",
-        "encoder",
-        "capture p50/99",
-        "convert",
-        "encode",
-        "packet+FEC",
-        "send",
-        "total",
-        "CPU ms/f",
-        "pkts/f",
-        "send vs sendto"
-    );
+    let mut streams = Vec::new();
     for case in &cases {
-        for &codec in &codecs {
-            let Some((name, s, cpu_ms)) = run(case, codec, &encoders, frames)? else {
-                println!(
-                    "{}x{}@{} {codec:?}: no encoder opens here",
-                    case.width, case.height, case.fps
-                );
-                continue;
-            };
-            let cell = |v: &[u64]| format!("{:.2}/{:.2}", percentile(v, 0.5), percentile(v, 0.99));
-            let n = s.total.len().max(1) as f64;
-            let send_mean = s.send.iter().sum::<u64>() as f64 / n;
-            let base_mean = s.sendto_baseline.iter().sum::<u64>() as f64 / n;
+        let cfg = VideoEncoderConfig {
+            codec: Codec::H264,
+            width: case.width,
+            height: case.height,
+            fps: case.fps,
+            bitrate_kbps: encoder_kbps(case.kbps, FEC_PERCENT),
+            csc_mode: 0,
+        };
+        let packets = VideoConfig {
+            packet_size: PACKET_SIZE as usize,
+            fec_percent: FEC_PERCENT,
+            min_parity: 2,
+        };
+        let ours = |tuning: &Tuning| -> Result<Path> {
+            let enc = VideoEncoder::open_tuned("libx264", &cfg, tuning)?;
+            Ok(Path::Ours(Box::new(FramePipeline::new(
+                enc,
+                packets,
+                Instant::now(),
+            )?)))
+        };
+        let mut runners = vec![
+            Runner::new(
+                "reference",
+                Path::Reference(Box::new(Reference::open(&cfg)?)),
+                case,
+            ),
+            Runner::new("ours", ours(&Tuning::default())?, case),
+        ];
+        if with_levers {
+            for (name, t) in levers() {
+                runners.push(Runner::new(name, ours(&t)?, case));
+            }
+        }
+        for r in &mut runners {
+            r.block(false)?;
+        }
+        for _ in 0..blocks {
+            for r in &mut runners {
+                r.block(true)?;
+            }
+        }
+        let stream = format!(
+            "{}x{}@{} {}M",
+            case.width,
+            case.height,
+            case.fps,
+            case.kbps / 1000
+        );
+        let reference = &runners[0];
+        let (ref_p50, ref_cpu) = (percentile(&reference.latency, 0.5), reference.cpu_ms());
+        println!();
+        println!(
+            "{stream}, libx264 superfast/zerolatency at {} kbit/s",
+            cfg.bitrate_kbps
+        );
+        println!(
+            "{:<50} {:>13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "path", "latency p50/99", "convert", "encode", "CPU ms/f", "kbit/s", "lat x", "CPU x"
+        );
+        for r in &runners {
+            let p50 = percentile(&r.latency, 0.5);
             println!(
-                "{:<18} {:<11} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>9.2} {:>8.1} {:>13.2}x",
-                format!(
-                    "{}x{}@{} {}M",
-                    case.width,
-                    case.height,
-                    case.fps,
-                    case.kbps / 1000
-                ),
-                name,
-                cell(&s.capture),
-                cell(&s.convert),
-                cell(&s.encode),
-                cell(&s.packetize),
-                cell(&s.send),
-                cell(&s.total),
-                cpu_ms,
-                s.packets as f64 / n,
-                base_mean / send_mean.max(1e-9),
+                "{:<50} {:>13} {:>9} {:>9} {:>9.2} {:>9.0} {:>8.2} {:>8.2}",
+                r.name,
+                format!("{:.2}/{:.2}", p50, percentile(&r.latency, 0.99)),
+                if r.convert.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{:.2}", percentile(&r.convert, 0.5))
+                },
+                if r.encode.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{:.2}", percentile(&r.encode, 0.5))
+                },
+                r.cpu_ms(),
+                r.summary()["kbit_per_s"].as_f64().unwrap_or(0.0),
+                p50 / ref_p50.max(1e-9),
+                r.cpu_ms() / ref_cpu.max(1e-9),
             );
         }
+        let ours = &runners[1];
+        let mut entry = ours.summary();
+        entry["stream"] = json!(stream);
+        entry["encoder"] = json!("libx264 superfast");
+        entry["reference"] = reference.summary();
+        entry["latency_p50_ratio"] = json!(percentile(&ours.latency, 0.5) / ref_p50.max(1e-9));
+        entry["cpu_ratio"] = json!(ours.cpu_ms() / ref_cpu.max(1e-9));
+        entry["levers"] = runners[2..]
+            .iter()
+            .map(|r| {
+                let mut v = r.summary();
+                v["lever"] = json!(r.name);
+                v
+            })
+            .collect();
+        streams.push(entry);
     }
-    println!(
-        "(ms; 'send vs sendto' is how many times faster the batched send is than one sendto per packet)"
-    );
+    println!("(ms; 'lat x' and 'CPU x' are ratios to the reference in this run)");
+    if let Some(path) = std::env::var_os("PF_BENCH_JSON") {
+        let doc = json!({ "frames_per_path": blocks * BLOCK, "streams": streams });
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.to_string_lossy()))?;
+        println!("summary written to {}", path.to_string_lossy());
+    }
     Ok(())
 }

@@ -4,8 +4,9 @@
 //!
 //! Sources: the built-in test pattern (the baseline), the PipeWire test producer
 //! (`pf-pw-producer`, BGRx MemFd buffers, in a private PipeWire session this bench
-//! starts and stops), and a display session captured with wlr-screencopy (the hook:
-//! `PF_BENCH_SCREENCOPY=<wayland socket>`; skipped when unset). The difference between
+//! starts and stops), and a headless sway session with the painter app inside, started
+//! through `DisplayManager` as the host starts it and captured with wlr-screencopy
+//! (needs root, sway and the session user; the row says why when it is skipped). The difference between
 //! a source's row and the test pattern's, measured in the same run, is the cost of
 //! capturing it.
 //!
@@ -14,13 +15,15 @@
 //! hands: the wait capturing adds), paint-to-sent p50 from the barcode the
 //! picture carries (includes the trip through PipeWire), the conversion p50, frames
 //! that arrived, and CPU milliseconds per frame for this process (all threads:
-//! capture, encoder, PipeWire's) and for the producer process.
+//! capture, encoder, PipeWire's) and for the source's processes: the producer, or sway
+//! and the painter (every process carrying the session's PUNKTFUNK_SESSION mark).
 //!
-//!   cargo build --release -p pw-producer
+//!   cargo build --release -p pw-producer -p punktfunk-painter
 //!   cargo bench -p punktfunk-host --bench sources
 //!   PF_BENCH_FRAMES=600 cargo bench -p punktfunk-host --bench sources
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +31,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_host::capture::{self, CaptureSpec, NodeTarget, Pixels};
+use punktfunk_host::display::{
+    Backend, DisplayConfig, DisplayManager, Mode, SessionConfig, SessionUser, process,
+};
 use punktfunk_host::encode::probe::{Codec, Encoders};
 use punktfunk_host::encode::video::{VideoEncoder, VideoEncoderConfig};
 use punktfunk_host::net::udp_batch::{BatchSocket, SendStats};
@@ -48,8 +54,9 @@ fn percentile(v: &[u64], p: f64) -> f64 {
 }
 
 fn cpu_self() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
+    // SAFETY: rusage is plain integers and timevals, for which all-zero bytes are valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, exclusively borrowed rusage for getrusage to fill.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
@@ -64,6 +71,14 @@ fn cpu_of(pid: u32) -> Option<Duration> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// Summed CPU time of `pids` (those still alive).
+fn cpu_of_all(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    Some(pids.iter().filter_map(|&p| cpu_of(p)).sum())
 }
 
 fn unix_us() -> u64 {
@@ -83,7 +98,7 @@ impl PipeWireSession {
     fn start() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("pf-bench-pw-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         let mut s = Self {
             dir,
             children: Vec::new(),
@@ -171,15 +186,20 @@ fn producer_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PF_PRODUCER_BIN") {
         return Some(p.into());
     }
-    // target/<profile>/deps/sources-* -> target/<profile>/pf-pw-producer, else the
-    // other profile's.
+    sibling_bin("pf-pw-producer")
+}
+
+/// A workspace binary next to this bench, else in the other profile's directory.
+fn sibling_bin(name: &str) -> Option<PathBuf> {
+    // target/<profile>/deps/sources-* -> target/<profile>/<name>, else the other
+    // profile's.
     let exe = std::env::current_exe().ok()?;
     let profile_dir = exe.parent()?.parent()?;
     let target = profile_dir.parent()?;
     [
-        profile_dir.join("pf-pw-producer"),
-        target.join("release/pf-pw-producer"),
-        target.join("debug/pf-pw-producer"),
+        profile_dir.join(name),
+        target.join("release").join(name),
+        target.join("debug").join(name),
     ]
     .into_iter()
     .find(|p| p.exists())
@@ -194,7 +214,8 @@ struct Row {
     convert: Vec<u64>,
     frames: usize,
     cpu_ms: f64,
-    producer_cpu_ms: Option<f64>,
+    /// CPU of the source's own processes: the producer, or the compositor and the app.
+    source_cpu_ms: Option<f64>,
 }
 
 /// Streams `frames` frames of `spec` through the pipeline to a local sink.
@@ -203,7 +224,7 @@ fn run(
     (width, height, kbps): (u32, u32, u32),
     encoder: &'static str,
     frames: usize,
-    producer: Option<u32>,
+    source_pids: &dyn Fn() -> Vec<u32>,
 ) -> Result<Row> {
     let cfg = VideoEncoderConfig {
         codec: Codec::H264,
@@ -229,7 +250,8 @@ fn run(
     let mut stats = SendStats::default();
     let mut row = Row::default();
     let warmup = 30;
-    let (mut cpu0, mut prod0) = (cpu_self(), producer.and_then(cpu_of));
+    let mut pids = source_pids();
+    let (mut cpu0, mut prod0) = (cpu_self(), cpu_of_all(&pids));
     let deadline = Instant::now()
         + Duration::from_secs(30)
         + Duration::from_millis(20 * (frames + warmup) as u64);
@@ -264,7 +286,8 @@ fn run(
         let sent = Instant::now();
         if (n as usize) == warmup {
             cpu0 = cpu_self();
-            prod0 = producer.and_then(cpu_of);
+            pids = source_pids();
+            prod0 = cpu_of_all(&pids);
         }
         if (n as usize) <= warmup {
             continue;
@@ -279,8 +302,7 @@ fn run(
     }
     let per_frame = |d: Duration| d.as_secs_f64() * 1000.0 / row.frames.max(1) as f64;
     row.cpu_ms = per_frame(cpu_self() - cpu0);
-    row.producer_cpu_ms = producer
-        .and_then(cpu_of)
+    row.source_cpu_ms = cpu_of_all(&pids)
         .zip(prod0)
         .map(|(b, a)| per_frame(b.saturating_sub(a)));
     Ok(row)
@@ -314,6 +336,7 @@ fn main() -> Result<()> {
         }
     };
     let producer_bin = producer_bin();
+    let sway = sway_ready();
     println!();
     println!(
         "video sources through the pipeline, {encoder}, {frames} frames a row after 30 warm-up, paced by the source"
@@ -328,7 +351,7 @@ fn main() -> Result<()> {
         "convert p50",
         "frames",
         "host CPU/f",
-        "producer CPU/f"
+        "source CPU/f"
     );
     for &(w, h, kbps) in cases {
         let mode = format!("{w}x{h}@60");
@@ -344,7 +367,7 @@ fn main() -> Result<()> {
                 (w, h, kbps),
                 encoder,
                 frames,
-                None,
+                &Vec::new,
             ),
         ));
         match (&session, &producer_bin) {
@@ -372,7 +395,9 @@ fn main() -> Result<()> {
                 };
                 rows.push((
                     "PipeWire producer (MemFd)".into(),
-                    run(&spec, (w, h, kbps), encoder, frames, Some(producer.0.id())),
+                    run(&spec, (w, h, kbps), encoder, frames, &|| {
+                        vec![producer.0.id()]
+                    }),
                 ));
             }
             (None, _) => {}
@@ -380,24 +405,14 @@ fn main() -> Result<()> {
                 println!("(no PipeWire producer row: cargo build --release -p pw-producer first)")
             }
         }
-        // The display-session row: the session side starts a headless sway at this
-        // mode and passes its Wayland socket here.
-        if let Some(socket) = std::env::var_os("PF_BENCH_SCREENCOPY") {
-            rows.push((
+        // The display-session row: a headless sway at this mode with the painter
+        // inside, started as the host starts it, captured with wlr-screencopy.
+        match &sway {
+            Ok(painter) => rows.push((
                 "sway session (screencopy)".into(),
-                run(
-                    &CaptureSpec::Screencopy {
-                        wayland_socket: socket.into(),
-                        output: None,
-                    },
-                    (w, h, kbps),
-                    encoder,
-                    frames,
-                    std::env::var("PF_BENCH_COMPOSITOR_PID")
-                        .ok()
-                        .and_then(|p| p.parse().ok()),
-                ),
-            ));
+                sway_row(painter, (w, h, kbps), encoder, frames),
+            )),
+            Err(why) => println!("(no sway row: {why})"),
         }
         for (name, row) in rows {
             match row {
@@ -415,14 +430,90 @@ fn main() -> Result<()> {
                     percentile(&r.convert, 0.5),
                     r.frames,
                     r.cpu_ms,
-                    r.producer_cpu_ms.map_or("-".into(), |c| format!("{c:.2}")),
+                    r.source_cpu_ms.map_or("-".into(), |c| format!("{c:.2}")),
                 ),
                 Err(e) => println!("{mode:<16} {name:<26} failed: {e:#}"),
             }
         }
     }
     println!(
-        "(ms; host = captured -> last packet sent; paint->sent from the frame's barcode; CPU per frame, all threads)"
+        "(ms; host = captured -> last packet sent; paint->sent from the frame's barcode; CPU per frame, all threads; source CPU = producer, or sway + painter)"
     );
     Ok(())
+}
+
+/// Why the sway row cannot run here, or the painter copied where the session user can
+/// run it.
+fn sway_ready() -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("sway").is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        return Err("sway is not installed".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("needs root to start the session as its user".into());
+    }
+    let user = SessionConfig::default().user;
+    SessionUser::resolve(&user)
+        .map_err(|e| format!("session user {user:?}: {e} (scripts/session-user creates it)"))?;
+    let bin = sibling_bin("punktfunk-painter")
+        .ok_or("no punktfunk-painter: cargo build --release -p punktfunk-painter first")?;
+    let dir = std::env::temp_dir().join(format!("pf-bench-painter-{}", std::process::id()));
+    let copy = || -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let dst = dir.join("punktfunk-painter");
+        std::fs::copy(&bin, &dst)?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755))?;
+        Ok(dst)
+    };
+    copy().map_err(|e| format!("copying the painter to {}: {e}", dir.display()))
+}
+
+/// A sway session with the painter at `w`x`h`@60, streamed, then stopped; fails if any
+/// process of the session remains.
+fn sway_row(
+    painter: &Path,
+    (w, h, kbps): (u32, u32, u32),
+    encoder: &'static str,
+    frames: usize,
+) -> Result<Row> {
+    let mgr = DisplayManager::new(
+        &DisplayConfig {
+            backend: Backend::Sway,
+            ..Default::default()
+        },
+        &SessionConfig::default(),
+    );
+    let mode = Mode {
+        width: w,
+        height: h,
+        fps: 60,
+    };
+    let result = mgr
+        .launch(1, mode, Some(painter.display().to_string()), 2)
+        .map_err(|e| anyhow::anyhow!("launch: {e}"))
+        .and_then(|(spec, _first)| {
+            let id = mgr.status().context("no session after launch")?.id;
+            run(&spec, (w, h, kbps), encoder, frames, &|| {
+                process::marked(&id).into_iter().map(|p| p as u32).collect()
+            })
+            .map(|r| (r, id))
+        });
+    let id = mgr.status().map(|s| s.id);
+    mgr.stop(1, "bench done");
+    if let Some(id) = id {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut left = process::marked(&id);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            left = process::marked(&id);
+        }
+        if !left.is_empty() {
+            bail!("session {id}: processes {left:?} remain after stop");
+        }
+    }
+    result.map(|(r, _)| r)
 }

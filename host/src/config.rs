@@ -153,6 +153,11 @@ pub struct StreamSettings {
     /// `"test-pattern"` (the default) or `"pipewire:<node name or id>"`, an existing
     /// PipeWire Video/Source node. `serve --source` overrides it.
     pub source: crate::capture::SourceSetting,
+    /// What streams sound like: `"session"` (the default: the display session's own
+    /// sink, what the app plays; the demo tone where no display session runs),
+    /// `"tone"`, or `"pipewire:<node name or id>"`, an existing Audio/Sink (captured
+    /// from its monitor) or Audio/Source.
+    pub audio_source: crate::audio::AudioSourceSetting,
 }
 
 impl Default for StreamSettings {
@@ -164,6 +169,7 @@ impl Default for StreamSettings {
             video_encryption: true,
             client_timeout_secs: 10,
             source: crate::capture::SourceSetting::TestPattern,
+            audio_source: crate::audio::AudioSourceSetting::Session,
         }
     }
 }
@@ -590,6 +596,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pipewire:<node name or id>"), "{err}");
+    }
+
+    #[test]
+    fn the_audio_source_is_the_session_unless_the_file_says_otherwise() {
+        use crate::audio::AudioSourceSetting;
+        use crate::capture::NodeTarget;
+        let none: FileConfig = toml::from_str("[stream]\nfec_percent = 10\n").unwrap();
+        assert_eq!(none.stream.audio_source, AudioSourceSetting::Session);
+        for (text, want) in [
+            ("tone", AudioSourceSetting::Tone),
+            ("session", AudioSourceSetting::Session),
+            (
+                "pipewire:alsa_output.usb",
+                AudioSourceSetting::PipeWire(NodeTarget::Name("alsa_output.usb".into())),
+            ),
+        ] {
+            let file: FileConfig =
+                toml::from_str(&format!("[stream]\naudio_source = \"{text}\"\n")).unwrap();
+            assert_eq!(file.stream.audio_source, want);
+        }
+        let err = toml::from_str::<FileConfig>("[stream]\naudio_source = \"alsa\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"session\", \"tone\""), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! same code.
 
 pub mod admin;
+pub mod audio;
 pub mod capture;
 pub mod catalog;
 pub mod clock;

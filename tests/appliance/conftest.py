@@ -9,6 +9,7 @@ missing prerequisite fails rather than hiding the check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -136,9 +137,10 @@ class Container:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def booted(rootfs_tarball: Path, sysext_raw: Path, tmp_path_factory: pytest.TempPathFactory):
-    base = tmp_path_factory.mktemp("boot")
+@contextlib.contextmanager
+def boot(rootfs_tarball: Path, sysext_raw: Path, base: Path, prepare=None):
+    """Boots the root filesystem with the extension merged; `prepare(root)` may add files
+    to the root first (a test's config or app). Powers the container off afterwards."""
     root = base / "root"
     root.mkdir()
     r = run(["tar", "--numeric-owner", "-C", str(root), "-xpf", str(rootfs_tarball)])
@@ -146,6 +148,8 @@ def booted(rootfs_tarball: Path, sysext_raw: Path, tmp_path_factory: pytest.Temp
     # The SteamOS install location; the merge happens before boot (see boot-rootfs).
     (root / "var/lib/extensions").mkdir(parents=True, exist_ok=True)
     shutil.copy(sysext_raw, root / "var/lib/extensions/punktfunk.raw")
+    if prepare is not None:
+        prepare(root)
 
     netns = f"pf-appliance-{uuid.uuid4().hex[:8]}"
     assert run(["ip", "netns", "add", netns]).returncode == 0
@@ -183,3 +187,9 @@ def booted(rootfs_tarball: Path, sysext_raw: Path, tmp_path_factory: pytest.Temp
         run(["ip", "netns", "delete", netns])
         # The merged overlay lived in the container's mount namespace, gone with it.
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def booted(rootfs_tarball: Path, sysext_raw: Path, tmp_path_factory: pytest.TempPathFactory):
+    with boot(rootfs_tarball, sysext_raw, tmp_path_factory.mktemp("boot")) as c:
+        yield c

@@ -70,6 +70,28 @@ def read_barcode(bgr: np.ndarray) -> tuple[int, int] | None:
     return values[0], values[1]
 
 
+def session_tag(session_id: str) -> int:
+    """FNV-1a of the session id, as punktfunk-painter paints it in barcode row 2."""
+    h = 0xCBF29CE484222325
+    for b in session_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def read_row(bgr: np.ndarray, row: int) -> int | None:
+    """Barcode row `row` (the painter paints its session tag in row 2), or None."""
+    g = bgr[row * CELL : (row + 1) * CELL, : 64 * CELL, 1].astype(np.float64)
+    if g.shape != (CELL, 64 * CELL):
+        return None
+    cells = g.reshape(CELL, 64, CELL)[4:12, :, 4:12].mean(axis=(0, 2))
+    if np.any((cells > 64) & (cells < 192)):
+        return None
+    v = 0
+    for bit in cells >= 192:
+        v = (v << 1) | int(bit)
+    return v
+
+
 def expected_bars(number: int, width: int) -> np.ndarray:
     """One row of the bars of frame `number` (width x 3, BGR)."""
     offset = (number * SPEED) % width
@@ -91,8 +113,9 @@ def bars_psnr(bgr: np.ndarray, number: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def frames_for(client, seconds: float):
+def frames_for(client, seconds: float, until_ended: bool = False):
     """Decoded frames for `seconds`, then stops, even when frames stop coming.
+    With `until_ended`, also stops once the host ended the stream (a termination).
 
     moonlight-python's frames() iterator waits for ever when the host stops sending
     (a crashed stream thread): a test must then fail on its assertions, not hang.
@@ -100,8 +123,10 @@ def frames_for(client, seconds: float):
     manager = client._stream_manager
     sub = manager.subscribe()
     deadline = time.monotonic() + seconds
+    session = getattr(client, "_session", None)
+    ended = getattr(session, "_connection_terminated", None) if until_ended else None
     try:
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not (ended is not None and ended.is_set()):
             frame = sub.get(timeout=min(left, 1.0))
             if frame is not None:
                 yield frame
@@ -109,36 +134,20 @@ def frames_for(client, seconds: float):
         manager.unsubscribe(sub)
 
 
-def read_row(bgr: np.ndarray, row: int) -> int | None:
-    """The 64-bit value of barcode row `row` (row 2: the painter's session tag)."""
-    g = bgr[row * CELL : (row + 1) * CELL, : BITS * CELL, 1].astype(np.float64)
-    if g.shape != (CELL, BITS * CELL):
-        return None
-    cells = g.reshape(CELL, BITS, CELL)[4:12, :, 4:12].mean(axis=(0, 2))
-    if np.any((cells > 64) & (cells < 192)):
-        return None
-    v = 0
-    for bit in cells >= 192:
-        v = (v << 1) | int(bit)
-    return v
-
-
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", tags: bool = False) -> dict:
-    """Streams for `seconds` and measures what was decoded. With `tags`, also reads
-    the painter's session tag (barcode row 2) of every 10th frame and the decoded
-    frame shapes, and skips the colour-bar PSNR (the painter's bars move)."""
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", until_ended: bool = False) -> dict:
+    """Streams for `seconds` (or, with `until_ended`, until the host ends the stream
+    first) and measures what was decoded."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
+    shapes: list[tuple[int, int]] = []
     psnrs: list[float] = []
     latencies: list[int] = []
-    shapes: set[tuple[int, int]] = set()
-    seen_tags: list[int | None] = []
+    tags: set[int | None] = set()
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
-        for frame in frames_for(client, seconds):
+        for frame in frames_for(client, seconds, until_ended):
             now = time.monotonic()
-            if tags:
-                shapes.add(tuple(frame.data.shape[:2]))
+            shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
             if code is None:
                 unreadable += 1
@@ -146,21 +155,23 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
                 numbers.append(code[1])
                 arrivals.append(now)
                 latencies.append(int(frame.host_processing_latency_us))
-                if tags:
-                    if len(numbers) % 10 == 1:
-                        seen_tags.append(read_row(frame.data, 2))
-                elif len(numbers) % psnr_every == 1:
+                tags.add(read_row(frame.data, 2))
+                if len(numbers) % psnr_every == 1:
                     psnrs.append(bars_psnr(frame.data, code[1]))
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    extra = {"shapes": sorted(shapes), "tags": seen_tags, "arrivals": arrivals} if tags else {}
     return {
-        **extra,
         "numbers": numbers,
         "unreadable": unreadable,
         "psnr": psnrs,
         "max_gap": max(gaps) if gaps else None,
         "host_latency_tenths_ms": latencies,
         "shape": [height, width],
+        "shapes": sorted({tuple(frame_shape) for frame_shape in shapes}),
+        # Row 2 of the barcode: a session painter's tag (tests/painter), else noise.
+        "tags": sorted(t for t in tags if t is not None),
+        # When each readable frame was decoded (CLOCK_MONOTONIC, comparable across
+        # processes): gaps at a moment the test knows of.
+        "arrivals": arrivals,
     }
 
 
@@ -221,17 +232,27 @@ def main() -> None:
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--tags", action="store_true", help="read the painter's session tags and frame shapes")
+    parser.add_argument("--until-ended", action="store_true", help="stop streaming when the host ends the stream")
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
+    parser.add_argument("--pair-pin", help="pair with this PIN (typed on the host meanwhile) instead of streaming")
     args = parser.parse_args()
     from moonlight_python import MoonlightClient
 
     client = MoonlightClient(config_dir=args.config_dir)
+    if args.pair_pin:
+        from moonlight_python.discovery import connect_to_server
+
+        server = connect_to_server(args.host, client._identity, args.port)
+        client.pair(server=server, pin=args.pair_pin)
+        with open(args.out, "w") as f:
+            json.dump({"paired": True}, f)
+        return
     client.connect(args.host, args.port)
     if args.audio_pcm:
         result = run_audio(client, args.seconds, args.audio_pcm)
     else:
-        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app, tags=args.tags)
+        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app,
+                            until_ended=args.until_ended)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

@@ -24,31 +24,10 @@ import numpy as np
 import pytest
 
 from conftest import HOST_BIN, REPO, Host, Moonlight, free_port_base
-from streamclient import CELL, frames_for, read_barcode
+from streamclient import frames_for, read_barcode, read_row, session_tag
 
 PAINTER_BIN = Path(os.environ.get("PUNKTFUNK_PAINTER_BIN", REPO / "target" / "debug" / "punktfunk-painter"))
 SESSION_ENV = "PUNKTFUNK_SESSION"
-
-
-def session_tag(session_id: str) -> int:
-    """FNV-1a of the session id, as the painter paints it in barcode row 2."""
-    h = 0xCBF29CE484222325
-    for b in session_id.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def read_row(bgr: np.ndarray, row: int) -> int | None:
-    g = bgr[row * CELL : (row + 1) * CELL, : 64 * CELL, 1].astype(np.float64)
-    if g.shape != (CELL, 64 * CELL):
-        return None
-    cells = g.reshape(CELL, 64, CELL)[4:12, :, 4:12].mean(axis=(0, 2))
-    if np.any((cells > 64) & (cells < 192)):
-        return None
-    v = 0
-    for bit in cells >= 192:
-        v = (v << 1) | int(bit)
-    return v
 
 
 def marked_processes(session_id: str) -> list[int]:

@@ -34,7 +34,7 @@ def start_client(host: Host, ml: Moonlight, out: Path, seconds: float, width: in
     return subprocess.Popen(
         [sys.executable, str(HERE / "streamclient.py"), "--host", host.bind, "--port", str(host.port_base),
          "--config-dir", ml.config_dir, "--seconds", str(seconds), "--width", str(width), "--height", str(height),
-         "--fps", str(fps), "--app", "Painter", "--tags", "--out", str(out)],
+         "--fps", str(fps), "--app", "Painter", "--until-ended", "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
 
@@ -92,9 +92,9 @@ def test_two_clients_stream_at_once_each_in_its_own_session(tmp_path: Path, pain
         painter_id = next(int(x.split("<ID>")[1].split("<")[0])
                           for x in third.https("applist").text.split("<App>")[1:] if "<AppTitle>Painter<" in x)
 
-        procs.append(start_client(host, a, tmp_path / "a.json", 22, 1280, 720, 60))
+        procs.append(start_client(host, a, tmp_path / "a.json", 90, 1280, 720, 60))
         wait_for(lambda: streaming(host, 1280, 30), 60, "the first client's stream")
-        procs.append(start_client(host, b, tmp_path / "b.json", 22, 1920, 1080, 30))
+        procs.append(start_client(host, b, tmp_path / "b.json", 90, 1920, 1080, 30))
         wait_for(lambda: streaming(host, 1920, 15), 60, "the second client's stream")
         both_since = time.monotonic()
         st = host.status()
@@ -130,6 +130,8 @@ def test_two_clients_stream_at_once_each_in_its_own_session(tmp_path: Path, pain
         time.sleep(2)
         assert streaming(host, 1920, b_status["stream"]["frames"] + 30), "the other stream goes on"
 
+        assert "audio source gone" not in host.log(), "the other session lost its sound with the first"
+
         # Revoking the other client's device ends its session.
         web = WebSession(host).setup()
         devices = web.request("GET", "/api/v1/devices").json()
@@ -155,6 +157,12 @@ def test_two_clients_stream_at_once_each_in_its_own_session(tmp_path: Path, pain
             path = tmp_path / f"{name}.json"
             assert path.exists(), f"client {name} wrote no result: {procs[0 if name == 'a' else 1].stderr.read()[-2000:]}"
             results[name] = json.loads(path.read_text())
+    except BaseException:
+        print(f"--- host log ---\n{host.log()[-20000:]}")
+        for p in procs:
+            if p.poll() is not None and p.stderr:
+                print(f"--- client exited {p.returncode} ---\n{p.stderr.read()[-3000:]}")
+        raise
     finally:
         for p in procs:
             if p.poll() is None:

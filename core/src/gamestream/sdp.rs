@@ -36,14 +36,63 @@ pub struct SurroundLayout {
     /// Of which coupled (stereo) streams.
     pub coupled: u8,
     /// For each output channel in Moonlight's order (FL FR C LFE BL BR SL SR), the
-    /// decoded stream channel that feeds it.
+    /// decoded stream channel that feeds it. The client hands this table to
+    /// `opus_multistream_decoder_create` as is, so it is also the encoder's table for
+    /// input in that order.
     pub mapping: Vec<u8>,
 }
 
 impl SurroundLayout {
+    /// The normal-quality layout the host's encoder (FFmpeg's libopus wrapper with its
+    /// default mapping family) produces for `channels` given in Moonlight's order:
+    /// front left and right, then back (and for 7.1 side) left and right as coupled
+    /// stereo streams, then centre and LFE as mono streams. 5.1 is 4 streams of which 2
+    /// coupled, 7.1 is 5 of which 3 coupled: the stream counts libopus' own surround
+    /// defaults use, at Sunshine's bitrates (256 and 450 kbit/s).
+    pub fn normal(channels: u8) -> Option<Self> {
+        let (streams, coupled, mapping) = match channels {
+            6 => (4, 2, vec![0, 1, 4, 5, 2, 3]),
+            8 => (5, 3, vec![0, 1, 6, 7, 4, 5, 2, 3]),
+            _ => return None,
+        };
+        Some(Self {
+            channels,
+            streams,
+            coupled,
+            mapping,
+        })
+    }
+
+    /// The high-quality layout (the client asks for it with
+    /// `x-nv-audio.surround.AudioQuality:1` at 15 Mbit/s and more): one mono stream
+    /// per channel, in order, which is what libopus' mapping family 255 encodes and
+    /// what Sunshine offers too.
+    pub fn high_quality(channels: u8) -> Option<Self> {
+        if !matches!(channels, 6 | 8) {
+            return None;
+        }
+        Some(Self {
+            channels,
+            streams: channels,
+            coupled: 0,
+            mapping: (0..channels).collect(),
+        })
+    }
+
+    /// The layout of a stream with `channels` at the quality the client picked
+    /// (`None` for stereo, which carries no layout).
+    pub fn for_stream(channels: u8, high_quality: bool) -> Option<Self> {
+        if high_quality {
+            Self::high_quality(channels)
+        } else {
+            Self::normal(channels)
+        }
+    }
+
     /// The `surround-params` digits. moonlight-common-c moves the last mapping entry to
     /// position 3 when it reads the first (normal-quality) line of 6 or 8 channels
-    /// (`parseOpusConfigurations`), so that line is sent pre-rotated.
+    /// (`parseOpusConfigurations`: GFE listed LFE last), so that line is sent
+    /// pre-rotated; the high-quality line is read as is.
     fn params(&self, rotate: bool) -> String {
         let mut m = self.mapping.clone();
         if rotate && m.len() >= 4 {
@@ -55,6 +104,27 @@ impl SurroundLayout {
             s.push(char::from(b'0' + c));
         }
         s
+    }
+}
+
+/// What the host offers for one surround channel count: the client takes the first
+/// `surround-params=<channels>` line as normal quality and the next one with the same
+/// channel count as high quality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurroundOffer {
+    /// The normal-quality layout.
+    pub normal: SurroundLayout,
+    /// The high-quality layout; without it the client never asks for high quality.
+    pub high_quality: Option<SurroundLayout>,
+}
+
+impl SurroundOffer {
+    /// What the host's encoder does for `channels` (6 or 8): both qualities.
+    pub fn for_channels(channels: u8) -> Option<Self> {
+        Some(Self {
+            normal: SurroundLayout::normal(channels)?,
+            high_quality: SurroundLayout::high_quality(channels),
+        })
     }
 }
 
@@ -74,7 +144,7 @@ pub struct HostCapabilities {
     /// The host accepts reference-frame invalidation requests.
     pub ref_pic_invalidation: bool,
     /// Surround layouts the audio encoder produces (6 and/or 8 channels).
-    pub surround: Vec<SurroundLayout>,
+    pub surround: Vec<SurroundOffer>,
 }
 
 /// The DESCRIBE reply body. The client searches it with `strstr`, so only the
@@ -102,16 +172,15 @@ pub fn describe(caps: &HostCapabilities) -> String {
     if caps.av1 {
         s.push_str("a=rtpmap:98 AV1/90000\n");
     }
-    for layout in &caps.surround {
-        // Normal quality first, then the same layout as the high-quality line.
+    for offer in &caps.surround {
+        // Normal quality first, then the high-quality line of the same channel count.
         s.push_str(&format!(
             "a=fmtp:97 surround-params={}\n",
-            layout.params(true)
+            offer.normal.params(true)
         ));
-        s.push_str(&format!(
-            "a=fmtp:97 surround-params={}\n",
-            layout.params(false)
-        ));
+        if let Some(hq) = &offer.high_quality {
+            s.push_str(&format!("a=fmtp:97 surround-params={}\n", hq.params(false)));
+        }
     }
     s
 }
@@ -357,11 +426,19 @@ pub(crate) mod tests {
         let all = describe(&HostCapabilities {
             hevc: true,
             av1: true,
-            surround: vec![SurroundLayout {
-                channels: 6,
-                streams: 4,
-                coupled: 2,
-                mapping: vec![0, 1, 4, 5, 2, 3],
+            surround: vec![SurroundOffer {
+                normal: SurroundLayout {
+                    channels: 6,
+                    streams: 4,
+                    coupled: 2,
+                    mapping: vec![0, 1, 4, 5, 2, 3],
+                },
+                high_quality: Some(SurroundLayout {
+                    channels: 6,
+                    streams: 4,
+                    coupled: 2,
+                    mapping: vec![0, 1, 4, 5, 2, 3],
+                }),
             }],
             ..Default::default()
         });
@@ -375,6 +452,75 @@ pub(crate) mod tests {
             ),
             "{all}"
         );
+    }
+
+    /// How moonlight-common-c reads a DESCRIBE body (`parseOpusConfigurations` in
+    /// RtspConnection.c): the first `surround-params=<n>` line, its mapping entry at
+    /// the end moved to position 3, then the next such line as high quality.
+    fn client_reads(body: &str, channels: u8) -> (SurroundLayout, Option<SurroundLayout>) {
+        let prefix = format!("a=fmtp:97 surround-params={channels}");
+        let parse = |at: &str| {
+            let d: Vec<u8> = at
+                .bytes()
+                .take(2 + channels as usize)
+                .map(|b| b - b'0')
+                .collect();
+            SurroundLayout {
+                channels,
+                streams: d[0],
+                coupled: d[1],
+                mapping: d[2..].to_vec(),
+            }
+        };
+        let first = body.find(&prefix).expect("a line for the channel count") + prefix.len();
+        let mut normal = parse(&body[first..]);
+        let n = channels as usize;
+        let orig = normal.mapping.clone();
+        normal.mapping[3] = orig[n - 1];
+        normal.mapping[4..n].copy_from_slice(&orig[3..n - 1]);
+        let hq = body[first..]
+            .find(&prefix)
+            .map(|i| parse(&body[first + i + prefix.len()..]));
+        (normal, hq)
+    }
+
+    #[test]
+    fn surround_params_are_the_known_strings_and_read_back_as_meant() {
+        let caps = HostCapabilities {
+            surround: [6, 8]
+                .into_iter()
+                .filter_map(SurroundOffer::for_channels)
+                .collect(),
+            ..Default::default()
+        };
+        let body = describe(&caps);
+        assert!(
+            body.ends_with(
+                "a=fmtp:97 surround-params=642014235\n\
+                 a=fmtp:97 surround-params=660012345\n\
+                 a=fmtp:97 surround-params=85301645237\n\
+                 a=fmtp:97 surround-params=88001234567\n"
+            ),
+            "{body}"
+        );
+        for channels in [6, 8] {
+            let (normal, hq) = client_reads(&body, channels);
+            assert_eq!(Some(normal), SurroundLayout::normal(channels));
+            assert_eq!(hq, SurroundLayout::high_quality(channels));
+        }
+        // Each layout names every decoded channel exactly once, within its streams.
+        for layout in [6, 8]
+            .into_iter()
+            .flat_map(|c| [SurroundLayout::normal(c), SurroundLayout::high_quality(c)])
+            .flatten()
+        {
+            let mut m = layout.mapping.clone();
+            m.sort_unstable();
+            assert_eq!(m, (0..layout.channels).collect::<Vec<_>>());
+            assert_eq!(layout.streams + layout.coupled, layout.channels);
+        }
+        assert_eq!(SurroundLayout::for_stream(2, false), None);
+        assert_eq!(SurroundOffer::for_channels(2), None);
     }
 
     proptest! {

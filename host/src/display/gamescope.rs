@@ -145,7 +145,10 @@ pub struct GamescopeSession {
     command: Option<String>,
     child: Option<Child>,
     unit: Option<String>,
-    services: Vec<Child>,
+    /// The user's private D-Bus and PipeWire, shared with its other sessions.
+    services: Option<super::user::ServicesLease>,
+    /// The session's audio sink (see [`crate::audio::sink`]).
+    sink: Option<crate::audio::sink::SessionSink>,
     node: Option<u32>,
     exit: Option<AppExit>,
 }
@@ -162,7 +165,8 @@ impl GamescopeSession {
             command: None,
             child: None,
             unit: None,
-            services: Vec::new(),
+            services: None,
+            sink: None,
             node: None,
             exit: None,
         })
@@ -247,12 +251,16 @@ impl GamescopeSession {
         })?;
         if self.user_manager() {
             let env = format!(
-                "PF_WIDTH={}\nPF_HEIGHT={}\nPF_FPS={}\nPF_COMMAND={}\nPF_GAMESCOPE_ARGS={}\n",
+                "PF_WIDTH={}\nPF_HEIGHT={}\nPF_FPS={}\nPF_COMMAND={}\nPF_GAMESCOPE_ARGS={}\n{}",
                 mode.width,
                 mode.height,
                 mode.fps,
                 self.command.as_deref().unwrap_or("sleep infinity"),
-                self.extra.join(" ")
+                self.extra.join(" "),
+                self.sink_env()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect::<String>()
             );
             let path = PathBuf::from(format!("/run/punktfunk/session-{}.env", self.id));
             std::fs::write(&path, env)
@@ -276,6 +284,7 @@ impl GamescopeSession {
         cmd.args(&args)
             .env("ENABLE_GAMESCOPE_WSI", "1")
             .env("PIPEWIRE_RUNTIME_DIR", &self.user.runtime_dir)
+            .envs(self.sink_env())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd
@@ -283,6 +292,15 @@ impl GamescopeSession {
             .map_err(|e| DisplayError::CompositorFailed(format!("{}: {e}", info.path.display())))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// What the app gets to play into the session's sink (gamescope passes its
+    /// environment on to the app it starts).
+    fn sink_env(&self) -> Vec<(String, String)> {
+        self.sink
+            .as_ref()
+            .map(crate::audio::sink::SessionSink::app_env)
+            .unwrap_or_default()
     }
 
     fn end(&mut self) {
@@ -308,7 +326,12 @@ impl Display for GamescopeSession {
         self.mode = Some(spec.mode);
         self.command = spec.command.clone();
         let deadline = Instant::now() + super::START_TIMEOUT;
-        self.services = self.user.start_services(&spec.id, true);
+        self.services = Some(self.user.start_services(&spec.id, true));
+        self.sink = crate::audio::sink::SessionSink::for_session(
+            &self.user.runtime_dir,
+            &spec.id,
+            spec.audio_channels,
+        );
         let result = self
             .spawn(spec.mode)
             .and_then(|()| self.find_node(deadline));
@@ -389,12 +412,21 @@ impl Display for GamescopeSession {
             || self.unit.is_some()
     }
 
+    fn audio(&self) -> Option<crate::audio::AudioSpec> {
+        self.sink
+            .as_ref()
+            .map(|s| s.capture_spec(&self.user.runtime_dir))
+    }
+
     fn stop(&mut self) {
         self.end();
-        let mut services: Vec<Child> = self.services.drain(..).collect();
+        self.sink = None;
         if !self.id.is_empty() {
-            end_session(&self.id, &mut services);
+            end_session(&self.id, &mut Vec::new());
         }
+        // Last: the sink lives in the PipeWire these are (when no other session
+        // still uses them).
+        self.services = None;
         self.id.clear();
     }
 

@@ -167,14 +167,15 @@ impl DisplayManager {
             .map(|d| d.as_secs_f64() * 1000.0);
     }
 
-    /// Starts session `session` at `mode` running `command`; ends that session's
-    /// earlier compositor, if any (other sessions go on). Returns what the stream
-    /// captures.
+    /// Starts session `session` at `mode` running `command`, with a sink of
+    /// `audio_channels` for its sound; ends that session's earlier compositor, if any
+    /// (other sessions go on). Returns what the stream captures.
     pub fn launch(
         &self,
         session: u64,
         mode: Mode,
         command: Option<String>,
+        audio_channels: u8,
     ) -> Result<(CaptureSpec, Arc<FirstFrame>), DisplayError> {
         let launched = Instant::now();
         self.stop(session, "replaced by a new launch");
@@ -208,6 +209,7 @@ impl DisplayManager {
                 id: id.clone(),
                 mode,
                 command: command.clone(),
+                audio_channels,
             })?;
             Ok::<_, DisplayError>(display)
         })();
@@ -263,6 +265,25 @@ impl DisplayManager {
         };
         let spec = (r.display.backend() != Backend::None).then(|| r.display.capture());
         (spec, Some(r.first_frame.clone()))
+    }
+
+    /// What session `session`'s stream hears (its sink's monitor), if it has a sink.
+    pub fn audio(&self, session: u64) -> Option<crate::audio::AudioSpec> {
+        self.lock().running.get(&session)?.display.audio()
+    }
+
+    /// Where session `session`'s input goes: its compositor, nowhere when a display
+    /// backend has no such session running, the box's seat without a display
+    /// backend. Read when a stream starts; the sink it opens notices by itself when
+    /// the session ends under it.
+    pub fn input(&self, session: u64) -> crate::input::SessionInput {
+        if self.backend == Backend::None {
+            return crate::input::SessionInput::Seat;
+        }
+        self.lock()
+            .running
+            .get(&session)
+            .map_or(crate::input::SessionInput::NoSession, |r| r.display.input())
     }
 
     /// Ends session `session`, if it runs, for `reason`.

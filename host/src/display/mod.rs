@@ -128,6 +128,9 @@ pub struct LaunchSpec {
     pub mode: Mode,
     /// The app's command (`sh -c`), or `None` for an empty desktop.
     pub command: Option<String>,
+    /// The client's audio channels (2, 6 or 8): the session's sink gets as many, at
+    /// Moonlight's positions. 0: the session gets no sink.
+    pub audio_channels: u8,
 }
 
 /// One running session: the compositor and the app in it.
@@ -143,6 +146,18 @@ pub trait Display: Send {
 
     /// What the stream captures from this session.
     fn capture(&self) -> CaptureSpec;
+
+    /// What the stream's audio captures from this session: its sink's monitor.
+    /// `None` when the session has no sink (no PipeWire, or a backend without sound).
+    fn audio(&self) -> Option<crate::audio::AudioSpec> {
+        None
+    }
+
+    /// Where the client's keyboard and mouse go in this session. The default, for
+    /// backends with no way in, is nowhere: never the box's own seat.
+    fn input(&self) -> crate::input::SessionInput {
+        crate::input::SessionInput::NoSession
+    }
 
     /// Switches the running session to `mode` (a resume at another resolution): an
     /// output mode change where the compositor can, a restart where it cannot.

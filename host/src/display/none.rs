@@ -27,6 +27,12 @@ impl Display for NoDisplay {
         Ok(())
     }
 
+    /// No compositor: the client watches the box's own screen (or a PipeWire source),
+    /// whose seat is where its input belongs.
+    fn input(&self) -> crate::input::SessionInput {
+        crate::input::SessionInput::Seat
+    }
+
     fn capture(&self) -> CaptureSpec {
         let m = self.mode.unwrap_or(Mode {
             width: 1280,

@@ -18,6 +18,7 @@ use super::process::end_session;
 use super::sway_ipc::{self, SwayIpc};
 use super::user::SessionUser;
 use super::{AppExit, Backend, Display, DisplayConfig, DisplayError, LaunchSpec, Mode};
+use crate::audio::sink::SessionSink;
 use crate::capture::CaptureSpec;
 
 /// The only output of a headless sway.
@@ -78,7 +79,10 @@ pub struct SwaySession {
     mode: Option<Mode>,
     compositor: Option<Child>,
     app: Option<Child>,
-    services: Vec<Child>,
+    /// The user's private D-Bus and PipeWire, shared with its other sessions.
+    services: Option<super::user::ServicesLease>,
+    /// The session's audio sink (see [`crate::audio::sink`]).
+    sink: Option<SessionSink>,
     wayland_socket: Option<PathBuf>,
     exit: Option<AppExit>,
 }
@@ -95,7 +99,8 @@ impl SwaySession {
             mode: None,
             compositor: None,
             app: None,
-            services: Vec::new(),
+            services: None,
+            sink: None,
             wayland_socket: None,
             exit: None,
         })
@@ -192,6 +197,9 @@ impl SwaySession {
         if !x11.is_empty() {
             env.push(("DISPLAY".into(), x11.into()));
         }
+        if let Some(sink) = &self.sink {
+            env.extend(sink.app_env());
+        }
         let log = self.dir.join("app.log");
         std::fs::File::create(&log)
             .and_then(|_| self.user.give(&log))
@@ -266,7 +274,9 @@ impl SwaySession {
         std::fs::File::create(&log).map_err(io)?;
         self.user.give(&log).map_err(io)?;
 
-        self.services = self.user.start_services(&spec.id, false);
+        // The session's sink needs its PipeWire up; sway itself does not.
+        self.services = Some(self.user.start_services(&spec.id, spec.audio_channels > 0));
+        self.sink = SessionSink::for_session(&self.user.runtime_dir, &spec.id, spec.audio_channels);
         let env: Vec<(String, String)> = vec![
             ("WLR_BACKENDS".into(), "headless".into()),
             ("WLR_RENDERER".into(), "pixman".into()),
@@ -330,6 +340,24 @@ impl Display for SwaySession {
         }
     }
 
+    fn audio(&self) -> Option<crate::audio::AudioSpec> {
+        self.sink
+            .as_ref()
+            .map(|s| s.capture_spec(&self.user.runtime_dir))
+    }
+
+    /// The session's own Wayland socket: the host's virtual keyboard and pointer live
+    /// in this compositor only, so they reach this session's apps and no other.
+    fn input(&self) -> crate::input::SessionInput {
+        match (&self.wayland_socket, self.mode) {
+            (Some(socket), Some(mode)) => crate::input::SessionInput::Wayland {
+                socket: socket.clone(),
+                output: (mode.width, mode.height),
+            },
+            _ => crate::input::SessionInput::NoSession,
+        }
+    }
+
     fn set_mode(&mut self, mode: Mode) -> Result<(), DisplayError> {
         if self.mode == Some(mode) {
             return Ok(());
@@ -381,11 +409,15 @@ impl Display for SwaySession {
             .take()
             .into_iter()
             .chain(self.compositor.take())
-            .chain(self.services.drain(..))
             .collect();
         self.launcher
             .stop_units(&self.user, &self.id, &["app", "sway"]);
         end_session(&self.id, &mut children);
+        // After the app: it never falls back to another sink while it still plays.
+        self.sink = None;
+        // Last: the sink lives in the PipeWire these are (when no other session
+        // still uses them).
+        self.services = None;
         if !self.dir.as_os_str().is_empty() {
             // What the app said last, for whoever wonders why it ended.
             if let Ok(text) = std::fs::read_to_string(self.dir.join("app.log")) {

@@ -14,6 +14,8 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
+use super::rgb_yuv::{Band, Chroma, Matrix, convert_band, rgb_order};
+use super::slices::SliceWorker;
 use crate::capture::{CpuFrame, DmaBufFrame, Frame, PixelFormat, Pixels, Plane};
 
 fn pixel(format: PixelFormat) -> Pixel {
@@ -158,82 +160,177 @@ fn dmabuf_planes<'m>(map: &'m DmaBufMap, dmabuf: &DmaBufFrame<'_>) -> Result<Cpu
     Ok(CpuFrame { format, planes })
 }
 
+/// How the converter turns packed RGB of the encoder's size into YUV (the levers the
+/// pipeline bench compares; other inputs always go through swscale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvertPath {
+    /// swscale, in `slices` horizontal bands converted at once (1 or 2).
+    Swscale {
+        /// Bands converted at once.
+        slices: usize,
+    },
+    /// The one-pass converter of [`super::rgb_yuv`], in `slices` bands (1 or 2).
+    Fast {
+        /// Bands converted at once.
+        slices: usize,
+    },
+}
+
+impl Default for ConvertPath {
+    /// The fast converter in two bands: the fastest in the bench's lever table, on
+    /// the 2-core reference box and anything larger.
+    fn default() -> Self {
+        Self::Fast { slices: 2 }
+    }
+}
+
+/// One swscale context and the source format and size it was made for.
+struct Scaler {
+    key: (PixelFormat, u32, u32),
+    /// One context per band (all for the same band height but the last).
+    bands: Vec<(u32, scaling::Context)>,
+}
+
 /// Converts captured frames into one YUV 4:2:0 picture of the encoder's size.
 pub struct Converter {
-    scaler: Option<(PixelFormat, u32, u32, scaling::Context)>,
+    scaler: Option<Scaler>,
     /// The converted picture: what the encoder gets, kept for repeats.
     pub picture: ffmpeg::frame::Video,
     width: u32,
     height: u32,
     sws_space: libc::c_int,
     full_range: bool,
+    path: ConvertPath,
+    matrix: Matrix,
+    worker: Option<SliceWorker>,
 }
 
 impl std::fmt::Debug for Converter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Converter")
-            .field("source", &self.scaler.as_ref().map(|s| (s.0, s.1, s.2)))
+            .field("source", &self.scaler.as_ref().map(|s| s.key))
             .field("width", &self.width)
             .field("height", &self.height)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
+/// A raw destination pointer that may cross to the slice worker.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut u8);
+// SAFETY: only used to hand disjoint row ranges of one picture to two threads that
+// both finish before the picture is touched again.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// One band's swscale call: context, source planes, destination planes, rows.
+type Job = (SendPtr, [SendPtr; 4], [SendPtr; 4], usize);
+
 impl Converter {
-    /// A converter to `width` x `height` YUV 4:2:0 with the swscale colour matrix
-    /// `sws_space` (`SWS_CS_*`) and range.
-    pub fn new(width: u32, height: u32, sws_space: libc::c_int, full_range: bool) -> Self {
+    /// A converter to `width` x `height` YUV 4:2:0 (`out`: `YUV420P` or `NV12`) with
+    /// the swscale colour matrix `sws_space` (`SWS_CS_*`) and range, converting packed
+    /// RGB of that size along `path`.
+    pub fn new(
+        width: u32,
+        height: u32,
+        sws_space: libc::c_int,
+        full_range: bool,
+        out: Pixel,
+        path: ConvertPath,
+    ) -> Self {
+        let slices = match path {
+            ConvertPath::Swscale { slices } | ConvertPath::Fast { slices } => slices,
+        };
+        let worker = if slices > 1 {
+            SliceWorker::spawn("pf-convert")
+                .inspect_err(|e| {
+                    tracing::warn!("no conversion helper thread ({e}); converting on one")
+                })
+                .ok()
+        } else {
+            None
+        };
         Self {
             scaler: None,
-            picture: ffmpeg::frame::Video::new(Pixel::YUV420P, width, height),
+            picture: ffmpeg::frame::Video::new(out, width, height),
             width,
             height,
             sws_space,
             full_range,
+            path,
+            matrix: Matrix::from_sws(sws_space, full_range),
+            worker,
         }
     }
 
-    fn scaler(&mut self, format: PixelFormat, w: u32, h: u32) -> Result<&mut scaling::Context> {
-        if self
-            .scaler
-            .as_ref()
-            .is_none_or(|s| (s.0, s.1, s.2) != (format, w, h))
-        {
-            if let Some((old, ow, oh, _)) = &self.scaler {
+    /// The encoder-side pixel format (`YUV420P` or `NV12`).
+    pub fn output_format(&self) -> Pixel {
+        self.picture.format()
+    }
+
+    fn scaler(&mut self, format: PixelFormat, w: u32, h: u32) -> Result<&mut Scaler> {
+        if self.scaler.as_ref().is_none_or(|s| s.key != (format, w, h)) {
+            if let Some(old) = &self.scaler {
+                let (of, ow, oh) = old.key;
                 tracing::info!(
-                    from = format!("{old:?} {ow}x{oh}"),
+                    from = format!("{of:?} {ow}x{oh}"),
                     to = format!("{format:?} {w}x{h}"),
                     "the captured picture changed; converting the new one"
                 );
             }
-            let mut ctx = scaling::Context::get(
-                pixel(format),
-                w,
-                h,
-                Pixel::YUV420P,
-                self.width,
-                self.height,
-                scaling::Flags::FAST_BILINEAR,
-            )
-            .context("creating the colour converter")?;
-            // SAFETY: the scaler is valid; the coefficient tables are static in
-            // libswscale. An NV12 source is taken to use the same matrix, limited range.
-            unsafe {
-                let table = ffmpeg::ffi::sws_getCoefficients(self.sws_space);
-                ffmpeg::ffi::sws_setColorspaceDetails(
-                    ctx.as_mut_ptr(),
-                    table,
-                    libc::c_int::from(format != PixelFormat::Nv12),
-                    table,
-                    libc::c_int::from(self.full_range),
-                    0,
-                    1 << 16,
-                    1 << 16,
-                );
+            // Bands only where nothing is scaled (a band's rows map to the same rows).
+            let same = (w, h) == (self.width, self.height);
+            let slices = match self.path {
+                ConvertPath::Swscale { slices } if same && self.worker.is_some() => {
+                    slices.clamp(1, 2)
+                }
+                _ => 1,
+            };
+            let band = (h / slices as u32).next_multiple_of(2).min(h);
+            let mut bands = Vec::new();
+            let mut y = 0;
+            while y < h {
+                let rows = band.min(h - y);
+                let (dw, dh) = if slices == 1 {
+                    (self.width, self.height)
+                } else {
+                    (w, rows)
+                };
+                let mut ctx = scaling::Context::get(
+                    pixel(format),
+                    w,
+                    rows,
+                    self.picture.format(),
+                    dw,
+                    dh,
+                    scaling::Flags::FAST_BILINEAR,
+                )
+                .context("creating the colour converter")?;
+                // SAFETY: the scaler is valid; the coefficient tables are static in
+                // libswscale. An NV12 source is taken to use the same matrix, limited range.
+                unsafe {
+                    let table = ffmpeg::ffi::sws_getCoefficients(self.sws_space);
+                    ffmpeg::ffi::sws_setColorspaceDetails(
+                        ctx.as_mut_ptr(),
+                        table,
+                        libc::c_int::from(format != PixelFormat::Nv12),
+                        table,
+                        libc::c_int::from(self.full_range),
+                        0,
+                        1 << 16,
+                        1 << 16,
+                    );
+                }
+                bands.push((rows, ctx));
+                y += rows;
             }
-            self.scaler = Some((format, w, h, ctx));
+            self.scaler = Some(Scaler {
+                key: (format, w, h),
+                bands,
+            });
         }
-        Ok(&mut self.scaler.as_mut().expect("just set").3)
+        Ok(self.scaler.as_mut().expect("just set"))
     }
 
     /// Converts `frame` into [`Converter::picture`].
@@ -250,37 +347,162 @@ impl Converter {
 
     fn convert_cpu(&mut self, width: u32, height: u32, cpu: &CpuFrame<'_>) -> Result<()> {
         check_planes(width, height, cpu)?;
-        let src: [*const u8; 4] = [
-            cpu.planes[0].data.as_ptr(),
-            cpu.planes[1].data.as_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-        ];
+        let fast = matches!(self.path, ConvertPath::Fast { .. })
+            && (width, height) == (self.width, self.height)
+            && width.is_multiple_of(2)
+            && height.is_multiple_of(2);
+        if fast && let Some(order) = rgb_order(cpu.format) {
+            self.convert_fast(cpu, order);
+            return Ok(());
+        }
         let stride = |p: &Plane<'_>| libc::c_int::try_from(p.stride).unwrap_or(0);
         let src_stride = [stride(&cpu.planes[0]), stride(&cpu.planes[1]), 0, 0];
-        let h = libc::c_int::try_from(height).context("frame height")?;
-        // SAFETY: the pointer is only used below, while `self.scaler` keeps it alive.
-        let sws = unsafe { self.scaler(cpu.format, width, height)?.as_mut_ptr() };
-        // SAFETY: check_planes proved every source plane holds `height` rows of its
-        // stride (the last row only its pixels), which is all swscale reads; the
-        // destination is our own frame of the converter's size; the source memory is
-        // borrowed for the duration of this call.
-        let rows = unsafe {
-            let dst = self.picture.as_mut_ptr();
-            ffmpeg::ffi::sws_scale(
-                sws,
-                src.as_ptr(),
-                src_stride.as_ptr(),
-                0,
-                h,
-                (*dst).data.as_ptr(),
-                (*dst).linesize.as_ptr(),
-            )
+        let nv12_out = self.picture.format() == Pixel::NV12;
+        // SAFETY: the destination is our own frame of the converter's size.
+        let (dst, dst_stride) = unsafe {
+            let f = self.picture.as_mut_ptr();
+            ((*f).data, (*f).linesize)
+        };
+        let scaler = self.scaler(cpu.format, width, height)?;
+        let chroma_rows = |y: usize| y / 2;
+        let mut jobs: [Option<Job>; 2] = [None, None];
+        let mut y = 0usize;
+        for ((rows, ctx), slot) in scaler.bands.iter_mut().zip(&mut jobs) {
+            let rows = *rows as usize;
+            let src: [*const u8; 4] = match cpu.format {
+                PixelFormat::Nv12 => [
+                    cpu.planes[0].data[y * cpu.planes[0].stride..].as_ptr(),
+                    cpu.planes[1].data[chroma_rows(y) * cpu.planes[1].stride..].as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                ],
+                _ => [
+                    cpu.planes[0].data[y * cpu.planes[0].stride..].as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                ],
+            };
+            let mut d = [std::ptr::null_mut::<u8>(); 4];
+            let planes = if nv12_out { 2 } else { 3 };
+            for (i, slot) in d.iter_mut().enumerate().take(planes) {
+                let r = if i == 0 { y } else { chroma_rows(y) };
+                // SAFETY: offsets by whole rows inside the picture's plane `i` (band
+                // starts are below the picture's height).
+                *slot = unsafe { dst[i].add(r * dst_stride[i] as usize) };
+            }
+            *slot = Some((
+                // SAFETY: the context lives in `self.scaler` past the calls below.
+                SendPtr(unsafe { ctx.as_mut_ptr() }.cast()),
+                src.map(|p| SendPtr(p.cast_mut())),
+                d.map(SendPtr),
+                rows,
+            ));
+            y += rows;
+        }
+        let run = |job: &Job| -> libc::c_int {
+            let (ctx, src, d, rows) = job;
+            let src = src.map(|p| p.0.cast_const());
+            let d = d.map(|p| p.0);
+            let h = libc::c_int::try_from(*rows).unwrap_or(0);
+            // SAFETY: check_planes proved every source plane holds the frame's rows of
+            // its stride, which is all swscale reads of this band; each band writes
+            // its own rows of our picture; the source memory is borrowed for the
+            // duration of this call; each band has its own context.
+            unsafe {
+                ffmpeg::ffi::sws_scale(
+                    ctx.0.cast(),
+                    src.as_ptr(),
+                    src_stride.as_ptr(),
+                    0,
+                    h,
+                    d.as_ptr(),
+                    dst_stride.as_ptr(),
+                )
+            }
+        };
+        let rows = match (&jobs, &self.worker) {
+            ([Some(a), Some(b)], Some(w)) => {
+                let mut rb = 0;
+                let mut ra = 0;
+                w.join(|| rb = run(b), || ra = run(a));
+                ra.min(rb)
+            }
+            _ => jobs.iter().flatten().map(run).min().unwrap_or(0),
         };
         if rows <= 0 {
             bail!("swscale converted nothing ({rows})");
         }
         Ok(())
+    }
+
+    /// Packed RGB of the picture's size into the picture, in one pass per band.
+    fn convert_fast(&mut self, cpu: &CpuFrame<'_>, order: (usize, usize, usize)) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let nv12 = self.picture.format() == Pixel::NV12;
+        let m = self.matrix;
+        // SAFETY: plane pointers and strides of our own allocated picture.
+        let (dst, ls) = unsafe {
+            let f = self.picture.as_mut_ptr();
+            ((*f).data.map(SendPtr), (*f).linesize.map(|l| l as usize))
+        };
+        let src = cpu.planes[0];
+        let band = |y0: usize, rows: usize| {
+            // SAFETY: each band covers rows y0..y0+rows of every plane of the picture,
+            // disjoint from the other band's; the picture outlives the call.
+            let (yp, chroma) = unsafe {
+                let yp = std::slice::from_raw_parts_mut(
+                    dst[0].0.add(y0 * ls[0]),
+                    (rows - 1) * ls[0] + w,
+                );
+                let c0 = y0 / 2;
+                let crow = rows / 2;
+                let chroma = if nv12 {
+                    Chroma::Interleaved(std::slice::from_raw_parts_mut(
+                        dst[1].0.add(c0 * ls[1]),
+                        (crow - 1) * ls[1] + w,
+                    ))
+                } else {
+                    Chroma::Planar {
+                        u: std::slice::from_raw_parts_mut(
+                            dst[1].0.add(c0 * ls[1]),
+                            (crow - 1) * ls[1] + w / 2,
+                        ),
+                        v: std::slice::from_raw_parts_mut(
+                            dst[2].0.add(c0 * ls[2]),
+                            (crow - 1) * ls[2] + w / 2,
+                        ),
+                    }
+                };
+                (yp, chroma)
+            };
+            convert_band(
+                Band {
+                    src: &src.data[y0 * src.stride..],
+                    src_stride: src.stride,
+                    y: yp,
+                    y_stride: ls[0],
+                    chroma,
+                    c_stride: ls[1],
+                    width: w,
+                    rows,
+                },
+                order,
+                &m,
+            );
+        };
+        let slices = match self.path {
+            ConvertPath::Fast { slices } => slices,
+            ConvertPath::Swscale { .. } => 1,
+        };
+        match &self.worker {
+            Some(worker) if slices > 1 && h >= 4 => {
+                let top = (h / 2).next_multiple_of(2);
+                let band = &band;
+                worker.join(|| band(top, h - top), || band(0, top));
+            }
+            _ => band(0, h),
+        }
     }
 }
 
@@ -311,7 +533,14 @@ mod tests {
         let (w, h) = (64u32, 32u32);
         let grey = vec![128u8; (w * h * 4) as usize];
         let nv12 = vec![128u8; (w * h * 3 / 2) as usize];
-        let mut c = Converter::new(32, 16, ffmpeg::ffi::SWS_CS_ITU709, true);
+        let mut c = Converter::new(
+            32,
+            16,
+            ffmpeg::ffi::SWS_CS_ITU709,
+            true,
+            Pixel::YUV420P,
+            ConvertPath::default(),
+        );
         for format in [PixelFormat::Bgrx, PixelFormat::Rgbx, PixelFormat::Bgra] {
             let p = Plane {
                 data: &grey,
@@ -337,6 +566,79 @@ mod tests {
         let y = luma(&c, 5, 5);
         assert!((128..=134).contains(&y), "NV12: Y {y}");
         assert_eq!((c.picture.width(), c.picture.height()), (32, 16));
+    }
+
+    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    }
+
+    /// The picture's planes as tightly packed I420 bytes (NV12 chroma de-interleaved).
+    fn i420(c: &Converter) -> Vec<u8> {
+        let p = &c.picture;
+        let (w, h) = (p.width() as usize, p.height() as usize);
+        let mut out = Vec::new();
+        for y in 0..h {
+            out.extend_from_slice(&p.data(0)[y * p.stride(0)..][..w]);
+        }
+        if p.format() == Pixel::NV12 {
+            for i in 0..2 {
+                for y in 0..h / 2 {
+                    let row = &p.data(1)[y * p.stride(1)..][..w];
+                    out.extend(row.iter().skip(i).step_by(2));
+                }
+            }
+        } else {
+            for plane in 1..3 {
+                for y in 0..h / 2 {
+                    out.extend_from_slice(&p.data(plane)[y * p.stride(plane)..][..w / 2]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_conversion_path_gives_swscales_picture() {
+        use crate::source::VideoSource;
+        ffmpeg::init().unwrap();
+        let (w, h) = (320u32, 180u32);
+        let mut src = crate::source::test_pattern::TestPattern::new(w, h);
+        let mut frame = crate::source::CapturedFrame::new(w, h);
+        src.capture(7, &mut frame).unwrap();
+        let reference = {
+            let mut c = Converter::new(
+                w,
+                h,
+                ffmpeg::ffi::SWS_CS_ITU709,
+                false,
+                Pixel::YUV420P,
+                ConvertPath::Swscale { slices: 1 },
+            );
+            c.convert(&frame.as_frame()).unwrap();
+            i420(&c)
+        };
+        for out in [Pixel::YUV420P, Pixel::NV12] {
+            for path in [
+                ConvertPath::Swscale { slices: 2 },
+                ConvertPath::Fast { slices: 1 },
+                ConvertPath::Fast { slices: 2 },
+            ] {
+                let mut c = Converter::new(w, h, ffmpeg::ffi::SWS_CS_ITU709, false, out, path);
+                c.convert(&frame.as_frame()).unwrap();
+                let got = i420(&c);
+                let (yl, _) = got.split_at((w * h) as usize);
+                let luma = psnr(yl, &reference[..(w * h) as usize]);
+                let all = psnr(&got, &reference);
+                assert!(luma > 45.0, "{path:?} {out:?}: luma PSNR {luma:.1} dB");
+                assert!(all > 35.0, "{path:?} {out:?}: PSNR {all:.1} dB");
+            }
+        }
     }
 
     #[test]

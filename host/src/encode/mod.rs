@@ -1,6 +1,12 @@
-//! Encoding through FFmpeg.
+//! Encoding through FFmpeg: audio (Opus), and video behind one trait
+//! ([`video::Encode`]) with software, VAAPI and NVENC backends.
 
 pub mod audio;
 pub mod convert;
+pub mod nvenc;
 pub mod probe;
+pub mod rgb_yuv;
+pub mod slices;
+pub mod software;
+pub mod vaapi;
 pub mod video;

@@ -1,20 +1,19 @@
-//! Video encoding through FFmpeg: captured frames in (converted by [`Converter`]
-//! straight from the capture's memory), Annex B / OBU access units out.
+//! Video encoding: captured frames in (CPU pixels or DMA-BUFs, see
+//! [`crate::capture::Frame`]), Annex B / OBU access units out.
 //!
-//! Settings follow what low-latency streaming needs (and what Sunshine uses):
-//! libx264 superfast/ultrafast with `zerolatency` and no B-frames, parameter sets
-//! repeated on every IDR, CBR at the requested bitrate with a one-frame VBV, and IDR on
-//! demand within one frame (`forced-idr`). Hardware encoders take the same knobs where
-//! they exist.
+//! One trait ([`Encode`]) with three backends behind the [`VideoEncoder`] enum, as the
+//! input backends are built: [`super::software`] (FFmpeg encoders fed from system
+//! memory: x264, x265, SVT-AV1), [`super::vaapi`] (AMD and Intel GPUs) and
+//! [`super::nvenc`] (NVIDIA). [`VideoEncoder::open`] opens the encoder the start-up
+//! probe chose for the codec.
 
-use std::time::Instant;
-
-use anyhow::{Context, Result, anyhow, bail};
-use ffmpeg::format::Pixel;
+use anyhow::{Result, anyhow};
 use ffmpeg_next as ffmpeg;
 
-use super::convert::Converter;
+use super::nvenc::NvencEncoder;
 use super::probe::{Codec, Encoders};
+use super::software::{FfmpegEncoder, Tuning};
+use super::vaapi::VaapiEncoder;
 use crate::capture::Frame;
 
 /// What to encode.
@@ -36,7 +35,7 @@ pub struct VideoEncoderConfig {
 }
 
 impl VideoEncoderConfig {
-    fn colour(
+    pub(crate) fn colour(
         &self,
     ) -> (
         ffmpeg::color::Space,
@@ -67,7 +66,7 @@ impl VideoEncoderConfig {
         }
     }
 
-    fn full_range(&self) -> bool {
+    pub(crate) fn full_range(&self) -> bool {
         self.csc_mode & 1 == 1
     }
 }
@@ -85,81 +84,57 @@ pub struct EncodedFrame {
     pub encode_us: u64,
 }
 
-/// An open encoder and its colour converter.
-pub struct VideoEncoder {
-    name: &'static str,
-    encoder: ffmpeg::encoder::video::Encoder,
-    converter: Converter,
-    /// Whether the converter holds a picture (what a repeat re-encodes).
-    has_picture: bool,
-    packet: ffmpeg::Packet,
-    pts: i64,
+/// What every video encoder does.
+pub trait Encode {
+    /// FFmpeg's name of the encoder in use.
+    fn name(&self) -> &'static str;
+
+    /// Takes `frame` as the picture the next [`Encode::encode_picture`] encodes
+    /// (converting or importing it); returns the microseconds it took. An error (a
+    /// frame whose planes do not hold its picture, a buffer that cannot be imported)
+    /// leaves the previous picture in place.
+    fn convert(&mut self, frame: &Frame<'_>) -> Result<u64>;
+
+    /// Whether a picture was taken yet (what a repeat re-encodes).
+    fn has_picture(&self) -> bool;
+
+    /// Encodes the current picture, as an IDR when `force_idr` or when one was
+    /// requested; `convert_us` is reported with it. Returns `false` when the encoder
+    /// produced nothing (it never should with these settings).
+    fn encode_picture(
+        &mut self,
+        force_idr: bool,
+        convert_us: u64,
+        out: &mut EncodedFrame,
+    ) -> Result<bool>;
+
+    /// Changes the target bitrate from the next frame on, without reopening (no IDR,
+    /// no stall). An encoder that cannot says so.
+    fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<()>;
+
+    /// Makes the next encoded frame an IDR.
+    fn request_idr(&mut self);
 }
 
-impl std::fmt::Debug for VideoEncoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VideoEncoder")
-            .field("encoder", &self.name)
-            .finish_non_exhaustive()
-    }
+/// An open video encoder of any backend.
+#[derive(Debug)]
+pub enum VideoEncoder {
+    /// FFmpeg, from system memory (CPU encoders).
+    Software(FfmpegEncoder),
+    /// VAAPI.
+    Vaapi(VaapiEncoder),
+    /// NVENC.
+    Nvenc(NvencEncoder),
 }
 
-fn options(name: &str, cfg: &VideoEncoderConfig) -> ffmpeg::Dictionary<'static> {
-    let mut o = ffmpeg::Dictionary::new();
-    let kbps = cfg.bitrate_kbps;
-    // One frame's worth of bits: the encoder may not exceed the link for even a frame.
-    let vbv = (kbps / cfg.fps.max(1)).max(1);
-    match name {
-        "libx264" => {
-            // superfast costs ~2x ultrafast but halves the bitrate needed for the same
-            // picture; below 1080p60 it fits a core comfortably.
-            let preset = if u64::from(cfg.width) * u64::from(cfg.height) * u64::from(cfg.fps)
-                > 1920 * 1080 * 30
-            {
-                "ultrafast"
-            } else {
-                "superfast"
-            };
-            o.set("preset", preset);
-            o.set("tune", "zerolatency");
-            o.set("forced-idr", "1");
-            o.set(
-                "x264-params",
-                &format!("repeat-headers=1:bframes=0:nal-hrd=cbr:vbv-maxrate={kbps}:vbv-bufsize={vbv}:keyint=infinite:scenecut=0"),
-            );
+macro_rules! each {
+    ($self:expr, $e:ident => $body:expr) => {
+        match $self {
+            VideoEncoder::Software($e) => $body,
+            VideoEncoder::Vaapi($e) => $body,
+            VideoEncoder::Nvenc($e) => $body,
         }
-        "libx265" => {
-            // info=0: x265's version SEI (a prefix SEI between the PPS and the IDR slice)
-            // makes moonlight-common-c drop every HEVC frame; checked with
-            // moonlight-python, where no frame reached the decoder with it.
-            o.set("preset", "ultrafast");
-            o.set("tune", "zerolatency");
-            o.set("forced-idr", "1");
-            o.set(
-                "x265-params",
-                &format!("log-level=none:repeat-headers=1:bframes=0:vbv-maxrate={kbps}:vbv-bufsize={vbv}:keyint=-1:scenecut=0:info=0"),
-            );
-        }
-        "libsvtav1" => {
-            o.set("preset", "12");
-            o.set(
-                "svtav1-params",
-                "pred-struct=1:rc=2:fast-decode=1:enable-overlays=0",
-            );
-        }
-        n if n.ends_with("_nvenc") => {
-            o.set("preset", "p1");
-            o.set("tune", "ull");
-            o.set("zerolatency", "1");
-            o.set("rc", "cbr");
-            o.set("forced-idr", "1");
-        }
-        n if n.ends_with("_vaapi") => {
-            o.set("rc_mode", "CBR");
-        }
-        _ => {}
-    }
-    o
+    };
 }
 
 impl VideoEncoder {
@@ -173,78 +148,27 @@ impl VideoEncoder {
         Self::open_named(chosen.name, cfg)
     }
 
-    /// Opens the FFmpeg encoder `name`.
+    /// Opens the FFmpeg encoder `name` with the host's default tuning.
     pub fn open_named(name: &'static str, cfg: &VideoEncoderConfig) -> Result<Self> {
+        Self::open_tuned(name, cfg, &Tuning::default())
+    }
+
+    /// Opens the FFmpeg encoder `name` with `tuning` (the bench's levers).
+    pub fn open_tuned(
+        name: &'static str,
+        cfg: &VideoEncoderConfig,
+        tuning: &Tuning,
+    ) -> Result<Self> {
         if name.ends_with("_vaapi") {
-            bail!("VAAPI encoding needs a hardware frame pool; not wired yet");
+            return Ok(Self::Vaapi(VaapiEncoder::open(name, cfg)?));
         }
-        let codec = ffmpeg::encoder::find_by_name(name)
-            .ok_or_else(|| anyhow!("{name} is not in this FFmpeg"))?;
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .context("allocating the encoder")?;
-        enc.set_width(cfg.width);
-        enc.set_height(cfg.height);
-        enc.set_format(Pixel::YUV420P);
-        enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
-        enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
-        let bps = usize::try_from(u64::from(cfg.bitrate_kbps) * 1000).unwrap_or(usize::MAX);
-        enc.set_bit_rate(bps);
-        // SVT-AV1's CBR refuses a maximum equal to the target ("Max Bitrate must be
-        // greater than Target Bitrate") and needs none; the others cap at the target.
-        if name != "libsvtav1" {
-            enc.set_max_bit_rate(bps);
+        if name.ends_with("_nvenc") {
+            return Ok(Self::Nvenc(NvencEncoder::open(name, cfg, tuning)?));
         }
-        enc.set_max_b_frames(0);
-        // IDRs come on request (client start, loss); no periodic ones.
-        enc.set_gop(i32::MAX as u32);
-        // Convert and tag exactly as the client asked (`encoderCscMode`): its decoder
-        // converts back with the same matrix and range.
-        let (space, primaries, transfer, sws_space) = cfg.colour();
-        enc.set_colorspace(space);
-        enc.set_color_range(if cfg.full_range() {
-            ffmpeg::color::Range::JPEG
-        } else {
-            ffmpeg::color::Range::MPEG
-        });
-        // SAFETY: the context is allocated and not yet open; these are plain fields.
-        unsafe {
-            let ctx = enc.as_mut_ptr();
-            (*ctx).color_primaries = primaries.into();
-            (*ctx).color_trc = transfer.into();
-        }
-        let encoder = enc.open_with(options(name, cfg)).with_context(|| {
-            format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps)
-        })?;
-        let converter = Converter::new(cfg.width, cfg.height, sws_space, cfg.full_range());
-        tracing::info!(
-            encoder = name,
-            width = cfg.width,
-            height = cfg.height,
-            fps = cfg.fps,
-            kbps = cfg.bitrate_kbps,
-            "video encoder open"
-        );
-        Ok(Self {
-            name,
-            encoder,
-            converter,
-            has_picture: false,
-            packet: ffmpeg::Packet::empty(),
-            pts: 0,
-        })
+        Ok(Self::Software(FfmpegEncoder::open(name, cfg, tuning)?))
     }
 
-    /// FFmpeg's name of the encoder in use.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Converts `frame` (from its own layout and size to the encoder's) and encodes
-    /// it; `force_idr` makes it an IDR frame. Returns `false` when the encoder produced
-    /// nothing for it (it never should with these settings). A frame whose planes do
-    /// not hold its picture is an error and leaves the last picture in place.
+    /// Converts `frame` and encodes it; `force_idr` makes it an IDR frame.
     pub fn encode(
         &mut self,
         frame: &Frame<'_>,
@@ -255,78 +179,43 @@ impl VideoEncoder {
         self.encode_picture(force_idr, convert_us, out)
     }
 
-    /// Converts `frame` into the picture the next [`VideoEncoder::encode_picture`]
-    /// encodes; returns the microseconds it took. An error (a frame whose planes do
-    /// not hold its picture) leaves the previous picture in place.
-    pub fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
-        let t0 = Instant::now();
-        self.converter
-            .convert(frame)
-            .context("converting the captured picture to YUV 4:2:0")?;
-        self.has_picture = true;
-        Ok(t0.elapsed().as_micros() as u64)
-    }
-
-    /// Whether [`VideoEncoder::repeat`] has a picture to encode.
-    pub fn has_picture(&self) -> bool {
-        self.has_picture
-    }
-
-    /// Encodes the last converted picture again (a still screen), with no conversion.
+    /// Encodes the last picture again (a still screen), with no conversion.
     pub fn repeat(&mut self, force_idr: bool, out: &mut EncodedFrame) -> Result<bool> {
-        if !self.has_picture {
-            bail!("no picture to repeat yet");
+        if !self.has_picture() {
+            anyhow::bail!("no picture to repeat yet");
         }
         self.encode_picture(force_idr, 0, out)
     }
+}
 
-    /// Encodes the converted picture (`convert_us` is reported with it).
-    pub fn encode_picture(
+impl Encode for VideoEncoder {
+    fn name(&self) -> &'static str {
+        each!(self, e => e.name())
+    }
+
+    fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
+        each!(self, e => e.convert(frame))
+    }
+
+    fn has_picture(&self) -> bool {
+        each!(self, e => e.has_picture())
+    }
+
+    fn encode_picture(
         &mut self,
         force_idr: bool,
         convert_us: u64,
         out: &mut EncodedFrame,
     ) -> Result<bool> {
-        let t1 = Instant::now();
-        let picture = &mut self.converter.picture;
-        picture.set_pts(Some(self.pts));
-        self.pts += 1;
-        picture.set_kind(if force_idr {
-            ffmpeg::picture::Type::I
-        } else {
-            ffmpeg::picture::Type::None
-        });
-        self.encoder
-            .send_frame(&self.converter.picture)
-            .context("sending a frame to the encoder")?;
-        out.data.clear();
-        out.keyframe = false;
-        let mut got = false;
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {
-                    if let Some(d) = self.packet.data() {
-                        out.data.extend_from_slice(d);
-                    }
-                    out.keyframe |= self.packet.is_key();
-                    got = true;
-                }
-                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
-                Err(ffmpeg::Error::Eof) => break,
-                Err(e) => return Err(e).context("receiving a packet from the encoder"),
-            }
-        }
-        out.convert_us = convert_us;
-        out.encode_us = t1.elapsed().as_micros() as u64;
-        Ok(got)
+        each!(self, e => e.encode_picture(force_idr, convert_us, out))
     }
-}
 
-impl Drop for VideoEncoder {
-    fn drop(&mut self) {
-        // End the stream before the encoder is freed (SVT-AV1 hangs otherwise).
-        let _ = self.encoder.send_eof();
-        while self.encoder.receive_packet(&mut self.packet).is_ok() {}
+    fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<()> {
+        each!(self, e => e.set_bitrate(bitrate_kbps))
+    }
+
+    fn request_idr(&mut self) {
+        each!(self, e => e.request_idr())
     }
 }
 
@@ -381,5 +270,61 @@ mod tests {
             let want = i == 0 || i == 7;
             assert_eq!(*k, (want, want, want), "frame {}", i + 1);
         }
+        // A request through the trait makes the very next frame an IDR.
+        enc.request_idr();
+        src.capture(13, &mut frame).unwrap();
+        enc.encode(&frame.as_frame(), false, &mut out).unwrap();
+        assert!(out.keyframe && nal_types(&out.data).contains(&5));
+        src.capture(14, &mut frame).unwrap();
+        enc.encode(&frame.as_frame(), false, &mut out).unwrap();
+        assert!(!out.keyframe, "only one IDR per request");
+    }
+
+    /// Noise: every frame needs more bits than any bitrate here allows.
+    fn noise(frame: &mut crate::source::CapturedFrame, seed: u64) {
+        let mut x = seed | 1;
+        for b in frame.data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+
+    #[test]
+    fn x264_follows_a_bitrate_change_without_reopening_or_an_idr() {
+        ffmpeg::init().unwrap();
+        let cfg = VideoEncoderConfig {
+            codec: Codec::H264,
+            width: 320,
+            height: 240,
+            fps: 60,
+            bitrate_kbps: 4000,
+            csc_mode: 0,
+        };
+        let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
+        let mut frame = crate::source::CapturedFrame::new(320, 240);
+        let mut out = EncodedFrame::default();
+        let mut sizes = Vec::new();
+        let mut keyframes = 0;
+        for n in 0..60u64 {
+            if n == 30 {
+                enc.set_bitrate(1000).unwrap();
+            }
+            noise(&mut frame, n + 1);
+            enc.encode(&frame.as_frame(), n == 0, &mut out).unwrap();
+            keyframes += usize::from(out.keyframe);
+            sizes.push(out.data.len());
+        }
+        assert_eq!(keyframes, 1, "no IDR for a bitrate change");
+        // Leave the encoder a few frames to settle on either side.
+        let before: usize = sizes[10..30].iter().sum::<usize>() / 20;
+        let after: usize = sizes[40..60].iter().sum::<usize>() / 20;
+        // 4000 and 1000 kbit/s at 60 fps are about 8300 and 2100 bytes a frame.
+        assert!(
+            before > after * 3,
+            "frames of {before} bytes before, {after} after"
+        );
+        assert!(after < 4000, "{after} bytes a frame at 1000 kbit/s");
     }
 }

@@ -80,7 +80,11 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
     let recording = state.config.input_recording();
     std::thread::Builder::new()
         .name("pf-native-input".into())
-        .spawn(move || forward_events(rx, || crate::input::open(&input, recording.clone())))?;
+        .spawn(move || {
+            forward_events(rx, || {
+                crate::input::open(&input, &crate::input::SessionInput::Seat, recording.clone())
+            })
+        })?;
     serve(endpoint, ctx).await
 }
 

@@ -316,8 +316,19 @@ impl SessionManager {
             app_title: label.map_or_else(|| format!("App {}", app.app_id), |l| l.app_title),
             protocol: StreamProtocol::GameStream,
         }));
+        // The app's sound: its session's sink, unless configured otherwise.
+        let audio = crate::audio::AudioSpec::choose(
+            &self.config.stream.audio_source,
+            self.display.get().and_then(|d| d.audio(app.session)),
+        );
         ActiveStream::start(StreamContext {
             session_id: app.session,
+            audio,
+            // Input goes to this session's compositor, never another's.
+            input_target: self
+                .display
+                .get()
+                .map_or(crate::input::SessionInput::Seat, |d| d.input(app.session)),
             first_frame,
             app: app.clone(),
             params,

@@ -1,5 +1,10 @@
-//! The audio thread: source, Opus, GameStream RTP with RS(4,2) FEC and optional
+//! The audio thread: capture, Opus, GameStream RTP with RS(4,2) FEC and optional
 //! AES-CBC, sent every packet duration to where the client's audio pings come from.
+//!
+//! The thread's own clock paces the packets, not the source: the capture hands out
+//! one packet's samples at each deadline (silence when nothing plays or the source
+//! is gone), so the client gets a packet every packet duration, as it expects, and
+//! the encoder and sequence numbers stay continuous.
 
 use std::time::{Duration, Instant};
 
@@ -10,14 +15,15 @@ use punktfunk_core::gamestream::session::Channel;
 
 use super::session::{Shared, StreamContext};
 use crate::encode::audio::OpusEncoder;
-use crate::source::AudioSource;
-use crate::source::tone::Tone;
 
-/// Opus bitrate per channel count (Sunshine's normal-quality figures).
-fn bitrate(channels: u8) -> usize {
-    match channels {
-        6 => 256_000,
-        8 => 450_000,
+/// Opus bitrate per channel count and quality (Sunshine's figures: high quality is
+/// 256 kbit/s per mono stream).
+fn bitrate(channels: u8, high_quality: bool) -> usize {
+    match (channels, high_quality) {
+        (6, false) => 256_000,
+        (8, false) => 450_000,
+        (6, true) => 1_536_000,
+        (8, true) => 2_048_000,
         _ => 96_000,
     }
 }
@@ -25,14 +31,15 @@ fn bitrate(channels: u8) -> usize {
 /// Runs the audio pipeline until the stream stops.
 pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let c = &ctx.config;
-    if c.audio_channels != 2 {
-        tracing::warn!(
-            channels = c.audio_channels,
-            "surround was requested; the demo source sends stereo in every channel pair"
-        );
-    }
     let channels = usize::from(c.audio_channels);
-    let mut opus = OpusEncoder::open(channels, c.audio_packet_ms, bitrate(c.audio_channels))?;
+    // Stereo has one layout; the client asks for high quality only for surround.
+    let high_quality = c.audio_high_quality && channels > 2;
+    let mut opus = OpusEncoder::open_layout(
+        channels,
+        c.audio_packet_ms,
+        bitrate(c.audio_channels, high_quality),
+        high_quality,
+    )?;
     let crypto = (c.encryption & SS_ENC_AUDIO != 0).then_some(AudioCrypto {
         key: ctx.app.key,
         key_id: ctx.app.key_id,
@@ -40,6 +47,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     // Tests read this line to know the stream really was encrypted.
     tracing::info!(
         channels,
+        high_quality,
         packet_ms = c.audio_packet_ms,
         "audio: Opus, RS(4,2) FEC, {}",
         if crypto.is_some() {
@@ -50,8 +58,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     );
     let mut packetizer = AudioPacketizer::new(crypto, c.audio_packet_ms)?;
     let mut packets = AudioPackets::new();
-    let mut source = Tone::new(440.0, 0.4);
     let mut samples = vec![0f32; opus.samples_per_packet() * channels];
+    let mut source = crate::audio::open(&ctx.audio, channels, opus.samples_per_packet());
+    tracing::info!(source = source.describe(), "audio: streaming");
     let mut encoded = Vec::new();
     let socket = &ctx.sockets.audio;
     let interval = Duration::from_millis(u64::from(c.audio_packet_ms));
@@ -60,15 +69,13 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         // Learned from the client's audio pings (the router hands them the session).
         let peer = shared.peer(Channel::Audio);
         let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > interval * 20 {
+        if now > next && now - next > interval * 20 {
             next = now;
         }
-        next += interval;
         // Sound keeps flowing whether or not anyone listens yet, so the encoder and
-        // sequence numbers stay continuous.
-        source.read(&mut samples, channels);
+        // sequence numbers stay continuous. The capture waits until the packet is due.
+        source.read(&mut samples, next);
+        next += interval;
         opus.encode(&samples, &mut encoded)?;
         if encoded.is_empty() {
             continue;

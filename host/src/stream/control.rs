@@ -54,7 +54,8 @@ impl ControlStream {
         .map_err(|e| anyhow::anyhow!("starting ENet: {e:?}"))?;
         let opener = ControlOpener::from_client(&ctx.app.key)?;
         let mut sealer = ControlSealer::host(&ctx.app.key)?;
-        let mut sink: Box<dyn InputSink> = input::open(&ctx.input, ctx.input_recording.clone())?;
+        let mut sink: Box<dyn InputSink> =
+            input::open(&ctx.input, &ctx.input_target, ctx.input_recording.clone())?;
         let mut peer: Option<PeerID> = None;
         let mut out = Vec::new();
         let mut feedback = Vec::new();

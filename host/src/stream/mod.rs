@@ -13,8 +13,7 @@ pub mod stats;
 pub mod video;
 
 use punktfunk_core::gamestream::sdp::{
-    HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SS_FF_CONTROLLER_TOUCH,
-    SS_FF_PEN_TOUCH, VideoCodec,
+    HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SurroundOffer, VideoCodec,
 };
 
 use crate::config::Config;
@@ -41,17 +40,16 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
         av1: has(Codec::Av1),
         encryption_supported,
         encryption_requested,
-        // Touch and pen are offered only where they arrive somewhere: the recording
-        // backend keeps them; uinput does not create touch or pen devices yet, so a
-        // client told otherwise would send input that silently goes nowhere.
-        feature_flags: if config.input.backend == crate::input::Backend::Recording {
-            SS_FF_PEN_TOUCH | SS_FF_CONTROLLER_TOUCH
-        } else {
-            0
-        },
+        // Touch and pen are offered only where they arrive somewhere.
+        feature_flags: crate::input::feature_flags(&config.input),
         // RFI requests are answered with an IDR frame.
         ref_pic_invalidation: true,
-        surround: Vec::new(),
+        // The Opus encoder does 5.1 and 7.1 at both qualities; the session's sink is
+        // made at the client's channel count.
+        surround: [6, 8]
+            .into_iter()
+            .filter_map(SurroundOffer::for_channels)
+            .collect(),
     }
 }
 
@@ -72,6 +70,7 @@ mod tests {
     use super::*;
     use crate::config::{ConfigArgs, FileConfig};
     use crate::input::Backend;
+    use punktfunk_core::gamestream::sdp::{SS_FF_CONTROLLER_TOUCH, SS_FF_PEN_TOUCH};
 
     fn config(backend: Backend, video_encryption: bool) -> Config {
         let mut file = FileConfig::default();
@@ -83,7 +82,7 @@ mod tests {
     #[test]
     fn describe_offers_only_what_the_host_does() {
         let encoders = Encoders::default();
-        for backend in [Backend::Auto, Backend::Uinput] {
+        for backend in [Backend::Auto, Backend::Session, Backend::Uinput] {
             let caps = capabilities(&config(backend, true), &encoders);
             assert_eq!(caps.feature_flags, 0, "{backend:?} injects no touch or pen");
         }

@@ -13,7 +13,7 @@ use punktfunk_core::gamestream::video::{
 use punktfunk_core::time::{rtp_90khz, tenths_of_ms};
 
 use crate::capture::Frame;
-use crate::encode::video::{EncodedFrame, VideoEncoder};
+use crate::encode::video::{Encode, EncodedFrame, VideoEncoder};
 
 /// What one frame cost, stage by stage, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub struct PreparedFrame {
     pub packetize_us: u64,
     /// Whether the frame is an IDR.
     pub keyframe: bool,
+    /// Capture until the encoded frame was handed to packetization: the host latency
+    /// the frame header reports (Sunshine's end points).
+    pub host_latency_us: u64,
 }
 
 /// What came out of [`FramePipeline::process`].
@@ -135,6 +138,7 @@ impl FramePipeline {
             encode_us: self.encoded.encode_us,
             packetize_us: t_pkt.elapsed().as_micros() as u64,
             keyframe: self.encoded.keyframe,
+            host_latency_us: t_pkt.saturating_duration_since(captured_at).as_micros() as u64,
         }))
     }
 
@@ -146,6 +150,11 @@ impl FramePipeline {
     /// The packets of the last [`Outcome::Ready`] frame.
     pub fn batch(&self) -> &PacketBatch {
         &self.batch
+    }
+
+    /// The encoder, for bitrate changes and IDR requests between frames.
+    pub fn encoder_mut(&mut self) -> &mut VideoEncoder {
+        &mut self.encoder
     }
 
     /// Size of the last encoded frame, bytes.

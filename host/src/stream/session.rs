@@ -37,6 +37,8 @@ pub struct StreamContext {
     pub settings: StreamSettings,
     /// Input backend.
     pub input: InputConfig,
+    /// Where the input goes: the display session this stream shows.
+    pub input_target: crate::input::SessionInput,
     /// Default recording path of the recording input backend.
     pub input_recording: PathBuf,
     /// The launching client's address (its `/launch` and its RTSP handshake came
@@ -46,9 +48,12 @@ pub struct StreamContext {
     /// Encoders that open.
     pub encoders: Encoders,
     /// What the video thread captures: a display session's capture when the app was
-    /// launched in one (see [`super::StreamManager::set_capture`]), else the
+    /// launched in one (see [`crate::session::SessionManager::set_capture`]), else the
     /// configured `[stream] source` at the client's mode.
     pub capture: CaptureSpec,
+    /// What the audio thread captures: the display session's sink when the app runs
+    /// in one (and `[stream] audio_source` is `session`), else the configured source.
+    pub audio: crate::audio::AudioSpec,
     /// The media sockets (shared by every session: streams send on them; the
     /// [`Router`] alone reads them).
     pub sockets: Arc<MediaSockets>,

@@ -10,6 +10,9 @@
 //! It paints one frame per `wl_surface.frame` callback: at the output's refresh, as a
 //! game with vsync would. It follows configure events (a mode change resizes it).
 //! `--exit-after SECS --exit-code N` makes it exit by itself, for the app-exit tests.
+//! With `$PF_INPUT_LOG` set it reports the input it receives there (see [`input`]).
+
+mod input;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +21,7 @@ use clap::Parser;
 use punktfunk_host::shm::SharedMemory;
 use punktfunk_host::source::test_pattern::{CELL, TestPattern};
 use wayland_client::protocol::{
-    wl_buffer, wl_callback, wl_compositor, wl_registry, wl_shm, wl_shm_pool, wl_surface,
+    wl_buffer, wl_callback, wl_compositor, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
 };
 use wayland_client::{Connection, Dispatch, QueueHandle, delegate_noop};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
@@ -132,6 +135,8 @@ struct App {
     chain: u64,
     closed: bool,
     buffers: Vec<Buffer>,
+    /// The input report.
+    input: input::InputLog,
 }
 
 impl Dispatch<wl_registry::WlRegistry, ()> for App {
@@ -144,13 +149,19 @@ impl Dispatch<wl_registry::WlRegistry, ()> for App {
         qh: &QueueHandle<Self>,
     ) {
         if let wl_registry::Event::Global {
-            name, interface, ..
+            name,
+            interface,
+            version,
         } = event
         {
             match interface.as_str() {
                 "wl_compositor" => app.compositor = Some(registry.bind(name, 4, qh, ())),
                 "wl_shm" => app.shm = Some(registry.bind(name, 1, qh, ())),
                 "xdg_wm_base" => app.wm_base = Some(registry.bind(name, 1, qh, ())),
+                // Version 5: axis sources and discrete scroll steps.
+                "wl_seat" => {
+                    let _: wl_seat::WlSeat = registry.bind(name, version.min(5), qh, ());
+                }
                 _ => {}
             }
         }
@@ -278,7 +289,10 @@ fn main() -> Result<()> {
     let mut queue = conn.new_event_queue();
     let qh = queue.handle();
     conn.display().get_registry(&qh, ());
-    let mut app = App::default();
+    let mut app = App {
+        input: input::InputLog::from_env(),
+        ..App::default()
+    };
     queue.roundtrip(&mut app)?;
     let (Some(compositor), Some(wm_base), Some(shm)) =
         (app.compositor.clone(), app.wm_base.clone(), app.shm.clone())

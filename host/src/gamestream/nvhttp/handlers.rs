@@ -378,8 +378,11 @@ async fn start_display(
             tracing::info!(source = ?state.config.stream.source, "streaming the configured source");
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || display.launch(session, mode, command).map(|_| ()))
-            .await
+        let channels = u8::try_from(app.audio_channels).unwrap_or(2);
+        tokio::task::spawn_blocking(move || {
+            display.launch(session, mode, command, channels).map(|_| ())
+        })
+        .await
     };
     match outcome {
         Ok(Ok(())) => Ok(()),

@@ -104,9 +104,11 @@ impl Drop for VirtualDevice {
 
 /// Keyboard, mouse, absolute pointer and gamepads through uinput.
 pub struct UinputSink {
-    keyboard: VirtualDevice,
-    mouse: VirtualDevice,
-    pointer: VirtualDevice,
+    /// The keyboard and mice; `None` in a pads-only sink, whose keyboard and mouse
+    /// input goes elsewhere (a session's compositor) and is dropped here.
+    keyboard: Option<VirtualDevice>,
+    mouse: Option<VirtualDevice>,
+    pointer: Option<VirtualDevice>,
     pads: HashMap<u8, VirtualDevice>,
     state: TranslateState,
     scratch: Vec<(Device, RawEvent)>,
@@ -201,9 +203,28 @@ impl UinputSink {
         )?;
         sys::ioctl_int(&pointer.file, sys::UI_SET_PROPBIT, sys::INPUT_PROP_POINTER).ok();
         Ok(Self {
-            keyboard,
-            mouse,
-            pointer,
+            keyboard: Some(keyboard),
+            mouse: Some(mouse),
+            pointer: Some(pointer),
+            pads: HashMap::new(),
+            state: TranslateState::default(),
+            scratch: Vec::new(),
+        })
+    }
+}
+
+impl UinputSink {
+    /// Gamepads only: for sessions whose keyboard and mouse go to their compositor.
+    /// Games read pads from `/dev/input` themselves, whatever the compositor, so pads
+    /// stay uinput devices. Fails when `/dev/uinput` cannot be opened.
+    pub fn pads_only() -> Result<Self> {
+        // Opening (and closing) uinput once tells now, not at the first pad, whether
+        // pads can be made at all.
+        drop(sys::open_uinput().context("opening /dev/uinput")?);
+        Ok(Self {
+            keyboard: None,
+            mouse: None,
+            pointer: None,
             pads: HashMap::new(),
             state: TranslateState::default(),
             scratch: Vec::new(),
@@ -252,15 +273,16 @@ impl InputSink for UinputSink {
 
 impl UinputSink {
     fn flush(&mut self, device: Device, events: &[RawEvent]) -> Result<()> {
-        let file = match device {
-            Device::Keyboard => &self.keyboard.file,
-            Device::Mouse => &self.mouse.file,
-            Device::Pointer => &self.pointer.file,
-            Device::Pad(n) => match self.pads.get(&n) {
-                Some(p) => &p.file,
-                None => return Ok(()), // the pad was unplugged by this very event
-            },
+        let device = match device {
+            Device::Keyboard => self.keyboard.as_ref(),
+            Device::Mouse => self.mouse.as_ref(),
+            Device::Pointer => self.pointer.as_ref(),
+            // None: the pad was unplugged by this very event.
+            Device::Pad(n) => self.pads.get(&n),
         };
-        sys::write_events(file, events).context("writing to a virtual device")
+        let Some(device) = device else {
+            return Ok(());
+        };
+        sys::write_events(&device.file, events).context("writing to a virtual device")
     }
 }

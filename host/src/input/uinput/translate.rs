@@ -116,7 +116,9 @@ pub struct TranslateState {
     pads: [Option<ControllerState>; 16],
 }
 
-fn mouse_button(b: MouseButton) -> u16 {
+/// The evdev button code of a GameStream mouse button (also what Wayland's pointer
+/// protocols carry).
+pub fn mouse_button(b: MouseButton) -> u16 {
     match b {
         MouseButton::Left => code::BTN_LEFT,
         MouseButton::Middle => code::BTN_MIDDLE,

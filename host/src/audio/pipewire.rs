@@ -1,0 +1,617 @@
+//! Sound from a PipeWire node: the monitor of an Audio/Sink (the session's own sink,
+//! `stream.capture.sink=true`), or an Audio/Source.
+//!
+//! The PipeWire loop runs on the stream's audio thread: [`PipeWireAudio::read`] runs
+//! it until the packet is due, so no extra thread sits between the app and the
+//! encoder. Its process callback appends what the graph delivers to a FIFO; `read`
+//! takes one packet from it, after a short prefill that absorbs the graph's
+//! delivery rhythm:
+//! - the capture asks for a quantum of one packet (`node.latency`), so usually one
+//!   packet arrives per packet duration and the prefill is two packets (10 ms at
+//!   5 ms packets);
+//! - where the graph runs bigger quanta (another client asked for more latency) the
+//!   prefill grows to the largest delivery plus one packet, so a quantum never runs
+//!   dry halfway;
+//! - when the FIFO runs dry (nothing plays: a null sink that nobody feeds is
+//!   suspended and delivers nothing), the packet is silence and the prefill starts
+//!   over; when it holds more than the prefill plus [`SLACK_PACKETS`], the oldest
+//!   samples go, so latency cannot creep up over a long session.
+//!
+//! A node that goes away (the session's sink removed, the daemon gone) is logged
+//! once and the capture sends silence from then on: the client keeps getting its
+//! packets and the video goes on.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pipewire as pw;
+use pw::spa;
+use pw::spa::pod::{Pod, Value};
+use pw::stream::{StreamFlags, StreamState};
+
+use super::AudioCapture;
+use super::layout;
+use crate::capture::NodeTarget;
+
+/// How long [`PipeWireAudio::open`] waits for the node to appear.
+pub const NODE_WAIT: Duration = Duration::from_secs(3);
+
+/// Packets the FIFO may hold beyond the prefill before the oldest are dropped.
+pub const SLACK_PACKETS: usize = 6;
+
+/// A node as the registry announced it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AudioNode {
+    /// Object id.
+    pub id: u32,
+    /// `object.serial`.
+    pub serial: Option<u64>,
+    /// `node.name`.
+    pub name: String,
+    /// `media.class`.
+    pub media_class: String,
+}
+
+impl AudioNode {
+    /// Whether it is a sink (captured from its monitor).
+    pub fn is_sink(&self) -> bool {
+        self.media_class == "Audio/Sink"
+    }
+
+    fn is_audio(&self) -> bool {
+        self.is_sink() || self.media_class == "Audio/Source"
+    }
+}
+
+/// The node `target` names among `nodes`: an Audio/Sink or Audio/Source. `Err` says
+/// what there is instead; `Ok(None)` means it may still appear.
+pub fn select(nodes: &[AudioNode], target: &NodeTarget) -> Result<Option<AudioNode>, String> {
+    let found: Vec<&AudioNode> = nodes
+        .iter()
+        .filter(|n| match target {
+            NodeTarget::Id(id) => n.id == *id,
+            NodeTarget::Name(name) => n.name == *name,
+        })
+        .collect();
+    let audio: Vec<&&AudioNode> = found.iter().filter(|n| n.is_audio()).collect();
+    match (audio.as_slice(), found.first()) {
+        ([one], _) => Ok(Some((**one).clone())),
+        ([], Some(other)) => Err(format!(
+            "PipeWire node {} (id {}) is {}, not an Audio/Sink or Audio/Source",
+            other.name, other.id, other.media_class
+        )),
+        ([], None) => Ok(None),
+        (many, _) => Err(format!(
+            "{} PipeWire audio nodes are named {target}; name one by id",
+            many.len()
+        )),
+    }
+}
+
+/// Why the node wanted is not there, with what is.
+fn missing(nodes: &[AudioNode], target: &NodeTarget) -> String {
+    let mut available: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.is_audio())
+        .map(|n| format!("{} (id {})", n.name, n.id))
+        .collect();
+    if available.is_empty() {
+        available.push("none".into());
+    }
+    format!(
+        "no PipeWire audio node {target}; audio nodes here: {}",
+        available.join(", ")
+    )
+}
+
+/// The FIFO between the graph and the packets, with its prefill rule.
+#[derive(Debug, Default)]
+pub struct Fifo {
+    samples: VecDeque<f32>,
+    /// Interleaved samples in one packet.
+    packet: usize,
+    /// The largest delivery seen, in interleaved samples.
+    largest: usize,
+    /// Waiting for the prefill before handing out sound.
+    priming: bool,
+    /// Packets that found it dry after sound had flowed (underruns).
+    pub underruns: u64,
+    /// Samples dropped because the FIFO ran too far ahead.
+    pub dropped: u64,
+}
+
+impl Fifo {
+    /// A FIFO for packets of `packet` interleaved samples.
+    pub fn new(packet: usize) -> Self {
+        Self {
+            packet,
+            priming: true,
+            ..Self::default()
+        }
+    }
+
+    fn prefill(&self) -> usize {
+        (2 * self.packet).max(self.largest + self.packet)
+    }
+
+    /// Appends one delivery.
+    pub fn push(&mut self, samples: impl ExactSizeIterator<Item = f32>) {
+        self.largest = self.largest.max(samples.len());
+        self.samples.extend(samples);
+        let cap = self.prefill() + SLACK_PACKETS * self.packet;
+        if self.samples.len() > cap {
+            let excess = self.samples.len() - self.prefill();
+            self.samples.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    /// Fills `out` (one packet) with the oldest sound, or silence while priming or
+    /// dry. Returns whether it was sound.
+    pub fn pop(&mut self, out: &mut [f32]) -> bool {
+        if self.priming && self.samples.len() >= self.prefill() {
+            self.priming = false;
+        }
+        if !self.priming && self.samples.len() >= out.len() {
+            let n = out.len();
+            for (o, s) in out.iter_mut().zip(self.samples.drain(..n)) {
+                *o = s;
+            }
+            return true;
+        }
+        if !self.priming {
+            // Dry: whatever is left is too little for a packet; start over.
+            self.underruns += 1;
+            self.priming = true;
+        }
+        out.fill(0.0);
+        false
+    }
+}
+
+/// What the callbacks tell the capture.
+#[derive(Debug, Default)]
+struct State {
+    nodes: Vec<AudioNode>,
+    target: Option<AudioNode>,
+    synced: bool,
+    fifo: Fifo,
+    channels: usize,
+    ended: Option<String>,
+    /// The capture is being dropped: the disconnect that follows is ours.
+    closing: bool,
+}
+
+impl State {
+    fn end(&mut self, reason: String) {
+        if self.ended.is_none() && !self.closing {
+            self.ended = Some(reason);
+        }
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running capture of a PipeWire audio node. Fields drop in order: listeners
+/// before what they listen to, the loop last.
+pub struct PipeWireAudio {
+    state: Shared,
+    /// Said in the log once the node is gone.
+    gone_reported: bool,
+    /// Whether sound came at least once (for the log).
+    heard: bool,
+    _stream_listener: pw::stream::StreamListener<()>,
+    stream: pw::stream::StreamRc,
+    _registry_listener: pw::registry::Listener,
+    _core_listener: pw::core::Listener,
+    _registry: pw::registry::RegistryRc,
+    _core: pw::core::CoreRc,
+    _context: pw::context::ContextRc,
+    main_loop: pw::main_loop::MainLoopRc,
+}
+
+impl std::fmt::Debug for PipeWireAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeWireAudio")
+            .field("state", &lock(&self.state))
+            .finish_non_exhaustive()
+    }
+}
+
+fn pod_bytes(value: Value) -> Result<Vec<u8>, String> {
+    Ok(
+        spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
+            .map_err(|e| format!("building a PipeWire parameter: {e:?}"))?
+            .0
+            .into_inner(),
+    )
+}
+
+/// The one format the capture takes: 48 kHz float, the stream's channels at
+/// Moonlight's positions. The stream's own converter mixes whatever the node has
+/// into it.
+fn format_param(channels: usize) -> Result<Vec<u8>, String> {
+    let mut info = spa::param::audio::AudioInfoRaw::new();
+    info.set_format(spa::param::audio::AudioFormat::F32LE);
+    info.set_rate(48_000);
+    info.set_channels(channels as u32);
+    info.set_flags(spa::param::audio::AudioInfoRawFlags::empty());
+    let mut position = [0u32; spa::sys::SPA_AUDIO_MAX_CHANNELS as usize];
+    for (p, id) in position.iter_mut().zip(layout::positions(channels)) {
+        *p = id;
+    }
+    info.set_position(position);
+    pod_bytes(Value::Object(spa::pod::Object {
+        type_: spa::utils::SpaTypes::ObjectParamFormat.as_raw(),
+        id: spa::param::ParamType::EnumFormat.as_raw(),
+        properties: info.into(),
+    }))
+}
+
+impl PipeWireAudio {
+    /// Connects to the PipeWire daemon (the one in `runtime_dir`, else the
+    /// environment's), finds `node` (waiting up to [`NODE_WAIT`]) and links a capture
+    /// stream of `channels` channels to it (its monitor, for a sink).
+    pub fn open(
+        node: &NodeTarget,
+        runtime_dir: Option<&Path>,
+        channels: usize,
+        samples_per_packet: usize,
+    ) -> Result<Self, String> {
+        pw::init();
+        let main_loop = pw::main_loop::MainLoopRc::new(None)
+            .map_err(|e| format!("creating a PipeWire loop: {e}"))?;
+        let context = pw::context::ContextRc::new(&main_loop, None)
+            .map_err(|e| format!("creating a PipeWire context: {e}"))?;
+        let mut props = pw::properties::PropertiesBox::new();
+        if let Some(dir) = runtime_dir {
+            props.insert(
+                "remote.name",
+                dir.join("pipewire-0").to_string_lossy().as_ref(),
+            );
+        }
+        let core = context.connect_rc(Some(props)).map_err(|e| {
+            format!(
+                "connecting to the PipeWire daemon ({}): {e}",
+                runtime_dir.map_or_else(|| "this user's".to_owned(), |d| d.display().to_string())
+            )
+        })?;
+        let state: Shared = Arc::new(Mutex::new(State {
+            fifo: Fifo::new(samples_per_packet * channels),
+            channels,
+            ..State::default()
+        }));
+        let core_listener = {
+            let on_done = state.clone();
+            let on_error = state.clone();
+            core.add_listener_local()
+                .done(move |id, _| {
+                    if id == pw::core::PW_ID_CORE {
+                        lock(&on_done).synced = true;
+                    }
+                })
+                .error(move |id, _, res, message| {
+                    if id == pw::core::PW_ID_CORE {
+                        lock(&on_error).end(format!(
+                            "lost the connection to PipeWire ({message}, {res})"
+                        ));
+                    } else {
+                        tracing::debug!(id, res, "PipeWire error: {message}");
+                    }
+                })
+                .register()
+        };
+        let registry = core
+            .get_registry_rc()
+            .map_err(|e| format!("reading the PipeWire registry: {e}"))?;
+        let registry_listener = {
+            let on_global = state.clone();
+            let on_remove = state.clone();
+            registry
+                .add_listener_local()
+                .global(move |global| {
+                    if global.type_ != pw::types::ObjectType::Node {
+                        return;
+                    }
+                    let get = |k: &str| global.props.and_then(|p| p.get(k));
+                    lock(&on_global).nodes.push(AudioNode {
+                        id: global.id,
+                        serial: get("object.serial").and_then(|s| s.parse().ok()),
+                        name: get("node.name").unwrap_or_default().to_owned(),
+                        media_class: get("media.class").unwrap_or_default().to_owned(),
+                    });
+                })
+                .global_remove(move |id| {
+                    let mut st = lock(&on_remove);
+                    st.nodes.retain(|n| n.id != id);
+                    if let Some(t) = st.target.as_ref().filter(|t| t.id == id) {
+                        let reason = format!("PipeWire node {} (id {}) was removed", t.name, t.id);
+                        st.end(reason);
+                    }
+                })
+                .register()
+        };
+        core.sync(0)
+            .map_err(|e| format!("syncing with PipeWire: {e}"))?;
+        let target = Self::wait_for_node(&main_loop, &state, node)?;
+        lock(&state).target = Some(target.clone());
+
+        let mut props = pw::properties::PropertiesBox::new();
+        props.insert(*pw::keys::MEDIA_TYPE, "Audio");
+        props.insert(*pw::keys::MEDIA_CATEGORY, "Capture");
+        props.insert(*pw::keys::MEDIA_ROLE, "Game");
+        props.insert(*pw::keys::NODE_NAME, "punktfunk-audio-capture");
+        // One packet per graph cycle where the graph allows it: the least latency.
+        props.insert(
+            "node.latency",
+            format!("{samples_per_packet}/48000").as_str(),
+        );
+        if target.is_sink() {
+            props.insert("stream.capture.sink", "true");
+        }
+        let target_key = target
+            .serial
+            .map_or_else(|| target.name.clone(), |s| s.to_string());
+        props.insert("target.object", target_key.as_str());
+        let stream = pw::stream::StreamRc::new(core.clone(), "punktfunk-audio-capture", props)
+            .map_err(|e| format!("creating a PipeWire stream: {e}"))?;
+        let stream_listener = Self::listen(&stream, &state)?;
+        let format = format_param(channels)?;
+        let mut params: Vec<&Pod> = Pod::from_bytes(&format).into_iter().collect();
+        stream
+            .connect(
+                spa::utils::Direction::Input,
+                Some(target.id),
+                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::DONT_RECONNECT,
+                &mut params,
+            )
+            .map_err(|e| format!("linking to PipeWire node {}: {e}", target.id))?;
+        tracing::info!(
+            node = target.name,
+            id = target.id,
+            class = target.media_class,
+            channels,
+            "audio: capturing PipeWire node{}",
+            if target.is_sink() {
+                " (its monitor)"
+            } else {
+                ""
+            }
+        );
+        Ok(Self {
+            state,
+            gone_reported: false,
+            heard: false,
+            _stream_listener: stream_listener,
+            stream,
+            _registry_listener: registry_listener,
+            _core_listener: core_listener,
+            _registry: registry,
+            _core: core,
+            _context: context,
+            main_loop,
+        })
+    }
+
+    fn wait_for_node(
+        main_loop: &pw::main_loop::MainLoopRc,
+        state: &Shared,
+        node: &NodeTarget,
+    ) -> Result<AudioNode, String> {
+        let deadline = Instant::now() + NODE_WAIT;
+        loop {
+            {
+                let st = lock(state);
+                if let Some(reason) = &st.ended {
+                    return Err(reason.clone());
+                }
+                if st.synced {
+                    if let Some(found) = select(&st.nodes, node)? {
+                        return Ok(found);
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(missing(&st.nodes, node));
+                    }
+                } else if Instant::now() >= deadline {
+                    return Err("the PipeWire daemon did not answer".into());
+                }
+            }
+            main_loop
+                .loop_()
+                .iterate(pw::loop_::Timeout::Finite(Duration::from_millis(50)));
+        }
+    }
+
+    fn listen(
+        stream: &pw::stream::StreamRc,
+        state: &Shared,
+    ) -> Result<pw::stream::StreamListener<()>, String> {
+        let on_state = state.clone();
+        let on_process = state.clone();
+        stream
+            .add_local_listener::<()>()
+            .state_changed(move |_, _, old, new| {
+                tracing::debug!(?old, ?new, "PipeWire audio capture state");
+                let mut st = lock(&on_state);
+                match new {
+                    StreamState::Error(message) => {
+                        st.end(format!("the PipeWire audio stream failed: {message}"));
+                    }
+                    StreamState::Unconnected => {
+                        st.end("the PipeWire audio stream was disconnected".into());
+                    }
+                    _ => {}
+                }
+            })
+            .process(move |stream, _| {
+                while let Some(mut buffer) = stream.dequeue_buffer() {
+                    let mut st = lock(&on_process);
+                    if st.ended.is_some() {
+                        continue;
+                    }
+                    let Some(data) = buffer.datas_mut().first_mut() else {
+                        continue;
+                    };
+                    let chunk = data.chunk();
+                    let (offset, size) = (chunk.offset() as usize, chunk.size() as usize);
+                    let channels = st.channels;
+                    if let Some(bytes) = data.data() {
+                        let end = (offset + size).min(bytes.len());
+                        let bytes = &bytes[offset.min(end)..end];
+                        // Whole frames only: a torn frame would swap channels.
+                        let whole = bytes.len() / (4 * channels) * (4 * channels);
+                        let samples = bytes[..whole]
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                        st.fifo.push(samples);
+                    }
+                }
+            })
+            .register()
+            .map_err(|e| format!("listening to the PipeWire audio stream: {e}"))
+    }
+}
+
+impl AudioCapture for PipeWireAudio {
+    fn read(&mut self, out: &mut [f32], deadline: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.main_loop
+                .loop_()
+                .iterate(pw::loop_::Timeout::Finite(deadline - now));
+        }
+        let mut st = lock(&self.state);
+        if let Some(reason) = &st.ended {
+            if !self.gone_reported {
+                self.gone_reported = true;
+                tracing::warn!("audio source gone: {reason}; sending silence, the stream goes on");
+            }
+            out.fill(0.0);
+            return;
+        }
+        if st.fifo.pop(out) && !self.heard {
+            self.heard = true;
+            tracing::info!("audio: sound from the PipeWire node reaches the stream");
+        }
+    }
+
+    fn describe(&self) -> String {
+        let st = lock(&self.state);
+        match &st.target {
+            Some(t) if t.is_sink() => {
+                format!("the monitor of PipeWire sink {} (id {})", t.name, t.id)
+            }
+            Some(t) => format!("PipeWire source {} (id {})", t.name, t.id),
+            None => "a PipeWire audio node".into(),
+        }
+    }
+}
+
+impl Drop for PipeWireAudio {
+    fn drop(&mut self) {
+        let (underruns, dropped) = {
+            let mut st = lock(&self.state);
+            st.closing = true;
+            (st.fifo.underruns, st.fifo.dropped)
+        };
+        tracing::info!(underruns, dropped_samples = dropped, "audio capture closed");
+        let _ = self.stream.disconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: u32, name: &str, class: &str) -> AudioNode {
+        AudioNode {
+            id,
+            serial: Some(u64::from(id) + 1000),
+            name: name.into(),
+            media_class: class.into(),
+        }
+    }
+
+    #[test]
+    fn selects_audio_nodes_only_and_never_guesses() {
+        let nodes = [
+            node(30, "punktfunk.session-1-1", "Audio/Sink"),
+            node(31, "mic", "Audio/Source"),
+            node(32, "gamescope", "Video/Source"),
+            node(33, "twin", "Audio/Sink"),
+            node(34, "twin", "Audio/Sink"),
+        ];
+        let pick = |t: NodeTarget| select(&nodes, &t);
+        assert_eq!(
+            pick(NodeTarget::Name("punktfunk.session-1-1".into()))
+                .unwrap()
+                .map(|n| n.id),
+            Some(30)
+        );
+        assert_eq!(pick(NodeTarget::Id(31)).unwrap().map(|n| n.id), Some(31));
+        assert!(
+            pick(NodeTarget::Id(32))
+                .unwrap_err()
+                .contains("Video/Source")
+        );
+        assert!(
+            pick(NodeTarget::Name("twin".into()))
+                .unwrap_err()
+                .contains("by id")
+        );
+        assert_eq!(pick(NodeTarget::Name("later".into())), Ok(None));
+        let why = missing(&nodes, &NodeTarget::Name("later".into()));
+        assert!(
+            why.contains("mic (id 31)") && !why.contains("gamescope"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_fifo_primes_hands_out_packets_and_goes_silent_when_dry() {
+        let mut f = Fifo::new(4);
+        let mut out = [9.0f32; 4];
+        f.push([1.0, 2.0, 3.0, 4.0].into_iter());
+        assert!(!f.pop(&mut out), "priming: one packet is not enough");
+        assert_eq!(out, [0.0; 4]);
+        f.push([5.0, 6.0, 7.0, 8.0].into_iter());
+        assert!(f.pop(&mut out));
+        assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
+        assert!(f.pop(&mut out));
+        assert_eq!(out, [5.0, 6.0, 7.0, 8.0]);
+        assert!(!f.pop(&mut out), "dry");
+        assert_eq!((out, f.underruns), ([0.0; 4], 1));
+    }
+
+    #[test]
+    fn big_quanta_prefill_more_and_runaway_fifos_are_trimmed() {
+        let mut f = Fifo::new(4);
+        let mut out = [0.0f32; 4];
+        // One delivery of three packets: the prefill is that plus one packet.
+        f.push((0..12).map(|v| v as f32));
+        assert!(!f.pop(&mut out));
+        f.push((12..24).map(|v| v as f32));
+        for want in [0.0, 4.0, 8.0, 12.0, 16.0, 20.0] {
+            assert!(f.pop(&mut out));
+            assert_eq!(out[0], want);
+        }
+        // A reader that stalls: the FIFO never holds more than prefill + slack, and
+        // what it keeps is the newest sound.
+        let mut g = Fifo::new(4);
+        for n in 0..20 {
+            g.push((0..4).map(|v| (n * 4 + v) as f32));
+            assert!(g.samples.len() <= g.prefill() + SLACK_PACKETS * 4);
+        }
+        assert!(g.dropped > 0);
+        assert_eq!(g.samples.back(), Some(&79.0));
+    }
+}

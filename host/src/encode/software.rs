@@ -1,0 +1,315 @@
+//! Encoders that take pictures in system memory, through FFmpeg: libx264, libx265 and
+//! SVT-AV1 on the CPU, and NVENC's own upload path (FFmpeg copies a system-memory
+//! picture to the GPU itself; see [`super::nvenc`]).
+//!
+//! Settings follow what low-latency streaming needs (and what Sunshine uses): x264
+//! superfast with `zerolatency` and no B-frames, parameter sets repeated on every IDR,
+//! CBR at the requested bitrate with a one-frame VBV, and IDR on demand within one
+//! frame (`forced-idr`). The bitrate changes on the fly (FFmpeg's libx264 and NVENC
+//! wrappers reconfigure the open encoder when the context's rates change).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ffmpeg::format::Pixel;
+use ffmpeg_next as ffmpeg;
+
+use super::convert::{ConvertPath, Converter};
+use super::video::{Encode, EncodedFrame, VideoEncoderConfig};
+use crate::capture::Frame;
+
+/// The per-encoder knobs the pipeline bench varies (the levers); the defaults are
+/// what the host streams with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// How packed RGB becomes YUV.
+    pub convert: ConvertPath,
+    /// Hand x264 NV12 (its internal layout) instead of YUV420P, saving its
+    /// interleaving copy. Ignored by encoders that do not take NV12.
+    pub nv12: bool,
+    /// x264's thread count (`None`: FFmpeg's default, x264's automatic choice).
+    pub threads: Option<u32>,
+    /// x264's preset.
+    pub preset: &'static str,
+}
+
+impl Default for Tuning {
+    /// What the lever table in `host/benches/pipeline.rs` measured best on the 2-core
+    /// reference box at superfast.
+    fn default() -> Self {
+        Self {
+            convert: ConvertPath::default(),
+            nv12: true,
+            threads: Some(2),
+            preset: "superfast",
+        }
+    }
+}
+
+/// An open FFmpeg encoder fed from system memory, and its colour converter.
+pub struct FfmpegEncoder {
+    name: &'static str,
+    encoder: ffmpeg::encoder::video::Encoder,
+    converter: Converter,
+    /// Whether the converter holds a picture (what a repeat re-encodes).
+    has_picture: bool,
+    idr_requested: bool,
+    fps: u32,
+    packet: ffmpeg::Packet,
+    pts: i64,
+}
+
+impl std::fmt::Debug for FfmpegEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfmpegEncoder")
+            .field("encoder", &self.name)
+            .field("converter", &self.converter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The VBV size in bits for `kbps` at `fps`: one frame's worth, so the encoder may not
+/// exceed the link for even a frame.
+fn vbv_bits(kbps: u32, fps: u32) -> i32 {
+    let bits = u64::from(kbps) * 1000 / u64::from(fps.max(1));
+    i32::try_from(bits.max(1000)).unwrap_or(i32::MAX)
+}
+
+fn options(name: &str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> ffmpeg::Dictionary<'static> {
+    let mut o = ffmpeg::Dictionary::new();
+    let kbps = cfg.bitrate_kbps;
+    let vbv = (kbps / cfg.fps.max(1)).max(1);
+    match name {
+        "libx264" => {
+            o.set("preset", tuning.preset);
+            o.set("tune", "zerolatency");
+            o.set("forced-idr", "1");
+            // The VBV comes from the context (rc_max_rate, rc_buffer_size), so that a
+            // bitrate change reconfigures it consistently. No `nal-hrd`: x264 refuses
+            // to change VBV parameters while NAL HRD is signalled, and its CBR filler
+            // only pads frames with bytes the link then carries for nothing.
+            o.set(
+                "x264-params",
+                "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0",
+            );
+        }
+        "libx265" => {
+            // info=0: x265's version SEI (a prefix SEI between the PPS and the IDR slice)
+            // makes moonlight-common-c drop every HEVC frame; checked with
+            // moonlight-python, where no frame reached the decoder with it.
+            o.set("preset", "ultrafast");
+            o.set("tune", "zerolatency");
+            o.set("forced-idr", "1");
+            o.set(
+                "x265-params",
+                &format!("log-level=none:repeat-headers=1:bframes=0:vbv-maxrate={kbps}:vbv-bufsize={vbv}:keyint=-1:scenecut=0:info=0"),
+            );
+        }
+        "libsvtav1" => {
+            o.set("preset", "12");
+            o.set(
+                "svtav1-params",
+                "pred-struct=1:rc=2:fast-decode=1:enable-overlays=0",
+            );
+        }
+        n if n.ends_with("_nvenc") => {
+            o.set("preset", "p1");
+            o.set("tune", "ull");
+            o.set("zerolatency", "1");
+            o.set("rc", "cbr");
+            o.set("forced-idr", "1");
+        }
+        _ => {}
+    }
+    o
+}
+
+/// The pixel format `name` is fed: NV12 where the encoder takes it and `tuning` asks.
+fn input_format(name: &str, tuning: &Tuning) -> Pixel {
+    let takes_nv12 = name == "libx264" || name.ends_with("_nvenc");
+    if tuning.nv12 && takes_nv12 {
+        Pixel::NV12
+    } else {
+        Pixel::YUV420P
+    }
+}
+
+impl FfmpegEncoder {
+    /// Opens the FFmpeg encoder `name` for system-memory pictures.
+    pub fn open(name: &'static str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> Result<Self> {
+        let codec = ffmpeg::encoder::find_by_name(name)
+            .ok_or_else(|| anyhow!("{name} is not in this FFmpeg"))?;
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .context("allocating the encoder")?;
+        let format = input_format(name, tuning);
+        enc.set_width(cfg.width);
+        enc.set_height(cfg.height);
+        enc.set_format(format);
+        enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
+        enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
+        let bps = usize::try_from(u64::from(cfg.bitrate_kbps) * 1000).unwrap_or(usize::MAX);
+        enc.set_bit_rate(bps);
+        // SVT-AV1's CBR refuses a maximum equal to the target ("Max Bitrate must be
+        // greater than Target Bitrate") and needs none; the others cap at the target.
+        if name != "libsvtav1" {
+            enc.set_max_bit_rate(bps);
+        }
+        enc.set_max_b_frames(0);
+        // IDRs come on request (client start, loss); no periodic ones.
+        enc.set_gop(i32::MAX as u32);
+        if name == "libx264"
+            && let Some(t) = tuning.threads
+        {
+            enc.set_threading(ffmpeg::threading::Config {
+                kind: ffmpeg::threading::Type::Slice,
+                count: t as usize,
+                ..Default::default()
+            });
+        }
+        // Convert and tag exactly as the client asked (`encoderCscMode`): its decoder
+        // converts back with the same matrix and range.
+        let (space, primaries, transfer, sws_space) = cfg.colour();
+        enc.set_colorspace(space);
+        enc.set_color_range(if cfg.full_range() {
+            ffmpeg::color::Range::JPEG
+        } else {
+            ffmpeg::color::Range::MPEG
+        });
+        // SAFETY: the context is allocated and not yet open; these are plain fields.
+        unsafe {
+            let ctx = enc.as_mut_ptr();
+            (*ctx).color_primaries = primaries.into();
+            (*ctx).color_trc = transfer.into();
+            if name == "libx264" || name.ends_with("_nvenc") {
+                (*ctx).rc_buffer_size = vbv_bits(cfg.bitrate_kbps, cfg.fps);
+            }
+        }
+        let encoder = enc.open_with(options(name, cfg, tuning)).with_context(|| {
+            format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps)
+        })?;
+        let converter = Converter::new(
+            cfg.width,
+            cfg.height,
+            sws_space,
+            cfg.full_range(),
+            format,
+            tuning.convert,
+        );
+        tracing::info!(
+            encoder = name,
+            width = cfg.width,
+            height = cfg.height,
+            fps = cfg.fps,
+            kbps = cfg.bitrate_kbps,
+            ?tuning,
+            "video encoder open"
+        );
+        Ok(Self {
+            name,
+            encoder,
+            converter,
+            has_picture: false,
+            idr_requested: false,
+            fps: cfg.fps,
+            packet: ffmpeg::Packet::empty(),
+            pts: 0,
+        })
+    }
+}
+
+impl Encode for FfmpegEncoder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
+        let t0 = Instant::now();
+        self.converter
+            .convert(frame)
+            .context("converting the captured picture to YUV 4:2:0")?;
+        self.has_picture = true;
+        Ok(t0.elapsed().as_micros() as u64)
+    }
+
+    fn has_picture(&self) -> bool {
+        self.has_picture
+    }
+
+    fn encode_picture(
+        &mut self,
+        force_idr: bool,
+        convert_us: u64,
+        out: &mut EncodedFrame,
+    ) -> Result<bool> {
+        if !self.has_picture {
+            bail!("no picture to encode yet");
+        }
+        let t1 = Instant::now();
+        let force_idr = force_idr || std::mem::take(&mut self.idr_requested);
+        let picture = &mut self.converter.picture;
+        picture.set_pts(Some(self.pts));
+        self.pts += 1;
+        picture.set_kind(if force_idr {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
+        self.encoder
+            .send_frame(&self.converter.picture)
+            .context("sending a frame to the encoder")?;
+        out.data.clear();
+        out.keyframe = false;
+        let mut got = false;
+        loop {
+            match self.encoder.receive_packet(&mut self.packet) {
+                Ok(()) => {
+                    if let Some(d) = self.packet.data() {
+                        out.data.extend_from_slice(d);
+                    }
+                    out.keyframe |= self.packet.is_key();
+                    got = true;
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
+                Err(ffmpeg::Error::Eof) => break,
+                Err(e) => return Err(e).context("receiving a packet from the encoder"),
+            }
+        }
+        out.convert_us = convert_us;
+        out.encode_us = t1.elapsed().as_micros() as u64;
+        Ok(got)
+    }
+
+    fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<()> {
+        // FFmpeg's libx264 wrapper compares these fields with its parameters before each
+        // frame and calls x264_encoder_reconfig; NVENC's does the same when the driver
+        // reports dynamic bitrate support. Other wrappers read them only when opened.
+        if !(self.name == "libx264" || self.name.ends_with("_nvenc")) {
+            bail!("{} cannot change its bitrate without reopening", self.name);
+        }
+        let bps = i64::from(bitrate_kbps) * 1000;
+        // SAFETY: the encoder is open and used only from this thread; FFmpeg reads these
+        // plain fields on the next frame.
+        unsafe {
+            let ctx = self.encoder.as_mut_ptr();
+            (*ctx).bit_rate = bps;
+            (*ctx).rc_max_rate = bps;
+            (*ctx).rc_buffer_size = vbv_bits(bitrate_kbps, self.fps);
+        }
+        tracing::info!(encoder = self.name, kbps = bitrate_kbps, "bitrate changed");
+        Ok(())
+    }
+
+    fn request_idr(&mut self) {
+        self.idr_requested = true;
+    }
+}
+
+impl Drop for FfmpegEncoder {
+    fn drop(&mut self) {
+        // End the stream before the encoder is freed (SVT-AV1 hangs otherwise).
+        let _ = self.encoder.send_eof();
+        while self.encoder.receive_packet(&mut self.packet).is_ok() {}
+    }
+}
