@@ -493,7 +493,7 @@ fn sway_row(
         fps: 60,
     };
     let result = mgr
-        .launch(1, mode, Some(painter.display().to_string()), 2)
+        .launch(1, mode, Some(painter.display().to_string()), 0)
         .map_err(|e| anyhow::anyhow!("launch: {e}"))
         .and_then(|(spec, _first)| {
             let id = mgr.status().context("no session after launch")?.id;

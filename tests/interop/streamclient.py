@@ -8,6 +8,7 @@ another network namespace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -173,6 +174,70 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
         # processes): gaps at a moment the test knows of.
         "arrivals": arrivals,
     }
+
+
+# moonlight-common-c's audio configurations (Limelight.h): channel count and WAVE mask.
+AUDIO_MASKS = {2: 0x3, 6: 0x3F, 8: 0x63F}
+
+
+@contextlib.contextmanager
+def moonlight_audio(channels: int):
+    """Makes moonlight-python ask for `channels` (2, 6 for 5.1, 8 for 7.1) and decode
+    surround as Moonlight's own clients do.
+
+    moonlight-python always asks for stereo, and it decodes surround through an
+    OpusHead of mapping family 1, which makes FFmpeg reorder the output from Vorbis
+    order: channel 1 would be the centre, not front right. The clients built on
+    moonlight-common-c hand the announced mapping to opus_multistream_decoder_create
+    and play output channel i as Moonlight's channel i (FL FR C LFE BL BR SL SR).
+    Mapping family 255 makes FFmpeg do exactly that, so the channels a test reads are
+    the channels a player hears.
+    """
+    import functools
+
+    import moonlight_python
+    import moonlight_python.audio_decoder as audio_decoder
+
+    config = (AUDIO_MASKS[channels] << 16) | (channels << 8) | 0xCA
+    original_config = moonlight_python.StreamConfig
+    original_head = audio_decoder.build_opus_head
+
+    def head(sample_rate, n, streams, coupled, mapping, pre_skip=0):
+        if n <= 2:
+            return original_head(sample_rate, n, streams, coupled, mapping, pre_skip)
+        import struct
+
+        return (b"OpusHead" + bytes([1, n]) + struct.pack("<HIh", pre_skip, sample_rate, 0)
+                + bytes([255, streams, coupled]) + bytes(mapping[:n]))
+
+    moonlight_python.StreamConfig = functools.partial(original_config, audio_configuration=config)
+    audio_decoder.build_opus_head = head
+    try:
+        yield
+    finally:
+        moonlight_python.StreamConfig = original_config
+        audio_decoder.build_opus_head = original_head
+
+
+def audio_for(client, seconds: float):
+    """Decoded audio chunks for `seconds`, then stops, even when audio stops coming
+    (client.audio() waits for ever then)."""
+    manager = client._stream_manager
+    sub = manager.subscribe_audio()
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            chunk = sub.get(timeout=min(left, 1.0))
+            if chunk is not None:
+                yield chunk
+    finally:
+        manager.unsubscribe_audio(sub)
+
+
+def dominant_hz(pcm: np.ndarray, rate: int) -> float:
+    """The strongest frequency in one channel."""
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[np.argmax(spectrum)])
 
 
 def run_audio(client, seconds: float, pcm_path: str) -> dict:

@@ -13,9 +13,12 @@
 //!   prefill grows to the largest delivery plus one packet, so a quantum never runs
 //!   dry halfway;
 //! - when the FIFO runs dry (nothing plays: a null sink that nobody feeds is
-//!   suspended and delivers nothing), the packet is silence and the prefill starts
-//!   over; when it holds more than the prefill plus [`SLACK_PACKETS`], the oldest
-//!   samples go, so latency cannot creep up over a long session.
+//!   suspended and delivers nothing; or the graph's rhythm wobbled on a busy CPU),
+//!   the packet is silence, the prefill grows by one packet (up to
+//!   [`MAX_EXTRA_PACKETS`]) and starts over: a wobbly machine settles at the latency
+//!   it needs instead of crackling for ever, a steady one keeps 10 ms;
+//! - when it holds more than the prefill plus [`SLACK_PACKETS`], the oldest samples
+//!   go, so latency cannot creep up over a long session.
 //!
 //! A node that goes away (the session's sink removed, the daemon gone) is logged
 //! once and the capture sends silence from then on: the client keeps getting its
@@ -40,6 +43,9 @@ pub const NODE_WAIT: Duration = Duration::from_secs(3);
 
 /// Packets the FIFO may hold beyond the prefill before the oldest are dropped.
 pub const SLACK_PACKETS: usize = 6;
+
+/// Packets the prefill may grow by after underruns (40 ms at 5 ms packets).
+pub const MAX_EXTRA_PACKETS: usize = 8;
 
 /// A node as the registry announced it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -116,10 +122,14 @@ pub struct Fifo {
     largest: usize,
     /// Waiting for the prefill before handing out sound.
     priming: bool,
+    /// Packets added to the prefill after underruns.
+    extra: usize,
     /// Packets that found it dry after sound had flowed (underruns).
     pub underruns: u64,
     /// Samples dropped because the FIFO ran too far ahead.
     pub dropped: u64,
+    /// Samples received in all.
+    pub received: u64,
 }
 
 impl Fifo {
@@ -133,12 +143,18 @@ impl Fifo {
     }
 
     fn prefill(&self) -> usize {
-        (2 * self.packet).max(self.largest + self.packet)
+        (2 * self.packet).max(self.largest + self.packet) + self.extra * self.packet
+    }
+
+    /// The prefill, in interleaved samples (for logs).
+    pub fn prefill_samples(&self) -> usize {
+        self.prefill()
     }
 
     /// Appends one delivery.
     pub fn push(&mut self, samples: impl ExactSizeIterator<Item = f32>) {
         self.largest = self.largest.max(samples.len());
+        self.received += samples.len() as u64;
         self.samples.extend(samples);
         let cap = self.prefill() + SLACK_PACKETS * self.packet;
         if self.samples.len() > cap {
@@ -162,9 +178,11 @@ impl Fifo {
             return true;
         }
         if !self.priming {
-            // Dry: whatever is left is too little for a packet; start over.
+            // Dry: whatever is left is too little for a packet; start over with a
+            // deeper prefill.
             self.underruns += 1;
             self.priming = true;
+            self.extra = (self.extra + 1).min(MAX_EXTRA_PACKETS);
         }
         out.fill(0.0);
         false
@@ -206,6 +224,7 @@ pub struct PipeWireAudio {
     gone_reported: bool,
     /// Whether sound came at least once (for the log).
     heard: bool,
+    opened: Instant,
     _stream_listener: pw::stream::StreamListener<()>,
     stream: pw::stream::StreamRc,
     _registry_listener: pw::registry::Listener,
@@ -388,6 +407,7 @@ impl PipeWireAudio {
             state,
             gone_reported: false,
             heard: false,
+            opened: Instant::now(),
             _stream_listener: stream_listener,
             stream,
             _registry_listener: registry_listener,
@@ -500,7 +520,7 @@ impl AudioCapture for PipeWireAudio {
         }
         if st.fifo.pop(out) && !self.heard {
             self.heard = true;
-            tracing::info!("audio: sound from the PipeWire node reaches the stream");
+            tracing::info!("audio: the PipeWire node delivers samples");
         }
     }
 
@@ -518,12 +538,30 @@ impl AudioCapture for PipeWireAudio {
 
 impl Drop for PipeWireAudio {
     fn drop(&mut self) {
-        let (underruns, dropped) = {
+        let (underruns, dropped, prefill_ms, rate) = {
             let mut st = lock(&self.state);
             st.closing = true;
-            (st.fifo.underruns, st.fifo.dropped)
+            let channels = st.channels.max(1);
+            let frames = st.fifo.prefill_samples() / channels;
+            let rate = st.fifo.received as f64
+                / channels as f64
+                / self.opened.elapsed().as_secs_f64().max(0.001);
+            (
+                st.fifo.underruns,
+                st.fifo.dropped,
+                frames as f64 / 48.0,
+                rate,
+            )
         };
-        tracing::info!(underruns, dropped_samples = dropped, "audio capture closed");
+        // The delivered rate says whether underruns were a slow graph (under 48000)
+        // or a late reader.
+        tracing::info!(
+            underruns,
+            dropped_samples = dropped,
+            prefill_ms,
+            delivered_hz = rate.round(),
+            "audio capture closed"
+        );
         let _ = self.stream.disconnect();
     }
 }
@@ -590,6 +628,13 @@ mod tests {
         assert_eq!(out, [5.0, 6.0, 7.0, 8.0]);
         assert!(!f.pop(&mut out), "dry");
         assert_eq!((out, f.underruns), ([0.0; 4], 1));
+        // After an underrun it waits for one packet more than before.
+        f.push([1.0; 4].into_iter());
+        f.push([1.0; 4].into_iter());
+        assert!(!f.pop(&mut out), "two packets no longer suffice");
+        f.push([2.0; 4].into_iter());
+        assert!(f.pop(&mut out));
+        assert_eq!(f.prefill(), 12);
     }
 
     #[test]

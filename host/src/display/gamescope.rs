@@ -433,6 +433,31 @@ impl Display for GamescopeSession {
     fn pids(&self) -> (Option<u32>, Option<u32>) {
         (self.child.as_ref().map(Child::id), None)
     }
+
+    /// gamescope's own libei server: the `LIBEI_SOCKET` it gave the session's app
+    /// (read from the environment of a process carrying this session's marker).
+    /// Nowhere until the app runs.
+    fn input(&self) -> crate::input::SessionInput {
+        let (Some(mode), false) = (self.mode, self.id.is_empty()) else {
+            return crate::input::SessionInput::NoSession;
+        };
+        let socket = super::process::marked(&self.id)
+            .into_iter()
+            .find_map(|pid| {
+                let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+                crate::input::ei::socket_from_environ(&env, &self.user.runtime_dir)
+            });
+        match socket {
+            Some(ei_socket) => crate::input::SessionInput::Gamescope {
+                ei_socket,
+                output: (mode.width, mode.height),
+            },
+            None => {
+                tracing::warn!(session = self.id, "gamescope gave its app no LIBEI_SOCKET");
+                crate::input::SessionInput::NoSession
+            }
+        }
+    }
 }
 
 impl Drop for GamescopeSession {

@@ -14,12 +14,6 @@
 //! - high quality uses mapping family 255, one mono stream per channel in input
 //!   order: [`SurroundLayout::high_quality`].
 //!
-//! FFmpeg 5.1's libopus wrapper moves each surround frame from FFmpeg's channel order
-//! into Vorbis order before libopus sees it (for both families), which would put
-//! Moonlight's FR where it expects C. [`OpusEncoder::encode`] places the samples so
-//! that this move lands each channel where the announced layout says
-//! ([`ffmpeg_slot`]).
-//!
 //! The tests decode with the announced layout, as the client does, and check that
 //! each channel comes out where it went in.
 
@@ -38,23 +32,6 @@ pub struct OpusEncoder {
     channels: usize,
     samples_per_packet: usize,
     pts: i64,
-    /// For each channel in Moonlight's order, the slot of FFmpeg's frame it goes in.
-    slots: Vec<usize>,
-}
-
-/// The slot of FFmpeg's input frame where channel `c` (of `channels`, Moonlight's
-/// order) must go for the decoded stream to carry it as channel `c` of the announced
-/// layout: FFmpeg reads its frame through the Vorbis channel offsets (FL C FR, then
-/// the rest), so channel c goes where those offsets pick c from. Measured against
-/// FFmpeg 5.1 by `surround_channels_come_out_where_they_went_in`.
-pub fn ffmpeg_slot(channels: usize, c: usize) -> usize {
-    const SIX: [usize; 6] = [0, 2, 1, 5, 3, 4];
-    const EIGHT: [usize; 8] = [0, 2, 1, 7, 5, 6, 3, 4];
-    match channels {
-        6 => SIX[c],
-        8 => EIGHT[c],
-        _ => c,
-    }
 }
 
 impl std::fmt::Debug for OpusEncoder {
@@ -124,7 +101,6 @@ impl OpusEncoder {
             channels,
             samples_per_packet,
             pts: 0,
-            slots: (0..channels).map(|c| ffmpeg_slot(channels, c)).collect(),
         })
     }
 
@@ -157,12 +133,9 @@ impl OpusEncoder {
         if samples.len() != want {
             bail!("expected {want} samples, got {}", samples.len());
         }
-        let ch = self.channels;
         let bytes = self.frame.data_mut(0);
-        for (dst, src) in bytes.chunks_exact_mut(4 * ch).zip(samples.chunks_exact(ch)) {
-            for (s, &slot) in src.iter().zip(&self.slots) {
-                dst[4 * slot..4 * slot + 4].copy_from_slice(&s.to_ne_bytes());
-            }
+        for (dst, s) in bytes.chunks_exact_mut(4).zip(samples) {
+            dst.copy_from_slice(&s.to_ne_bytes());
         }
         self.frame.set_pts(Some(self.pts));
         self.pts += self.samples_per_packet as i64;
@@ -192,9 +165,11 @@ mod tests {
     use crate::source::AudioSource;
     use crate::source::tone::Tone;
 
-    /// An OpusHead (RFC 7845) with mapping family 255: the decoder then outputs
-    /// channel i from decoded channel `mapping[i]` with no reordering, exactly as
-    /// `opus_multistream_decoder_create` does in moonlight-common-c's clients.
+    /// An OpusHead (RFC 7845) with mapping family 255: FFmpeg's native decoder then
+    /// outputs channel i from decoded channel `mapping[i]` with no reordering, exactly
+    /// as `opus_multistream_decoder_create` does in moonlight-common-c's clients.
+    /// (Not FFmpeg's libopus decoder: it moves channels from Vorbis order whatever
+    /// the mapping family, which would hide a swapped pair.)
     fn opus_head(layout: &SurroundLayout) -> Vec<u8> {
         let mut h = b"OpusHead".to_vec();
         h.push(1);
@@ -212,7 +187,7 @@ mod tests {
     /// Decodes `packets` as a Moonlight client given `layout` would; returns one
     /// sample vector per output channel.
     fn decode_as_client(layout: &SurroundLayout, packets: &[Vec<u8>]) -> Vec<Vec<f32>> {
-        let codec = ffmpeg::decoder::find_by_name("libopus").expect("libopus decoder");
+        let codec = ffmpeg::decoder::find_by_name("opus").expect("FFmpeg's Opus decoder");
         let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
         let head = opus_head(layout);
         // SAFETY: the context is fresh and not open; extradata gets a buffer from
@@ -225,8 +200,6 @@ mod tests {
             (*raw).extradata = buf;
             (*raw).extradata_size = head.len() as i32;
             (*raw).sample_rate = 48_000;
-            // libopusdec hands out 16-bit samples unless asked for float.
-            (*raw).request_sample_fmt = ffmpeg::ffi::AVSampleFormat::AV_SAMPLE_FMT_FLT;
         }
         let mut dec = ctx.decoder().audio().expect("audio decoder");
         let mut out = vec![Vec::new(); usize::from(layout.channels)];

@@ -8,11 +8,14 @@
 //! - [`wayland::WaylandSink`]: a virtual keyboard and pointer in a sway session's own
 //!   compositor, so keys and the mouse reach the session the client watches and
 //!   nothing else; pads stay uinput ([`session::SessionSink`] joins the two).
+//! - [`ei::EiSink`]: the same for a gamescope session, through gamescope's own libei
+//!   server (its headless backend reads no input devices, so uinput cannot reach it).
 //! - [`session::Nowhere`]: drops everything, for a stream whose session is gone.
 //!
 //! Which one a stream gets depends on the `[input] backend` and on the display session
 //! the stream shows ([`SessionInput`]).
 
+pub mod ei;
 pub mod recording;
 pub mod session;
 pub mod uinput;

@@ -72,13 +72,14 @@ impl SessionSink {
                     Box::new(Nowhere::default())
                 }
             },
-            SessionInput::Gamescope { ei_socket, .. } => {
-                tracing::warn!(
-                    socket = %ei_socket.display(),
-                    "keyboard and mouse input into gamescope sessions (libei) is not built yet; \
-                     only gamepads reach the session"
-                );
-                Box::new(Nowhere::default())
+            SessionInput::Gamescope { ei_socket, output } => {
+                match super::ei::EiSink::open(ei_socket, *output) {
+                    Ok(sink) => Box::new(sink),
+                    Err(e) => {
+                        tracing::warn!("keyboard and mouse cannot reach the session: {e:#}");
+                        Box::new(Nowhere::default())
+                    }
+                }
             }
             SessionInput::Seat | SessionInput::NoSession => {
                 tracing::info!("no display session runs: client input goes nowhere");

@@ -94,7 +94,7 @@ fn sway_session_with_the_painter() {
             1,
             mode(1280, 720),
             Some(format!("{} --session-id test", painter.display())),
-            2,
+            0,
         )
         .expect("the session starts");
     eprintln!("session ready in {:?}", t0.elapsed());
@@ -170,7 +170,7 @@ fn sway_session_with_the_painter() {
             "{} --exit-after 1 --exit-code 7",
             painter.display()
         )),
-        2,
+        0,
     )
     .expect("the second session starts");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -197,7 +197,7 @@ fn launch_failures_are_reported_quickly() {
             1,
             mode(1280, 720),
             Some("punktfunk-no-such-command --flag".into()),
-            2,
+            0,
         )
         .unwrap_err();
     assert!(matches!(err, DisplayError::AppFailed(_)), "{err}");
@@ -218,7 +218,7 @@ fn launch_failures_are_reported_quickly() {
         },
         &SessionConfig::default(),
     );
-    let err = missing.launch(1, mode(1280, 720), None, 2).unwrap_err();
+    let err = missing.launch(1, mode(1280, 720), None, 0).unwrap_err();
     assert!(matches!(err, DisplayError::MissingCompositor(_)), "{err}");
 
     // A compositor that fails: sway refuses a config it cannot parse... here, a
@@ -232,7 +232,7 @@ fn launch_failures_are_reported_quickly() {
         &SessionConfig::default(),
     );
     let t0 = Instant::now();
-    let err = failing.launch(1, mode(1280, 720), None, 2).unwrap_err();
+    let err = failing.launch(1, mode(1280, 720), None, 0).unwrap_err();
     assert!(matches!(err, DisplayError::CompositorFailed(_)), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
