@@ -95,13 +95,15 @@ impl HostState {
     /// sessions go on. Blocks (threads join, processes stop): call it off the async
     /// runtime.
     pub fn end_session(&self, session: u64, reason: &str) {
-        if let Some(app) = self.apps().end_session(session) {
-            tracing::info!(app = app.app_id, session, reason, "the app's session ended");
-        }
         if let Some(stopping) = self.streams.stop(session, reason) {
             stopping.join();
         }
         self.display.stop(session, reason);
+        // Last: once the app is gone from the state, nothing of it runs any more
+        // (what `status` and the console show agree with the processes).
+        if let Some(app) = self.apps().end_session(session) {
+            tracing::info!(app = app.app_id, session, reason, "the app's session ended");
+        }
     }
 
     /// The running-app state. Held only for short, synchronous updates.
