@@ -135,9 +135,10 @@ def frames_for(client, seconds: float, until_ended: bool = False):
         manager.unsubscribe(sub)
 
 
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", until_ended: bool = False) -> dict:
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", until_ended: bool = False, press_key: int | None = None) -> dict:
     """Streams for `seconds` (or, with `until_ended`, until the host ends the stream
-    first) and measures what was decoded."""
+    first) and measures what was decoded. With `press_key` (a Windows virtual-key
+    code), presses and releases that key once a second while streaming."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
@@ -146,8 +147,18 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     latencies: list[int] = []
     tags: set[int | None] = set()
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
+        lib = None
+        if press_key is not None:
+            session = client._session
+            session._ffi.cdef(INPUT_CDEF, override=True)
+            lib = session._lib
+        pressed_at = time.monotonic()
         for frame in frames_for(client, seconds, until_ended):
             now = time.monotonic()
+            if lib is not None and now - pressed_at >= 1.0:
+                lib.LiSendKeyboardEvent(press_key, 0x03, 0)
+                lib.LiSendKeyboardEvent(press_key, 0x04, 0)
+                pressed_at = now
             shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
             if code is None:
@@ -297,6 +308,7 @@ def main() -> None:
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--press-key", type=lambda v: int(v, 0), help="press this virtual-key code once a second")
     parser.add_argument("--until-ended", action="store_true", help="stop streaming when the host ends the stream")
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
     parser.add_argument("--pair-pin", help="pair with this PIN (typed on the host meanwhile) instead of streaming")
@@ -317,7 +329,7 @@ def main() -> None:
         result = run_audio(client, args.seconds, args.audio_pcm)
     else:
         result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app,
-                            until_ended=args.until_ended)
+                            until_ended=args.until_ended, press_key=args.press_key)
     with open(args.out, "w") as f:
         json.dump(result, f)
 
