@@ -191,43 +191,85 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
 AUDIO_MASKS = {2: 0x3, 6: 0x3F, 8: 0x63F}
 
 
+
+class MultistreamDecoder:
+    """libopus' multistream decoder, set up from the negotiated layout exactly as
+    moonlight-common-c's clients set up theirs (opus_multistream_decoder_create with
+    the announced streams, coupled streams and mapping): output channel i is
+    Moonlight's channel i (FL FR C LFE BL BR SL SR). Same interface as
+    moonlight-python's AudioDecoder."""
+
+    def __init__(self, sample_rate: int = 48000, channels: int = 2, streams: int = 1,
+                 coupled_streams: int = 1, mapping: list[int] | None = None) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._ct = ctypes
+        lib = ctypes.CDLL(ctypes.util.find_library("opus") or "libopus.so.0")
+        lib.opus_multistream_decoder_create.restype = ctypes.c_void_p
+        lib.opus_multistream_decode_float.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.c_int]
+        lib.opus_multistream_decoder_destroy.argtypes = [ctypes.c_void_p]
+        mapping = list(range(channels)) if mapping is None else mapping
+        err = ctypes.c_int()
+        self._dec = lib.opus_multistream_decoder_create(
+            ctypes.c_int32(sample_rate), channels, streams, coupled_streams,
+            (ctypes.c_ubyte * channels)(*mapping[:channels]), ctypes.byref(err))
+        if err.value != 0 or not self._dec:
+            raise RuntimeError(f"opus_multistream_decoder_create failed: {err.value}")
+        self._lib = lib
+        self._pcm = (ctypes.c_float * (5760 * channels))()
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.decode_errors = 0
+
+    def decode(self, opus_data: bytes) -> list[np.ndarray]:
+        n = self._lib.opus_multistream_decode_float(self._dec, opus_data, len(opus_data), self._pcm, 5760, 0)
+        if n < 0:
+            self.decode_errors += 1
+            return []
+        return [np.frombuffer(self._pcm, dtype=np.float32, count=n * self.channels).reshape(n, self.channels).copy()]
+
+    def close(self) -> None:
+        if self._dec:
+            self._lib.opus_multistream_decoder_destroy(self._dec)
+            self._dec = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
 @contextlib.contextmanager
 def moonlight_audio(channels: int):
     """Makes moonlight-python ask for `channels` (2, 6 for 5.1, 8 for 7.1) and decode
     surround as Moonlight's own clients do.
 
-    moonlight-python always asks for stereo, and it decodes surround through an
-    OpusHead of mapping family 1, which makes FFmpeg reorder the output from Vorbis
-    order: channel 1 would be the centre, not front right. The clients built on
-    moonlight-common-c hand the announced mapping to opus_multistream_decoder_create
-    and play output channel i as Moonlight's channel i (FL FR C LFE BL BR SL SR).
-    Mapping family 255 makes FFmpeg do exactly that, so the channels a test reads are
-    the channels a player hears.
+    moonlight-python always asks for stereo, and it decodes surround with FFmpeg
+    through an OpusHead of mapping family 1, which reorders the output from Vorbis
+    order (channel 1 would be the centre, not front right) and crashes PyAV's FFmpeg
+    on 7.1. Sound here goes through `MultistreamDecoder` instead (stereo too, as in
+    moonlight-common-c's clients), so the channels a test reads are the channels a
+    player hears.
     """
     import functools
 
     import moonlight_python
-    import moonlight_python.audio_decoder as audio_decoder
+    import moonlight_python._stream_manager as stream_manager
 
     config = (AUDIO_MASKS[channels] << 16) | (channels << 8) | 0xCA
     original_config = moonlight_python.StreamConfig
-    original_head = audio_decoder.build_opus_head
+    original_decoder = stream_manager.AudioDecoder
 
-    def head(sample_rate, n, streams, coupled, mapping, pre_skip=0):
-        if n <= 2:
-            return original_head(sample_rate, n, streams, coupled, mapping, pre_skip)
-        import struct
-
-        return (b"OpusHead" + bytes([1, n]) + struct.pack("<HIh", pre_skip, sample_rate, 0)
-                + bytes([255, streams, coupled]) + bytes(mapping[:n]))
+    def decoder(**kw):
+        return MultistreamDecoder(**kw)
 
     moonlight_python.StreamConfig = functools.partial(original_config, audio_configuration=config)
-    audio_decoder.build_opus_head = head
+    stream_manager.AudioDecoder = decoder
     try:
         yield
     finally:
         moonlight_python.StreamConfig = original_config
-        audio_decoder.build_opus_head = original_head
+        stream_manager.AudioDecoder = original_decoder
 
 
 def audio_for(client, seconds: float):
@@ -245,10 +287,19 @@ def audio_for(client, seconds: float):
         manager.unsubscribe_audio(sub)
 
 
-def dominant_hz(pcm: np.ndarray, rate: int) -> float:
-    """The strongest frequency in one channel."""
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[np.argmax(spectrum)])
+def dominant_hz(pcm: np.ndarray, rate: int, window: float = 0.25) -> float:
+    """The strongest frequency in one channel: the median over `window`-second
+    stretches, so a stretch with a gap in it (a packet lost, a capture underrun on a
+    busy machine) cannot pull the answer off the tone."""
+    n = int(rate * window)
+    peaks = []
+    for start in range(0, len(pcm) - n + 1, n):
+        seg = pcm[start : start + n] * np.hanning(n)
+        spectrum = np.abs(np.fft.rfft(seg, 8 * n))
+        peaks.append(np.fft.rfftfreq(8 * n, 1 / rate)[np.argmax(spectrum)])
+    if not peaks:
+        return 0.0
+    return float(np.median(peaks))
 
 
 def run_audio(client, seconds: float, pcm_path: str) -> dict:

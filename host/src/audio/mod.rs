@@ -71,7 +71,8 @@ impl AudioSpec {
                 runtime_dir: None,
             },
             // No display session (backend none, or a configured video source): the
-            // demo tone, so a plain demo host still sounds.
+            // demo tone, so a plain demo host still sounds. A session without a sink
+            // offers silence, not the tone.
             AudioSourceSetting::Session => session.unwrap_or(Self::Tone),
         }
     }
@@ -167,6 +168,11 @@ mod tests {
         assert_eq!(
             AudioSpec::choose(&AudioSourceSetting::Tone, Some(sink)),
             AudioSpec::Tone
+        );
+        assert_eq!(
+            AudioSpec::choose(&AudioSourceSetting::Session, Some(AudioSpec::Silence)),
+            AudioSpec::Silence,
+            "a session whose sink failed is silent"
         );
         assert_eq!(
             AudioSpec::choose(&AudioSourceSetting::PipeWire(NodeTarget::Id(7)), None),

@@ -267,9 +267,14 @@ impl DisplayManager {
         (spec, Some(r.first_frame.clone()))
     }
 
-    /// What session `session`'s stream hears (its sink's monitor), if it has a sink.
+    /// What session `session`'s stream hears: its sink's monitor; silence for a
+    /// compositor session that got no sink (never the demo tone over a game); `None`
+    /// without a compositor session.
     pub fn audio(&self, session: u64) -> Option<crate::audio::AudioSpec> {
-        self.lock().running.get(&session)?.display.audio()
+        let inner = self.lock();
+        let display = &inner.running.get(&session)?.display;
+        (display.backend() != Backend::None)
+            .then(|| display.audio().unwrap_or(crate::audio::AudioSpec::Silence))
     }
 
     /// Where session `session`'s input goes: its compositor, nowhere when a display

@@ -70,7 +70,7 @@ mod tests {
     use super::*;
     use crate::config::{ConfigArgs, FileConfig};
     use crate::input::Backend;
-    use punktfunk_core::gamestream::sdp::{SS_FF_CONTROLLER_TOUCH, SS_FF_PEN_TOUCH};
+    use punktfunk_core::gamestream::sdp::{self, SS_FF_CONTROLLER_TOUCH, SS_FF_PEN_TOUCH};
 
     fn config(backend: Backend, video_encryption: bool) -> Config {
         let mut file = FileConfig::default();
@@ -93,5 +93,13 @@ mod tests {
         let plain = capabilities(&config(Backend::Auto, false), &encoders);
         assert_eq!(plain.encryption_requested & SS_ENC_VIDEO, 0);
         assert_eq!(plain.encryption_supported & SS_ENC_VIDEO, 0);
+        // 5.1 and 7.1, each at both qualities: what the Opus encoder does.
+        let text = sdp::describe(&caps);
+        for params in ["642014235", "660012345", "85301645237", "88001234567"] {
+            assert!(
+                text.contains(&format!("surround-params={params}\n")),
+                "{text}"
+            );
+        }
     }
 }
