@@ -137,8 +137,18 @@ impl Default for DiscoveryConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamSettings {
-    /// Video FEC parity as a percentage of data packets (Sunshine's default is 20).
+    /// Video FEC parity a stream starts with, percent of data packets (Sunshine's
+    /// fixed default is 20); adaptive FEC then moves it within the bounds below.
     pub fec_percent: u8,
+    /// Least parity adaptive FEC uses, on a clean link.
+    pub fec_min_percent: u8,
+    /// Most parity adaptive FEC uses under loss (up to 255; the video bitrate falls so
+    /// video plus parity stays within the client's bitrate). `fec_min_percent =
+    /// fec_max_percent` keeps FEC fixed.
+    pub fec_max_percent: u8,
+    /// Pad x264's output to the bitrate with filler (hard CBR): for link tests, where
+    /// a simple picture must still load the link at the configured bitrate.
+    pub x264_filler: bool,
     /// Fraction of the frame interval a frame's packets are paced over.
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
@@ -164,6 +174,9 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             fec_percent: 20,
+            fec_min_percent: 10,
+            fec_max_percent: 150,
+            x264_filler: false,
             pacing_spread: 0.25,
             audio_encryption: true,
             video_encryption: true,
@@ -368,6 +381,9 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&file.stream.pacing_spread) {
             bail!("stream.pacing_spread must be between 0 and 1");
+        }
+        if file.stream.fec_min_percent > file.stream.fec_max_percent {
+            bail!("[stream] needs fec_min_percent <= fec_max_percent");
         }
         if file.stream.fec_percent > 100 {
             bail!("stream.fec_percent must be at most 100");

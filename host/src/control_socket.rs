@@ -215,6 +215,8 @@ fn status(state: &HostState) -> serde_json::Value {
             "bitrate_kbps": s.bitrate_kbps,
             "latency_ms": s.latency_ms,
             "loss_percent": s.loss_percent,
+            "idr_frames": s.idr_frames,
+            "fec_percent": s.fec_percent,
             "malformed_packets": s.malformed_packets,
             "seconds": s.started.elapsed().as_secs_f64(),
         })

@@ -145,6 +145,7 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     shapes: list[tuple[int, int]] = []
     psnrs: list[float] = []
     latencies: list[int] = []
+    keyframes = 0
     tags: set[int | None] = set()
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
         lib = None
@@ -159,6 +160,7 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
                 lib.LiSendKeyboardEvent(press_key, 0x03, 0)
                 lib.LiSendKeyboardEvent(press_key, 0x04, 0)
                 pressed_at = now
+            keyframes += bool(frame.is_keyframe)
             shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
             if code is None:
@@ -176,6 +178,12 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
         "unreadable": unreadable,
         "psnr": psnrs,
         "max_gap": max(gaps) if gaps else None,
+        "keyframes": keyframes,
+        # The longest gap across which frames are missing (the network's doing, not
+        # a host that fell behind on a busy machine).
+        "max_loss_gap": max([g for g, a, b in zip(gaps, numbers, numbers[1:]) if b - a > 1], default=0.0),
+        # Where the longest gap ended: seconds into the stream, and the frame number.
+        "max_gap_at": [arrivals[gaps.index(max(gaps)) + 1] - arrivals[0], numbers[gaps.index(max(gaps)) + 1]] if gaps else None,
         "host_latency_tenths_ms": latencies,
         "shape": [height, width],
         "shapes": sorted({tuple(frame_shape) for frame_shape in shapes}),

@@ -81,7 +81,9 @@ def test_5_percent_video_loss_is_repaired_without_stalls(tmp_path: Path, lossy_n
         lost = dropped(ns)
         print(f"loss test: nftables dropped {lost} video packets; decoded {s['decoded']} of {s['sent']} "
               f"frames ({s['ratio']:.1%}); longest gap {result['max_gap']:.3f} s; min PSNR {s['min_psnr']:.1f} dB")
-        assert lost > 50, f"nftables dropped only {lost} packets: the loss was not applied"
+        # The test pattern needs far less than the bitrate and x264 pads no more (no CBR
+        # filler since issue 16): some 900 video packets in 10 s, of which 5% is ~45.
+        assert lost > 20, f"nftables dropped only {lost} packets: the loss was not applied"
         assert s["sent"] >= 10 * 60 * 0.8
         assert s["increasing"]
         assert result["unreadable"] == 0, "a damaged frame was shown"

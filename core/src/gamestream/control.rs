@@ -57,6 +57,10 @@ pub enum ControlError {
 pub struct FecStatus {
     /// Frame number.
     pub frame: u32,
+    /// Packets of the block missing below the highest one received: the loss the
+    /// block saw (the client reports when it had to repair, so this is what FEC
+    /// absorbed).
+    pub missing: u16,
     /// Data packets in the block.
     pub data_packets: u16,
     /// Parity packets in the block.
@@ -117,13 +121,15 @@ pub fn parse(msg_type: u16, payload: &[u8]) -> Result<ClientMessage, ControlErro
         types::PING | types::LOSS_STATS => ClientMessage::Ping,
         types::FEC_STATUS => {
             let frame = r.u32_be()?;
-            r.skip(6)?; // highest received, next contiguous, missing before highest
+            r.skip(4)?; // highest received, next contiguous sequence numbers
+            let missing = r.u16_be()?;
             let data_packets = r.u16_be()?;
             let parity_packets = r.u16_be()?;
             let received_data = r.u16_be()?;
             let received_parity = r.u16_be()?;
             ClientMessage::FecStatus(FecStatus {
                 frame,
+                missing,
                 data_packets,
                 parity_packets,
                 received_data,
@@ -192,6 +198,7 @@ mod tests {
             parse(types::FEC_STATUS, &fec).unwrap(),
             ClientMessage::FecStatus(FecStatus {
                 frame: 42,
+                missing: 1,
                 data_packets: 10,
                 parity_packets: 2,
                 received_data: 9,
@@ -223,6 +230,30 @@ mod tests {
         #[test]
         fn arbitrary_messages_never_panic(t in any::<u16>(), payload in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = parse(t, &payload);
+        }
+
+        #[test]
+        fn fec_status_reads_its_fields_whatever_follows(
+            frame in any::<u32>(), missing in any::<u16>(), data in any::<u16>(),
+            parity in any::<u16>(), tail in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let mut p = frame.to_be_bytes().to_vec();
+            p.extend_from_slice(&[0, 9, 0, 5]);
+            p.extend_from_slice(&missing.to_be_bytes());
+            p.extend_from_slice(&data.to_be_bytes());
+            p.extend_from_slice(&parity.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0]);
+            p.extend_from_slice(&tail);
+            match parse(types::FEC_STATUS, &p) {
+                Ok(ClientMessage::FecStatus(s)) => {
+                    prop_assert_eq!((s.frame, s.missing, s.data_packets, s.parity_packets), (frame, missing, data, parity));
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+            // Any truncation is an error, never a panic or a wrong value.
+            for cut in 0..18 {
+                prop_assert!(parse(types::FEC_STATUS, &p[..cut]).is_err());
+            }
         }
 
         #[test]

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod audio;
 pub mod control;
 pub mod control_crypto;
+pub mod fec_control;
 pub mod handshake;
 pub mod input;
 pub mod nvhttp;

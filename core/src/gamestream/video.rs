@@ -314,6 +314,12 @@ impl VideoPacketizer {
         &self.config
     }
 
+    /// The FEC percentage for the next frames. moonlight-common-c reads it from every
+    /// packet's `fecInfo`, so it may change from one frame to the next.
+    pub fn set_fec_percent(&mut self, percent: u8) {
+        self.config.fec_percent = percent;
+    }
+
     /// Lays out every packet of `frame`, parity included, into `out`.
     pub fn packetize(
         &mut self,

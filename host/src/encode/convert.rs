@@ -14,9 +14,9 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use super::rgb_yuv::{Band, Chroma, Matrix, convert_band, rgb_order};
 use super::slices::SliceWorker;
 use crate::capture::{CpuFrame, DmaBufFrame, Frame, PixelFormat, Pixels, Plane};
+use punktfunk_yuv::{Band, Chroma, Matrix, Order, convert_band};
 
 fn pixel(format: PixelFormat) -> Pixel {
     match format {
@@ -160,6 +160,24 @@ fn dmabuf_planes<'m>(map: &'m DmaBufMap, dmabuf: &DmaBufFrame<'_>) -> Result<Cpu
     Ok(CpuFrame { format, planes })
 }
 
+/// Where red, green and blue sit in a pixel of `format`, for the one-pass converter.
+fn rgb_order(format: PixelFormat) -> Option<Order> {
+    match format {
+        PixelFormat::Bgrx | PixelFormat::Bgra => Some(Order::Bgrx),
+        PixelFormat::Rgbx => Some(Order::Rgbx),
+        PixelFormat::Nv12 => None,
+    }
+}
+
+/// The one-pass converter's matrix for an `SWS_CS_*` constant.
+fn matrix(sws_space: libc::c_int, full_range: bool) -> Matrix {
+    match sws_space {
+        ffmpeg::ffi::SWS_CS_ITU709 => Matrix::bt709(full_range),
+        ffmpeg::ffi::SWS_CS_BT2020 => Matrix::bt2020(full_range),
+        _ => Matrix::bt601(full_range),
+    }
+}
+
 /// How the converter turns packed RGB of the encoder's size into YUV (the levers the
 /// pipeline bench compares; other inputs always go through swscale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +187,7 @@ pub enum ConvertPath {
         /// Bands converted at once.
         slices: usize,
     },
-    /// The one-pass converter of [`super::rgb_yuv`], in `slices` bands (1 or 2).
+    /// The one-pass converter of `punktfunk_yuv`, in `slices` bands (1 or 2).
     Fast {
         /// Bands converted at once.
         slices: usize,
@@ -259,7 +277,7 @@ impl Converter {
             sws_space,
             full_range,
             path,
-            matrix: Matrix::from_sws(sws_space, full_range),
+            matrix: matrix(sws_space, full_range),
             worker,
         }
     }
@@ -437,7 +455,7 @@ impl Converter {
     }
 
     /// Packed RGB of the picture's size into the picture, in one pass per band.
-    fn convert_fast(&mut self, cpu: &CpuFrame<'_>, order: (usize, usize, usize)) {
+    fn convert_fast(&mut self, cpu: &CpuFrame<'_>, order: Order) {
         let (w, h) = (self.width as usize, self.height as usize);
         let nv12 = self.picture.format() == Pixel::NV12;
         let m = self.matrix;

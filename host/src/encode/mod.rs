@@ -5,7 +5,6 @@ pub mod audio;
 pub mod convert;
 pub mod nvenc;
 pub mod probe;
-pub mod rgb_yuv;
 pub mod slices;
 pub mod software;
 pub mod vaapi;

@@ -66,10 +66,27 @@ pub fn import_plan(width: u32, height: u32, dmabuf: &DmaBufFrame<'_>) -> Result<
     })
 }
 
+/// Whether the NVIDIA driver's libraries load here; `Err` says which is missing (a
+/// clearer reason than FFmpeg's when there is no NVIDIA driver at all).
+pub fn driver_present() -> Result<()> {
+    for lib in [c"libcuda.so.1", c"libnvidia-encode.so.1"] {
+        // SAFETY: dlopen with a constant name; the handle is closed again at once.
+        let h = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+        if h.is_null() {
+            bail!("no NVIDIA driver ({} not found)", lib.to_string_lossy());
+        }
+        // SAFETY: a handle dlopen just returned.
+        unsafe { libc::dlclose(h) };
+    }
+    Ok(())
+}
+
 impl NvencEncoder {
-    /// Opens `name` (`h264_nvenc`, `hevc_nvenc`, `av1_nvenc`). Fails with FFmpeg's
-    /// reason where no NVIDIA driver or NVENC-capable GPU is present.
+    /// Opens `name` (`h264_nvenc`, `hevc_nvenc`, `av1_nvenc`). Fails with the reason
+    /// where no NVIDIA driver or NVENC-capable GPU is present (Hopper datacenter GPUs
+    /// such as the H100 have no NVENC: FFmpeg's open fails there).
     pub fn open(name: &'static str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> Result<Self> {
+        driver_present()?;
         Ok(Self {
             inner: FfmpegEncoder::open(name, cfg, tuning)?,
         })
@@ -157,8 +174,13 @@ mod tests {
             bitrate_kbps: 4000,
             csc_mode: 0,
         };
-        if let Err(e) = NvencEncoder::open("h264_nvenc", &cfg, &Tuning::default()) {
-            assert!(!format!("{e:#}").is_empty());
+        let opened = NvencEncoder::open("h264_nvenc", &cfg, &Tuning::default());
+        if let Err(why) = driver_present() {
+            let e = opened.unwrap_err();
+            assert!(
+                format!("{e:#}").contains("no NVIDIA driver"),
+                "{e:#} / {why}"
+            );
         }
     }
 }

@@ -59,9 +59,37 @@ pub struct Available {
 pub struct Encoders {
     /// The chosen encoder per codec.
     pub chosen: Vec<Available>,
+    /// Every encoder that opened and encoded a test frame, best first per codec (what
+    /// the console's default-encoder setting may name).
+    pub available: Vec<Available>,
 }
 
 impl Encoders {
+    /// These encoders with `preferred` (the console's default-encoder setting: an
+    /// FFmpeg encoder name, or `auto`) chosen for its codec. A preference that did not
+    /// open here is logged with the reason and the probe's choice kept.
+    pub fn preferring(&self, preferred: &str) -> Self {
+        if preferred.is_empty() || preferred == "auto" {
+            return self.clone();
+        }
+        let Some(want) = self.available.iter().find(|a| a.name == preferred) else {
+            let fallback: Vec<&str> = self.chosen.iter().map(|a| a.name).collect();
+            tracing::warn!(
+                preferred,
+                ?fallback,
+                "the default encoder did not open on this machine at start-up; using the probe's choice"
+            );
+            return self.clone();
+        };
+        let mut out = self.clone();
+        for c in &mut out.chosen {
+            if c.codec == want.codec {
+                *c = want.clone();
+            }
+        }
+        out
+    }
+
     /// `ServerCodecModeSupport` for these encoders.
     pub fn codec_mode_support(&self) -> u32 {
         self.chosen.iter().fold(0, |acc, a| acc | a.codec.scm_bit())
@@ -83,20 +111,26 @@ impl Encoders {
             unsafe { std::env::set_var("SVT_LOG", "1") };
         }
         let mut chosen = Vec::new();
+        let mut available = Vec::new();
         for codec in Codec::ALL {
             for &name in codec.candidates() {
                 match try_open_bounded(name, PROBE_TIMEOUT) {
                     Ok(()) => {
                         let hardware = !name.starts_with("lib");
                         tracing::info!(encoder = name, ?codec, hardware, "encoder available");
-                        chosen.push(Available {
+                        let a = Available {
                             codec,
                             name,
                             hardware,
-                        });
-                        break;
+                        };
+                        if !chosen.iter().any(|c: &Available| c.codec == codec) {
+                            chosen.push(a.clone());
+                        }
+                        available.push(a);
                     }
-                    Err(why) => tracing::debug!(encoder = name, %why, "encoder does not open"),
+                    // Hardware that is absent is the common case: say why once, at
+                    // info, so the log tells why software encodes.
+                    Err(why) => tracing::info!(encoder = name, %why, "encoder does not open"),
                 }
             }
             if !chosen.iter().any(|a| a.codec == codec) {
@@ -107,7 +141,7 @@ impl Encoders {
             }
         }
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Warning);
-        Self { chosen }
+        Self { chosen, available }
     }
 }
 
@@ -152,9 +186,16 @@ fn try_open_bounded(name: &'static str, timeout: std::time::Duration) -> Result<
     })
 }
 
-/// Opens `name` at 1280x720 60 fps, encodes a frame where it takes plain frames, and
-/// closes it again.
-fn try_open(name: &str) -> Result<(), String> {
+/// Opens `name` at 1280x720 60 fps, encodes a test frame, and closes it again: an
+/// encoder that opens but cannot encode (a driver without the profile, a GPU without
+/// the engine) is not kept.
+fn try_open(name: &'static str) -> Result<(), String> {
+    if name.ends_with("_vaapi") {
+        return try_vaapi(name);
+    }
+    if name.ends_with("_nvenc") {
+        super::nvenc::driver_present().map_err(|e| e.to_string())?;
+    }
     let codec = ffmpeg::encoder::find_by_name(name).ok_or("not compiled into FFmpeg")?;
     let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
         .encoder()
@@ -165,11 +206,7 @@ fn try_open(name: &str) -> Result<(), String> {
     enc.set_time_base(ffmpeg::Rational::new(1, 60));
     enc.set_frame_rate(Some(ffmpeg::Rational::new(60, 1)));
     enc.set_bit_rate(10_000_000);
-    let format = if name.ends_with("_vaapi") {
-        ffmpeg::format::Pixel::VAAPI
-    } else {
-        ffmpeg::format::Pixel::YUV420P
-    };
+    let format = ffmpeg::format::Pixel::YUV420P;
     enc.set_format(format);
     let mut opts = ffmpeg::Dictionary::new();
     if name == "libx264" || name == "libx265" {
@@ -182,7 +219,7 @@ fn try_open(name: &str) -> Result<(), String> {
         opts.set("preset", "12");
     }
     let mut opened = enc.open_with(opts).map_err(|e| e.to_string())?;
-    if format == ffmpeg::format::Pixel::YUV420P {
+    {
         // Encode one frame and close through end-of-stream: SVT-AV1 deadlocks when an
         // encoder is flushed before it saw a picture, or freed without a flush.
         let mut frame = ffmpeg::frame::Video::new(format, 1280, 720);
@@ -206,6 +243,30 @@ fn try_open(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// VAAPI through the host's own encoder: device, surfaces, upload and one frame.
+fn try_vaapi(name: &'static str) -> Result<(), String> {
+    use super::video::{Encode, EncodedFrame, VideoEncoderConfig};
+    let cfg = VideoEncoderConfig {
+        codec: Codec::H264,
+        width: 1280,
+        height: 720,
+        fps: 60,
+        bitrate_kbps: 10_000,
+        csc_mode: 0,
+    };
+    let mut enc = super::vaapi::VaapiEncoder::open(name, &cfg).map_err(|e| format!("{e:#}"))?;
+    let frame = crate::source::CapturedFrame::new(1280, 720);
+    let mut out = EncodedFrame::default();
+    let us = enc
+        .convert(&frame.as_frame())
+        .map_err(|e| format!("{e:#}"))?;
+    match enc.encode_picture(true, us, &mut out) {
+        Ok(true) if !out.data.is_empty() => Ok(()),
+        Ok(_) => Err("opened but produced no packet".into()),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +283,32 @@ mod tests {
         // Whatever was chosen really opens.
         assert!(try_open(h264.name).is_ok());
         assert!(try_open("no_such_encoder").is_err());
+        assert!(e.available.contains(h264));
+    }
+
+    #[test]
+    fn the_default_encoder_setting_picks_among_what_opened_and_falls_back() {
+        let a = |codec, name: &'static str, hardware| Available {
+            codec,
+            name,
+            hardware,
+        };
+        let e = Encoders {
+            chosen: vec![
+                a(Codec::H264, "h264_nvenc", true),
+                a(Codec::Hevc, "libx265", false),
+            ],
+            available: vec![
+                a(Codec::H264, "h264_nvenc", true),
+                a(Codec::H264, "libx264", false),
+                a(Codec::Hevc, "libx265", false),
+            ],
+        };
+        assert_eq!(e.preferring("auto"), e);
+        let soft = e.preferring("libx264");
+        assert_eq!(soft.chosen[0].name, "libx264");
+        assert_eq!(soft.chosen[1].name, "libx265", "other codecs keep theirs");
+        // A preference that did not open here: the probe's choice stays.
+        assert_eq!(e.preferring("hevc_vaapi"), e);
     }
 }

@@ -31,6 +31,10 @@ pub struct Tuning {
     pub threads: Option<u32>,
     /// x264's preset.
     pub preset: &'static str,
+    /// Pad x264's output with filler to the bitrate (hard CBR). Off for streaming (the
+    /// padding is bytes the link carries for nothing); the loss tests turn it on so a
+    /// simple test pattern loads the link like a game at the configured bitrate.
+    pub filler: bool,
 }
 
 impl Default for Tuning {
@@ -42,6 +46,7 @@ impl Default for Tuning {
             nv12: true,
             threads: Some(2),
             preset: "superfast",
+            filler: false,
         }
     }
 }
@@ -88,9 +93,14 @@ fn options(name: &str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> ffmpeg::Dic
             // bitrate change reconfigures it consistently. No `nal-hrd`: x264 refuses
             // to change VBV parameters while NAL HRD is signalled, and its CBR filler
             // only pads frames with bytes the link then carries for nothing.
+            // `filler` (unlike `nal-hrd`) leaves the VBV reconfigurable.
             o.set(
                 "x264-params",
-                "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0",
+                if tuning.filler {
+                    "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0:filler=1"
+                } else {
+                    "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0"
+                },
             );
         }
         "libx265" => {

@@ -140,12 +140,21 @@ macro_rules! each {
 impl VideoEncoder {
     /// Opens the encoder chosen at start-up for `cfg.codec`.
     pub fn open(cfg: &VideoEncoderConfig, encoders: &Encoders) -> Result<Self> {
+        Self::open_chosen(cfg, encoders, &Tuning::default())
+    }
+
+    /// Opens the encoder chosen at start-up for `cfg.codec`, with `tuning`.
+    pub fn open_chosen(
+        cfg: &VideoEncoderConfig,
+        encoders: &Encoders,
+        tuning: &Tuning,
+    ) -> Result<Self> {
         let chosen = encoders
             .chosen
             .iter()
             .find(|a| a.codec == cfg.codec)
             .ok_or_else(|| anyhow!("no encoder opens for {:?} on this machine", cfg.codec))?;
-        Self::open_named(chosen.name, cfg)
+        Self::open_tuned(chosen.name, cfg, tuning)
     }
 
     /// Opens the FFmpeg encoder `name` with the host's default tuning.

@@ -68,7 +68,14 @@ pub struct SettingsPatch {
 
 fn encoder_choices(state: &Mgmt) -> Vec<String> {
     std::iter::once(AUTO_ENCODER.to_owned())
-        .chain(state.host.encoders.chosen.iter().map(|a| a.name.to_owned()))
+        .chain(
+            state
+                .host
+                .encoders
+                .available
+                .iter()
+                .map(|a| a.name.to_owned()),
+        )
         .collect()
 }
 

@@ -306,6 +306,11 @@ impl SessionManager {
                 .source
                 .spec(config.width, config.height, config.fps)
         });
+        // The console's default encoder, where it opened here (else logged).
+        let encoders = label.as_ref().map_or_else(
+            || self.encoders.clone(),
+            |l| self.encoders.preferring(&l.settings.default_encoder),
+        );
         let handle = Arc::new(self.live.start(SessionInfo {
             client_fingerprint: app.owner.clone(),
             client_name: label.as_ref().map_or_else(
@@ -337,7 +342,7 @@ impl SessionManager {
             input: self.config.input.clone(),
             input_recording: self.config.input_recording(),
             client_ip: client.ip().to_canonical(),
-            encoders: self.encoders.clone(),
+            encoders,
             sockets: self.sockets.clone(),
             router: self.router.clone(),
             session: handle,

@@ -4,6 +4,7 @@
 //! and termination. ENet is rusty_enet, a port of ENet 1.3 whose wire format is the one
 //! moonlight-common-c's ENet fork speaks.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -158,10 +159,34 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
     };
     let parsed = control::parse(msg.msg_type, &msg.payload);
     if let Ok(m) = &parsed {
-        // Keep-alive, IDR requests, termination: the session logic's.
-        shared.session().handle_control(Instant::now(), m);
+        // Keep-alive and termination are the session logic's. IDR requests are
+        // answered below (an invalidation an IDR already covers gets none), so the
+        // session only hears that the client is alive.
+        let idr = matches!(
+            m,
+            ClientMessage::RequestIdr | ClientMessage::InvalidateRefs { .. }
+        );
+        shared
+            .session()
+            .handle_control(Instant::now(), if idr { &ClientMessage::Ping } else { m });
     }
     match parsed {
+        Ok(ClientMessage::RequestIdr) => {
+            shared.stats().loss_requests += 1;
+            shared.idr.store(true, Ordering::Release);
+        }
+        Ok(ClientMessage::InvalidateRefs { last, .. }) => {
+            // The encoders here cannot drop references, so an invalidation is answered
+            // with an IDR, unless one already went out after the lost frames: that
+            // IDR repairs them, and another would only feed an IDR storm.
+            let mut stats = shared.stats();
+            stats.loss_requests += 1;
+            if covered_by_idr(last, stats.last_idr_frame) {
+                stats.covered_invalidations += 1;
+            } else {
+                shared.idr.store(true, Ordering::Release);
+            }
+        }
         Ok(ClientMessage::Input(Some(event))) => {
             if let Err(e) = sink.handle(&event) {
                 tracing::warn!("input injection failed: {e:#}");
@@ -170,6 +195,14 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
         Ok(ClientMessage::FecStatus(s)) => {
             let mut stats = shared.stats();
             stats.fec_recoveries += 1;
+            let missing = s
+                .missing
+                .min(s.data_packets.saturating_add(s.parity_packets));
+            stats.reported_missing += u64::from(missing);
+            if s.data_packets > 0 {
+                let share = (u32::from(missing) * 100).div_ceil(u32::from(s.data_packets));
+                stats.repair_burst_percent = stats.repair_burst_percent.max(share.min(255) as u8);
+            }
             stats.expected_packets += u64::from(s.data_packets) + u64::from(s.parity_packets);
             // Widened before adding: hostile u16 values must not overflow.
             stats.lost_packets += (u64::from(s.data_packets) + u64::from(s.parity_packets))
@@ -184,6 +217,13 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             shared.count_malformed();
         }
     }
+}
+
+/// Whether the IDR sent as frame `last_idr` already repairs the loss of frames
+/// up to `last` (frame numbers are 32-bit on the wire and wrap; the client's range
+/// is 64-bit). No IDR sent yet (0) covers nothing.
+fn covered_by_idr(last: u64, last_idr: u32) -> bool {
+    last_idr != 0 && (last_idr.wrapping_sub(last as u32) as i32) > 0
 }
 
 #[cfg(test)]
@@ -201,13 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn invalidations_before_the_last_idr_are_covered() {
+        assert!(covered_by_idr(20, 25));
+        assert!(!covered_by_idr(25, 25), "the IDR itself was lost");
+        assert!(!covered_by_idr(40, 25));
+        assert!(!covered_by_idr(0, 0), "no IDR sent yet");
+        // Across the 32-bit wrap.
+        assert!(covered_by_idr(u64::from(u32::MAX), 2));
+        // Hostile 64-bit ranges never panic.
+        let _ = covered_by_idr(u64::MAX, 1);
+    }
+
+    #[test]
     fn a_hostile_fec_status_is_counted_without_overflow() {
         let key = [7u8; 16];
         let opener = ControlOpener::from_client(&key).unwrap();
         let mut sealer = ControlSealer::client(&key).unwrap();
         // Frame 42, 6 skipped bytes, then data and parity packets at u16::MAX and
         // nothing received: their sum overflowed u16 (a panic in debug builds).
-        let mut fec = vec![0, 0, 0, 42, 0, 0, 0, 0, 0, 0];
+        let mut fec = vec![0, 0, 0, 42, 0, 0, 0, 0, 0xff, 0xff];
         fec.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
         let mut packet = Vec::new();
         sealer.seal(types::FEC_STATUS, &fec, &mut packet).unwrap();

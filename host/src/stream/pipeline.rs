@@ -55,6 +55,8 @@ pub struct FramePipeline {
     start: Instant,
     /// The capture time of the last packetized frame.
     captured_at: Instant,
+    /// FEC percentages for P-frames and for IDR frames.
+    fec: (u8, u8),
 }
 
 impl std::fmt::Debug for FramePipeline {
@@ -76,6 +78,7 @@ impl FramePipeline {
             batch: PacketBatch::new(),
             start,
             captured_at: start,
+            fec: (packets.fec_percent, packets.fec_percent),
         })
     }
 
@@ -111,6 +114,17 @@ impl FramePipeline {
         self.packetize(now, frame_index)
     }
 
+    /// The FEC percentages of the next frames: `p_frame` for P-frames, `idr` for IDR
+    /// frames (the recovery frame gets more: losing it costs another round trip).
+    pub fn set_fec(&mut self, p_frame: u8, idr: u8) {
+        self.fec = (p_frame, idr);
+    }
+
+    /// The encoder's new target bitrate, without reopening it.
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<()> {
+        self.encoder.set_bitrate(kbps)
+    }
+
     /// Whether a picture was encoded yet (what [`FramePipeline::repeat`] needs).
     pub fn has_picture(&self) -> bool {
         self.encoder.has_picture()
@@ -130,6 +144,11 @@ impl FramePipeline {
             },
             host_latency: tenths_of_ms(t_pkt.saturating_duration_since(captured_at)),
         };
+        self.packetizer.set_fec_percent(if self.encoded.keyframe {
+            self.fec.1
+        } else {
+            self.fec.0
+        });
         if let Err(e) = self.packetizer.packetize(&video_frame, &mut self.batch) {
             return Ok(Outcome::Dropped(e));
         }

@@ -388,6 +388,8 @@ impl ActiveStream {
             loss_percent: stats.loss_percent(),
             started: self.started,
             frames: stats.frames,
+            idr_frames: stats.idr_frames,
+            fec_percent: stats.fec_percent,
             malformed_packets: self.shared.malformed.load(Ordering::Relaxed),
         }
     }

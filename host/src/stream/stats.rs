@@ -41,6 +41,21 @@ pub struct StreamStats {
     pub lost_packets: u64,
     /// Data packets the client reported expecting.
     pub expected_packets: u64,
+    /// Packets the client reported missing in the blocks it repaired (FEC status),
+    /// what the adaptive FEC estimates the loss rate from.
+    pub reported_missing: u64,
+    /// The largest share of a block's data packets a repaired block was missing since
+    /// the video thread last looked, percent (taken by it).
+    pub repair_burst_percent: u8,
+    /// IDR requests and reference-frame invalidations the client sent: frames it
+    /// could not repair (and its first request at start).
+    pub loss_requests: u64,
+    /// Invalidations already covered by an IDR sent after the lost frames (ignored).
+    pub covered_invalidations: u64,
+    /// The frame number of the last IDR frame sent.
+    pub last_idr_frame: u32,
+    /// The parity percentage the last frame was sent with.
+    pub fec_percent: u8,
     /// Recent frame timings.
     pub recent: VecDeque<FrameTiming>,
 }
@@ -119,6 +134,10 @@ pub struct LiveStream {
     pub started: Instant,
     /// Frames sent.
     pub frames: u64,
+    /// IDR frames sent.
+    pub idr_frames: u64,
+    /// The parity percentage in use (adaptive FEC).
+    pub fec_percent: u8,
     /// Malformed or forged packets dropped (RTSP excluded: it answers 400).
     pub malformed_packets: u64,
 }

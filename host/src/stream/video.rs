@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use punktfunk_core::gamestream::fec_control::{FecController, FecTuning};
 use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
@@ -24,9 +25,10 @@ use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 
 use super::pipeline::{FramePipeline, Outcome};
 use super::session::{Shared, StreamContext, codec_name};
-use super::stats::FrameTiming;
+use super::stats::{FrameTiming, StreamStats};
 use crate::capture::{self, CaptureError};
 use crate::encode::probe::Codec;
+use crate::encode::software::Tuning;
 use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
 use crate::net::udp_batch::SendStats;
 use crate::sessions::EndReason;
@@ -47,12 +49,29 @@ pub const REPEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// and stop requests again.
 pub const POLL: Duration = Duration::from_millis(10);
 
-/// The bitrate the encoder gets: the client's figure minus the FEC overhead (as
-/// Sunshine computes it), so video plus parity stays within what the user chose.
+/// The bitrate the encoder gets: what is left of the client's figure once parity
+/// (`fec_percent` of the video) is added, so video plus parity stays within what the
+/// user chose, however high adaptive FEC goes.
 pub fn encoder_kbps(configured_kbps: u32, fec_percent: u8) -> u32 {
-    let fec = u32::from(fec_percent.min(80));
-    (configured_kbps * (100 - fec) / 100).max(500)
+    let kbps = u64::from(configured_kbps) * 100 / (100 + u64::from(fec_percent));
+    (kbps as u32).max(500)
 }
+
+/// The FEC percentage of IDR frames: half as much again as P-frames, within the
+/// maximum. Losing the recovery frame costs another round trip and another IDR.
+pub fn idr_fec_percent(p_frame: u8, max: u8) -> u8 {
+    let boosted = u16::from(p_frame) * 3 / 2;
+    (boosted.min(u16::from(max)) as u8).max(p_frame)
+}
+
+/// Whether the encoder's bitrate is worth changing: more than 5% off.
+fn bitrate_differs(current: u32, wanted: u32) -> bool {
+    u64::from(current.abs_diff(wanted)) * 20 > u64::from(current)
+}
+
+/// Frames after which an IDR request counts as a lost frame: the client's first
+/// request ("start A") and its requests until it decodes a picture are not loss.
+const LOSS_REQUESTS_AFTER_FRAMES: u64 = 30;
 
 fn codec_of(c: VideoCodec) -> Codec {
     match c {
@@ -66,6 +85,10 @@ fn codec_of(c: VideoCodec) -> Codec {
 pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let c = &ctx.config;
     let fec_percent = c.fec_percent.unwrap_or(ctx.settings.fec_percent);
+    let tuning = FecTuning::new(ctx.settings.fec_min_percent, ctx.settings.fec_max_percent);
+    let mut fec = FecController::new(tuning, fec_percent);
+    let fec_percent = fec.percent();
+    let mut feedback = LossFeedback::default();
     let enc_cfg = VideoEncoderConfig {
         codec: codec_of(c.codec),
         width: c.width,
@@ -75,8 +98,16 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         csc_mode: c.csc_mode,
     };
     let start = Instant::now();
+    let mut encoder_kbps_now = enc_cfg.bitrate_kbps;
     let mut pipeline = FramePipeline::new(
-        VideoEncoder::open(&enc_cfg, &ctx.encoders)?,
+        VideoEncoder::open_chosen(
+            &enc_cfg,
+            &ctx.encoders,
+            &Tuning {
+                filler: ctx.settings.x264_filler,
+                ..Tuning::default()
+            },
+        )?,
         VideoConfig {
             packet_size: c.packet_size,
             fec_percent,
@@ -145,6 +176,19 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         let Some(peer) = peer else {
             continue;
         };
+        // Parity for this frame from the loss the client reported, and the
+        // encoder's share of the client's bitrate to match.
+        let pct = fec.poll(Instant::now());
+        pipeline.set_fec(pct, idr_fec_percent(pct, tuning.max_percent));
+        let wanted_kbps = encoder_kbps(c.bitrate_kbps, pct);
+        if bitrate_differs(encoder_kbps_now, wanted_kbps) {
+            // An encoder that cannot change its bitrate keeps the one it opened with
+            // (parity then rides on top); said once per change, not per frame.
+            if let Err(e) = pipeline.set_bitrate(wanted_kbps) {
+                tracing::warn!(fec_percent = pct, "video bitrate stays: {e:#}");
+            }
+            encoder_kbps_now = wanted_kbps;
+        }
         let outcome = match frame {
             Some(frame) => {
                 if let Some(first) = &ctx.first_frame {
@@ -217,15 +261,52 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             first_packet_us,
             bytes: wire.bytes.len() as u64,
         };
-        shared
-            .stats()
-            .record(timing, batch.len(), prepared.keyframe);
+        {
+            let mut stats = shared.stats();
+            stats.record(timing, batch.len(), prepared.keyframe);
+            if prepared.keyframe {
+                stats.last_idr_frame = frame_index;
+            }
+            // The controller's share (a tiny frame's block may carry more, to reach
+            // the client's minimum parity packets).
+            stats.fec_percent = pct;
+            feedback.apply(&mut stats, &mut fec, Instant::now());
+        }
+        let (data, parity) = batch
+            .blocks()
+            .iter()
+            .fold((0, 0), |(d, p), b| (d + b.data, p + b.parity));
+        fec.on_frame_sent(Instant::now(), data, parity);
         frame_index = frame_index.wrapping_add(1).max(1);
         if inject_panic && frame_index > 30 {
             panic!("injected stream-thread panic (PUNKTFUNK_TEST_PANIC_STREAM)");
         }
     }
     Ok(())
+}
+
+/// What of the client's feedback (counted by the control thread in the stream's
+/// stats) the FEC controller has seen.
+#[derive(Debug, Default)]
+struct LossFeedback {
+    missing: u64,
+    loss_requests: u64,
+}
+
+impl LossFeedback {
+    /// Hands the controller what the client reported since the last call.
+    fn apply(&mut self, stats: &mut StreamStats, fec: &mut FecController, now: Instant) {
+        let missing = stats.reported_missing.saturating_sub(self.missing);
+        let burst = std::mem::take(&mut stats.repair_burst_percent);
+        if missing > 0 || burst > 0 {
+            fec.on_feedback(now, missing, burst);
+        }
+        self.missing = stats.reported_missing;
+        if stats.loss_requests > self.loss_requests && stats.frames > LOSS_REQUESTS_AFTER_FRAMES {
+            fec.on_frame_lost(now);
+        }
+        self.loss_requests = stats.loss_requests;
+    }
 }
 
 /// Whether the runner's self-test asked this stream's video thread to panic (after
@@ -300,8 +381,22 @@ mod tests {
 
     #[test]
     fn encoder_bitrate_leaves_room_for_fec() {
-        assert_eq!(encoder_kbps(10_000, 20), 8_000);
+        assert_eq!(encoder_kbps(12_000, 20), 10_000);
         assert_eq!(encoder_kbps(10_000, 0), 10_000);
+        assert_eq!(
+            encoder_kbps(10_000, 150),
+            4_000,
+            "parity above 100% fits too"
+        );
         assert_eq!(encoder_kbps(600, 50), 500, "floor");
+    }
+
+    #[test]
+    fn idr_frames_get_more_parity_within_the_maximum() {
+        assert_eq!(idr_fec_percent(20, 150), 30);
+        assert_eq!(idr_fec_percent(120, 150), 150);
+        assert_eq!(idr_fec_percent(200, 150), 200, "never less than P-frames");
+        assert!(bitrate_differs(10_000, 9_000));
+        assert!(!bitrate_differs(10_000, 9_800));
     }
 }
