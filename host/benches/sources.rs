@@ -493,7 +493,7 @@ fn sway_row(
         fps: 60,
     };
     let result = mgr
-        .launch(mode, Some(painter.display().to_string()), 0)
+        .launch(1, mode, Some(painter.display().to_string()), 0)
         .map_err(|e| anyhow::anyhow!("launch: {e}"))
         .and_then(|(spec, _first)| {
             let id = mgr.status().context("no session after launch")?.id;
@@ -503,7 +503,7 @@ fn sway_row(
             .map(|r| (r, id))
         });
     let id = mgr.status().map(|s| s.id);
-    mgr.stop("bench done");
+    mgr.stop(1, "bench done");
     if let Some(id) = id {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut left = process::marked(&id);

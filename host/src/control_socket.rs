@@ -198,13 +198,13 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
     Ok(())
 }
 
-/// The host's running state as JSON: the launched app and the live stream.
+/// The host's running state as JSON: every session (its app, its stream, its
+/// display), plus `app`, `stream` and `session` of the newest one for tools that
+/// know a single session.
 fn status(state: &HostState) -> serde_json::Value {
-    let app = state
-        .apps()
-        .current()
-        .map(|a| serde_json::json!({ "id": a.app_id, "generation": a.generation }));
-    let stream = state.streams.live().map(|s| {
+    let apps: Vec<_> = state.apps().running().cloned().collect();
+    let live = state.streams.live();
+    let stream_json = |s: &crate::stream::LiveStream| {
         serde_json::json!({
             "app_id": s.app_id,
             "width": s.width,
@@ -220,13 +220,37 @@ fn status(state: &HostState) -> serde_json::Value {
             "malformed_packets": s.malformed_packets,
             "seconds": s.started.elapsed().as_secs_f64(),
         })
-    });
+    };
+    let sessions: Vec<_> = apps
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": a.session,
+                "client": a.owner,
+                "app": { "id": a.app_id, "generation": a.generation },
+                "stream": live.iter().find(|(id, _)| *id == a.session).map(|(_, s)| stream_json(s)),
+                "display": state.display.session_status(a.session),
+            })
+        })
+        .collect();
+    let newest = apps.iter().max_by_key(|a| a.session);
+    let app = newest.map(|a| serde_json::json!({ "id": a.app_id, "generation": a.generation }));
+    let stream = newest
+        .and_then(|a| live.iter().find(|(id, _)| *id == a.session))
+        .or(live.last())
+        .map(|(_, s)| stream_json(s));
     let panics = state.streams.thread_panics();
-    // The display session: running, or how the last one ended (exit code, reason).
-    let session = state.display.status();
+    // The display session: the newest running one, or how the last one ended (exit
+    // code, reason).
+    let session = newest
+        .and_then(|a| state.display.session_status(a.session))
+        .or_else(|| state.display.status());
     serde_json::json!({
         "app": app,
         "stream": stream,
+        "sessions": sessions,
+        "max_sessions": state.config.session.max_sessions,
+        "unmatched_datagrams": state.streams.router().unmatched(),
         "stream_thread_panics": panics.count(),
         "last_stream_thread_panic": panics.last(),
         "session": session,

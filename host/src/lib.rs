@@ -26,6 +26,7 @@ pub mod net;
 pub mod pairing;
 pub mod serve;
 pub mod service_notify;
+pub mod session;
 pub mod sessions;
 pub mod settings;
 pub mod shm;

@@ -13,10 +13,11 @@ use crate::config::Config;
 use crate::encode::probe::Encoders;
 use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
+use crate::session::SessionManager;
+use crate::session::router::MediaSockets;
 use crate::state::HostState;
 use crate::store::Store;
-use crate::stream::{MediaSockets, StreamManager};
-use crate::{control_socket, discovery, gamestream, mgmt, service_notify, stream, tls};
+use crate::{control_socket, discovery, gamestream, mgmt, service_notify, session, tls};
 
 async fn listen(config: &Config, port: u16, what: &str) -> Result<TcpListener> {
     let addr = SocketAddr::new(config.bind, port);
@@ -66,7 +67,7 @@ pub async fn run(config: Config) -> Result<()> {
     let sockets = MediaSockets::bind(&config).context(
         "cannot bind the video and audio ports: is another streaming host running? Choose other ports with --port-base",
     )?;
-    let streams = StreamManager::new(config.clone(), encoders.clone(), sockets);
+    let streams = SessionManager::new(config.clone(), encoders.clone(), sockets)?;
     let control = control_socket::bind(&config.control_socket()).await?;
     let state = HostState::new(
         config,
@@ -131,7 +132,7 @@ pub async fn run(config: Config) -> Result<()> {
     ));
     tasks.spawn(mgmt::serve(web, web_tls, state.clone()));
     tasks.spawn(control_socket::serve(control, state.clone()));
-    tasks.spawn(stream::rtsp_server::serve(rtsp, state.clone()));
+    tasks.spawn(gamestream::rtsp_server::serve(rtsp, state.clone()));
     tasks.spawn(reap_streams(state.clone()));
     tasks.spawn(crate::native::service::run(state.clone()));
     tasks.spawn(watch_session(state.clone()));
@@ -153,11 +154,16 @@ pub async fn run(config: Config) -> Result<()> {
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     state.sessions.end_all(crate::sessions::EndReason::Shutdown);
-    state.streams.stop("the host is shutting down");
     {
-        let display = state.display.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || display.stop("the host is shutting down")).await;
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.apps().cancel_all();
+            for stopping in s.streams.stop_all("the host is shutting down") {
+                stopping.join();
+            }
+            s.display.stop_all("the host is shutting down");
+        })
+        .await;
     }
     let _ = std::fs::remove_file(state.config.control_socket());
     store.close().await;
@@ -177,10 +183,13 @@ async fn reap_streams(state: Arc<HostState>) -> Result<()> {
         tick.tick().await;
         let s = state.clone();
         let ended = tokio::task::spawn_blocking(move || s.streams.take_ended()).await?;
-        if let Some(reason) = ended.filter(|r| stream::is_client_timeout(r)) {
+        for (session, reason) in ended
+            .into_iter()
+            .filter(|(_, r)| session::is_client_timeout(r))
+        {
             let s = state.clone();
             let why = format!("the client timed out ({reason})");
-            tokio::task::spawn_blocking(move || s.end_app(&why)).await?;
+            tokio::task::spawn_blocking(move || s.end_session(session, &why)).await?;
         }
     }
 }
@@ -192,9 +201,9 @@ async fn watch_session(state: Arc<HostState>) -> Result<()> {
     loop {
         tick.tick().await;
         let s = state.clone();
-        if let Some(reason) = tokio::task::spawn_blocking(move || s.display.poll()).await? {
+        for (session, reason) in tokio::task::spawn_blocking(move || s.display.poll()).await? {
             let s = state.clone();
-            tokio::task::spawn_blocking(move || s.end_app(&reason)).await?;
+            tokio::task::spawn_blocking(move || s.end_session(session, &reason)).await?;
         }
     }
 }

@@ -14,9 +14,9 @@ use crate::lifecycle::Lifecycle;
 use crate::logbuf::LogBuffer;
 use crate::pairing::PairingManager;
 use crate::pairing::native::NativePairing;
+use crate::session::SessionManager;
 use crate::sessions::{EndReason, LiveSessions};
 use crate::store::Store;
-use crate::stream::StreamManager;
 
 /// The host's shared state, one per process.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub struct HostState {
     pub catalog: Catalog,
     /// Encoders that open on this machine.
     pub encoders: Encoders,
-    /// The GameStream stream.
-    pub streams: StreamManager,
+    /// Every client's session: its stream, its handshake, its route on the ports.
+    pub streams: SessionManager,
     /// Streams running now, with their measurements; the streaming code registers
     /// them, the web console reads them and ends them when a device is revoked.
     pub sessions: LiveSessions,
@@ -44,7 +44,7 @@ pub struct HostState {
     pub logs: LogBuffer,
     /// Restart requests.
     pub lifecycle: Lifecycle,
-    /// The display session (compositor and app) of the launched app.
+    /// The display sessions (compositor and app) of the launched apps, by session.
     pub display: Arc<DisplayManager>,
     /// When the service started.
     pub started: Instant,
@@ -64,9 +64,10 @@ impl HostState {
         pairing: PairingManager,
         catalog: Catalog,
         encoders: Encoders,
-        streams: StreamManager,
+        streams: SessionManager,
     ) -> Arc<Self> {
         let hostname = RwLock::new(identity.hostname.clone());
+        let config_max = config.session.max_sessions;
         let display = Arc::new(DisplayManager::new(&config.display, &config.session));
         streams.attach_display(display.clone());
         Arc::new(Self {
@@ -84,19 +85,25 @@ impl HostState {
             started: Instant::now(),
             warnings: Mutex::new(Vec::new()),
             streams,
-            apps: Mutex::new(AppState::new()),
+            apps: Mutex::new(AppState::with_limit(config_max)),
             hostname,
         })
     }
 
-    /// Ends the launched app because of `reason` (the app exited, the client timed
-    /// out): the stream gets its termination and the display session ends.
-    pub fn end_app(&self, reason: &str) {
-        if let Some(app) = self.apps().cancel() {
-            tracing::info!(app = app.app_id, reason, "the app's session ended");
+    /// Ends session `session` because of `reason` (its app exited, its client timed
+    /// out): its stream gets its termination and its display session ends; other
+    /// sessions go on. Blocks (threads join, processes stop): call it off the async
+    /// runtime.
+    pub fn end_session(&self, session: u64, reason: &str) {
+        if let Some(stopping) = self.streams.stop(session, reason) {
+            stopping.join();
         }
-        self.streams.stop(reason);
-        self.display.stop(reason);
+        self.display.stop(session, reason);
+        // Last: once the app is gone from the state, nothing of it runs any more
+        // (what `status` and the console show agree with the processes).
+        if let Some(app) = self.apps().end_session(session) {
+            tracing::info!(app = app.app_id, session, reason, "the app's session ended");
+        }
     }
 
     /// The running-app state. Held only for short, synchronous updates.
@@ -119,20 +126,22 @@ impl HostState {
     }
 
     /// Ends everything the device with `fingerprint` is doing right now: its live
-    /// streams get their end signal and the app it launched is cancelled. Called after
-    /// the device was removed from the store, so its next request is refused as well.
-    /// Returns how many streams and apps were ended.
-    pub fn end_device_sessions(&self, fingerprint: &str) -> usize {
+    /// streams get their end signal and the app it launched is cancelled; other
+    /// devices' sessions go on. Called after the device was removed from the store, so
+    /// its next request is refused as well. Returns how many streams and apps were
+    /// ended. Never blocks: the stream's threads and the compositor are ended on a
+    /// thread of their own.
+    pub fn end_device_sessions(self: &Arc<Self>, fingerprint: &str) -> usize {
         let mut ended = self.sessions.end_client(fingerprint, EndReason::Revoked);
-        let mut apps = self.apps();
-        if apps.current().is_some_and(|a| a.owner == fingerprint)
-            && let Some(app) = apps.cancel()
-        {
-            tracing::info!(app = app.app_id, "cancelled the app of a revoked device");
-            self.streams.stop("the device was revoked");
-            // Ending the compositor and app takes up to STOP_GRACE: off the caller's task.
-            let display = self.display.clone();
-            std::thread::spawn(move || display.stop("the device was revoked"));
+        let cancelled = self.apps().cancel_owned(fingerprint);
+        if let Some(app) = cancelled {
+            tracing::info!(
+                app = app.app_id,
+                session = app.session,
+                "cancelled the app of a revoked device"
+            );
+            let state = self.clone();
+            std::thread::spawn(move || state.end_session(app.session, "the device was revoked"));
             ended += 1;
         }
         ended

@@ -114,8 +114,9 @@ def bars_psnr(bgr: np.ndarray, number: int) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def frames_for(client, seconds: float):
+def frames_for(client, seconds: float, until_ended: bool = False):
     """Decoded frames for `seconds`, then stops, even when frames stop coming.
+    With `until_ended`, also stops once the host ended the stream (a termination).
 
     moonlight-python's frames() iterator waits for ever when the host stops sending
     (a crashed stream thread): a test must then fail on its assertions, not hang.
@@ -123,8 +124,10 @@ def frames_for(client, seconds: float):
     manager = client._stream_manager
     sub = manager.subscribe()
     deadline = time.monotonic() + seconds
+    session = getattr(client, "_session", None)
+    ended = getattr(session, "_connection_terminated", None) if until_ended else None
     try:
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not (ended is not None and ended.is_set()):
             frame = sub.get(timeout=min(left, 1.0))
             if frame is not None:
                 yield frame
@@ -132,8 +135,10 @@ def frames_for(client, seconds: float):
         manager.unsubscribe(sub)
 
 
-def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop") -> dict:
-    """Streams for `seconds` and measures what was decoded."""
+def run_stream(client, seconds: float, width: int, height: int, fps: int, codec: str, bitrate: int = 10000, psnr_every: int = 10, app: str = "Desktop", until_ended: bool = False, press_key: int | None = None) -> dict:
+    """Streams for `seconds` (or, with `until_ended`, until the host ends the stream
+    first) and measures what was decoded. With `press_key` (a Windows virtual-key
+    code), presses and releases that key once a second while streaming."""
     numbers: list[int] = []
     arrivals: list[float] = []
     unreadable = 0
@@ -143,8 +148,18 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
     keyframes = 0
     tags: set[int | None] = set()
     with client.stream(app=app, width=width, height=height, fps=fps, bitrate_kbps=bitrate, codec=codec, record_audio=False):
-        for frame in frames_for(client, seconds):
+        lib = None
+        if press_key is not None:
+            session = client._session
+            session._ffi.cdef(INPUT_CDEF, override=True)
+            lib = session._lib
+        pressed_at = time.monotonic()
+        for frame in frames_for(client, seconds, until_ended):
             now = time.monotonic()
+            if lib is not None and now - pressed_at >= 1.0:
+                lib.LiSendKeyboardEvent(press_key, 0x03, 0)
+                lib.LiSendKeyboardEvent(press_key, 0x04, 0)
+                pressed_at = now
             keyframes += bool(frame.is_keyframe)
             shapes.append(frame.data.shape[:2])
             code = read_barcode(frame.data)
@@ -174,6 +189,9 @@ def run_stream(client, seconds: float, width: int, height: int, fps: int, codec:
         "shapes": sorted({tuple(frame_shape) for frame_shape in shapes}),
         # Row 2 of the barcode: a session painter's tag (tests/painter), else noise.
         "tags": sorted(t for t in tags if t is not None),
+        # When each readable frame was decoded (CLOCK_MONOTONIC, comparable across
+        # processes): gaps at a moment the test knows of.
+        "arrivals": arrivals,
     }
 
 
@@ -349,6 +367,8 @@ def main() -> None:
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--app", default="Desktop")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--press-key", type=lambda v: int(v, 0), help="press this virtual-key code once a second")
+    parser.add_argument("--until-ended", action="store_true", help="stop streaming when the host ends the stream")
     parser.add_argument("--audio-pcm", help="record audio (a small video stream) to this .npz instead of measuring video")
     parser.add_argument("--pair-pin", help="pair with this PIN (typed on the host meanwhile) instead of streaming")
     args = parser.parse_args()
@@ -367,7 +387,8 @@ def main() -> None:
     if args.audio_pcm:
         result = run_audio(client, args.seconds, args.audio_pcm)
     else:
-        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app)
+        result = run_stream(client, args.seconds, args.width, args.height, args.fps, args.codec, app=args.app,
+                            until_ended=args.until_ended, press_key=args.press_key)
     with open(args.out, "w") as f:
         json.dump(result, f)
 

@@ -77,21 +77,22 @@ def test_launch_returns_session_url_and_cancel_ends_it(host: Host, moonlight):
         ri_aes_key=key, ri_aes_iv=iv, surroundaudioinfo=196610, launch_query_params="corever=1",
     )
     assert url == f"rtspenc://127.0.0.1:{host.port_base + 21}"
+    # The launching client sees its app running; anyone else sees a free host (each
+    # client streams in a session of its own).
+    info = ml.https("serverinfo").text
+    assert "<currentgame>1</currentgame>" in info and "SUNSHINE_SERVER_BUSY" in info, info
     info = host.serverinfo()
-    assert "<currentgame>1</currentgame>" in info and "SUNSHINE_SERVER_BUSY" in info
+    assert "<currentgame>0</currentgame>" in info and "SUNSHINE_SERVER_FREE" in info
 
-    # A second launch while the app runs gets GameStream's "already running" error.
-    from moonlight_python.exceptions import HttpResponseError
-
-    with pytest.raises(HttpResponseError) as e:
-        ml.http.launch_app(
-            app_id=1, width=1280, height=720, fps=60, bitrate=10000, supported_video_formats=1,
-            ri_aes_key=key, ri_aes_iv=iv, surroundaudioinfo=196610,
-        )
-    assert e.value.status_code == 400
+    # Launching the app it runs again re-attaches to its session (as a resume).
+    again = ml.http.launch_app(
+        app_id=1, width=1280, height=720, fps=60, bitrate=10000, supported_video_formats=1,
+        ri_aes_key=key, ri_aes_iv=iv, surroundaudioinfo=196610, launch_query_params="corever=1",
+    )
+    assert again == url
 
     ml.http.quit_app()
-    info = host.serverinfo()
+    info = ml.https("serverinfo").text
     assert "<currentgame>0</currentgame>" in info and "SUNSHINE_SERVER_FREE" in info
 
 

@@ -17,5 +17,6 @@ pub mod rtp;
 pub mod rtsp;
 pub mod rtsp_framing;
 pub mod sdp;
+pub mod session;
 pub mod video;
 pub mod video_crypto;

@@ -145,7 +145,8 @@ pub struct GamescopeSession {
     command: Option<String>,
     child: Option<Child>,
     unit: Option<String>,
-    services: Vec<Child>,
+    /// The user's private D-Bus and PipeWire, shared with its other sessions.
+    services: Option<super::user::ServicesLease>,
     /// The session's audio sink (see [`crate::audio::sink`]).
     sink: Option<crate::audio::sink::SessionSink>,
     node: Option<u32>,
@@ -164,7 +165,7 @@ impl GamescopeSession {
             command: None,
             child: None,
             unit: None,
-            services: Vec::new(),
+            services: None,
             sink: None,
             node: None,
             exit: None,
@@ -325,7 +326,7 @@ impl Display for GamescopeSession {
         self.mode = Some(spec.mode);
         self.command = spec.command.clone();
         let deadline = Instant::now() + super::START_TIMEOUT;
-        self.services = self.user.start_services(&spec.id, true);
+        self.services = Some(self.user.start_services(&spec.id, true));
         self.sink = crate::audio::sink::SessionSink::for_session(
             &self.user.runtime_dir,
             &spec.id,
@@ -420,10 +421,12 @@ impl Display for GamescopeSession {
     fn stop(&mut self) {
         self.end();
         self.sink = None;
-        let mut services: Vec<Child> = self.services.drain(..).collect();
         if !self.id.is_empty() {
-            end_session(&self.id, &mut services);
+            end_session(&self.id, &mut Vec::new());
         }
+        // Last: the sink lives in the PipeWire these are (when no other session
+        // still uses them).
+        self.services = None;
         self.id.clear();
     }
 

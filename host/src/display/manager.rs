@@ -1,5 +1,7 @@
-//! The host's one display session: started by `/launch`, changed by `/resume`, ended
-//! by `/cancel`, a client timeout, a revoke, shutdown, or the app exiting by itself.
+//! The host's display sessions, one per streaming client, keyed by the session id
+//! of its launch (`LaunchedApp::session`): started by `/launch`, changed by `/resume`,
+//! ended by `/cancel`, a client timeout, a revoke, shutdown, or the app exiting by
+//! itself. Each has its own compositor (own socket, own mode) with its app inside.
 //!
 //! Every method blocks (processes start and stop), so async callers use
 //! `spawn_blocking`. The status of the current session, or of the last one once it
@@ -105,11 +107,11 @@ struct Running {
 
 #[derive(Default)]
 struct Inner {
-    running: Option<Running>,
+    running: std::collections::BTreeMap<u64, Running>,
     last: Option<SessionStatus>,
 }
 
-/// The display session of this host.
+/// The display sessions of this host.
 pub struct DisplayManager {
     backend: Backend,
     config: DisplayConfig,
@@ -165,16 +167,18 @@ impl DisplayManager {
             .map(|d| d.as_secs_f64() * 1000.0);
     }
 
-    /// Starts a session at `mode` running `command`, with a sink of `audio_channels`
-    /// for its sound; ends any session before it. Returns what the stream captures.
+    /// Starts session `session` at `mode` running `command`, with a sink of
+    /// `audio_channels` for its sound; ends that session's earlier compositor, if any
+    /// (other sessions go on). Returns what the stream captures.
     pub fn launch(
         &self,
+        session: u64,
         mode: Mode,
         command: Option<String>,
         audio_channels: u8,
     ) -> Result<(CaptureSpec, Arc<FirstFrame>), DisplayError> {
         let launched = Instant::now();
-        self.stop("replaced by a new launch");
+        self.stop(session, "replaced by a new launch");
         // Unique in the process (tests run several managers) and across hosts on one
         // machine (the process id): the id marks the session's processes.
         let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
@@ -227,7 +231,7 @@ impl DisplayManager {
                     ms = launched.elapsed().as_secs_f64() * 1000.0,
                     "display session ready"
                 );
-                self.lock().running = Some(running);
+                self.lock().running.insert(session, running);
                 Ok((capture, first_frame))
             }
             Err(e) => {
@@ -239,11 +243,11 @@ impl DisplayManager {
         }
     }
 
-    /// Moves the running session to `mode` (a resume at another resolution). Returns
-    /// what the stream captures now, or `None` when no session runs.
-    pub fn resume(&self, mode: Mode) -> Result<Option<CaptureSpec>, DisplayError> {
+    /// Moves session `session` to `mode` (a resume at another resolution). Returns
+    /// what the stream captures now, or `None` when that session does not run.
+    pub fn resume(&self, session: u64, mode: Mode) -> Result<Option<CaptureSpec>, DisplayError> {
         let mut inner = self.lock();
-        let Some(running) = inner.running.as_mut() else {
+        let Some(running) = inner.running.get_mut(&session) else {
             return Ok(None);
         };
         running.display.set_mode(mode)?;
@@ -252,44 +256,44 @@ impl DisplayManager {
         Ok(Some(running.display.capture()))
     }
 
-    /// What the running session's stream captures (`None` without a compositor: the
+    /// What session `session`'s stream captures (`None` without a compositor: the
     /// stream then shows `[stream] source`), and its first-frame marker.
-    pub fn capture(&self) -> (Option<CaptureSpec>, Option<Arc<FirstFrame>>) {
+    pub fn capture(&self, session: u64) -> (Option<CaptureSpec>, Option<Arc<FirstFrame>>) {
         let inner = self.lock();
-        let Some(r) = inner.running.as_ref() else {
+        let Some(r) = inner.running.get(&session) else {
             return (None, None);
         };
         let spec = (r.display.backend() != Backend::None).then(|| r.display.capture());
         (spec, Some(r.first_frame.clone()))
     }
 
-    /// What the running session's stream hears: its sink's monitor; silence for a
+    /// What session `session`'s stream hears: its sink's monitor; silence for a
     /// compositor session that got no sink (never the demo tone over a game); `None`
     /// without a compositor session.
-    pub fn audio(&self) -> Option<crate::audio::AudioSpec> {
+    pub fn audio(&self, session: u64) -> Option<crate::audio::AudioSpec> {
         let inner = self.lock();
-        let display = &inner.running.as_ref()?.display;
+        let display = &inner.running.get(&session)?.display;
         (display.backend() != Backend::None)
             .then(|| display.audio().unwrap_or(crate::audio::AudioSpec::Silence))
     }
 
-    /// Where a stream's input goes: the running session's compositor, nowhere when
-    /// a display backend has no session running, the box's seat without a display
+    /// Where session `session`'s input goes: its compositor, nowhere when a display
+    /// backend has no such session running, the box's seat without a display
     /// backend. Read when a stream starts; the sink it opens notices by itself when
     /// the session ends under it.
-    pub fn input(&self) -> crate::input::SessionInput {
+    pub fn input(&self, session: u64) -> crate::input::SessionInput {
         if self.backend == Backend::None {
             return crate::input::SessionInput::Seat;
         }
         self.lock()
             .running
-            .as_ref()
+            .get(&session)
             .map_or(crate::input::SessionInput::NoSession, |r| r.display.input())
     }
 
-    /// Ends the running session, if any, for `reason`.
-    pub fn stop(&self, reason: &str) {
-        let running = self.lock().running.take();
+    /// Ends session `session`, if it runs, for `reason`.
+    pub fn stop(&self, session: u64, reason: &str) {
+        let running = self.lock().running.remove(&session);
         if let Some(mut r) = running {
             r.display.stop();
             Self::refresh(&mut r);
@@ -302,11 +306,27 @@ impl DisplayManager {
         }
     }
 
-    /// Checks on the running session: when the app exited by itself or the compositor
-    /// died, ends the session and returns why (the caller ends the app and stream).
-    pub fn poll(&self) -> Option<String> {
+    /// Ends every session (shutdown).
+    pub fn stop_all(&self, reason: &str) {
+        let ids: Vec<u64> = self.lock().running.keys().copied().collect();
+        for id in ids {
+            self.stop(id, reason);
+        }
+    }
+
+    /// Checks on the running sessions: where an app exited by itself or a compositor
+    /// died, ends that session and returns it with why (the caller ends its app and
+    /// stream).
+    pub fn poll(&self) -> Vec<(u64, String)> {
+        let ids: Vec<u64> = self.lock().running.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|id| self.poll_one(id).map(|why| (id, why)))
+            .collect()
+    }
+
+    fn poll_one(&self, session: u64) -> Option<String> {
         let mut inner = self.lock();
-        let running = inner.running.as_mut()?;
+        let running = inner.running.get_mut(&session)?;
         Self::refresh(running);
         let (state, reason, exit) = if let Some(exit) = running.display.app_exit() {
             (
@@ -323,7 +343,7 @@ impl DisplayManager {
         } else {
             return None;
         };
-        let mut r = inner.running.take().expect("checked above");
+        let mut r = inner.running.remove(&session).expect("checked above");
         drop(inner);
         r.display.stop();
         r.status.state = state;
@@ -340,10 +360,18 @@ impl DisplayManager {
         Some(reason)
     }
 
-    /// The running session's status, else the last one's.
+    /// Session `session`'s status while it runs.
+    pub fn session_status(&self, session: u64) -> Option<SessionStatus> {
+        let mut inner = self.lock();
+        let r = inner.running.get_mut(&session)?;
+        Self::refresh(r);
+        Some(r.status.clone())
+    }
+
+    /// The newest running session's status, else the last ended one's.
     pub fn status(&self) -> Option<SessionStatus> {
         let mut inner = self.lock();
-        if let Some(r) = inner.running.as_mut() {
+        if let Some(r) = inner.running.values_mut().next_back() {
             Self::refresh(r);
             return Some(r.status.clone());
         }
@@ -353,6 +381,6 @@ impl DisplayManager {
 
 impl Drop for DisplayManager {
     fn drop(&mut self) {
-        self.stop("the host is shutting down");
+        self.stop_all("the host is shutting down");
     }
 }

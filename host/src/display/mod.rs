@@ -105,12 +105,16 @@ pub struct SessionConfig {
     /// The user compositors and apps run as. The host switches to it when it runs as
     /// root; when it already runs as that user (the appliance) nothing changes user.
     pub user: String,
+    /// How many clients may stream at once, each in its own session (default 2). A
+    /// launch beyond it gets an error the client shows; the running sessions go on.
+    pub max_sessions: usize,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             user: "punktfunk".to_owned(),
+            max_sessions: punktfunk_core::gamestream::apps::DEFAULT_MAX_SESSIONS,
         }
     }
 }

@@ -79,7 +79,8 @@ pub struct SwaySession {
     mode: Option<Mode>,
     compositor: Option<Child>,
     app: Option<Child>,
-    services: Vec<Child>,
+    /// The user's private D-Bus and PipeWire, shared with its other sessions.
+    services: Option<super::user::ServicesLease>,
     /// The session's audio sink (see [`crate::audio::sink`]).
     sink: Option<SessionSink>,
     wayland_socket: Option<PathBuf>,
@@ -98,7 +99,7 @@ impl SwaySession {
             mode: None,
             compositor: None,
             app: None,
-            services: Vec::new(),
+            services: None,
             sink: None,
             wayland_socket: None,
             exit: None,
@@ -274,7 +275,7 @@ impl SwaySession {
         self.user.give(&log).map_err(io)?;
 
         // The session's sink needs its PipeWire up; sway itself does not.
-        self.services = self.user.start_services(&spec.id, spec.audio_channels > 0);
+        self.services = Some(self.user.start_services(&spec.id, spec.audio_channels > 0));
         self.sink = SessionSink::for_session(&self.user.runtime_dir, &spec.id, spec.audio_channels);
         let env: Vec<(String, String)> = vec![
             ("WLR_BACKENDS".into(), "headless".into()),
@@ -408,13 +409,15 @@ impl Display for SwaySession {
             .take()
             .into_iter()
             .chain(self.compositor.take())
-            .chain(self.services.drain(..))
             .collect();
         self.launcher
             .stop_units(&self.user, &self.id, &["app", "sway"]);
         end_session(&self.id, &mut children);
         // After the app: it never falls back to another sink while it still plays.
         self.sink = None;
+        // Last: the sink lives in the PipeWire these are (when no other session
+        // still uses them).
+        self.services = None;
         if !self.dir.as_os_str().is_empty() {
             // What the app said last, for whoever wonders why it ended.
             if let Ok(text) = std::fs::read_to_string(self.dir.join("app.log")) {

@@ -10,8 +10,10 @@
 //!
 //! The user's `XDG_RUNTIME_DIR` is `/run/user/<uid>` where logind made one (the
 //! appliance's lingering user), else a 0700 directory of its own that the host creates.
-//! When no D-Bus session bus or PipeWire answers there, the session starts private ones
-//! ([`SessionUser::start_services`]); they carry the session's marker and end with it.
+//! When no D-Bus session bus or PipeWire answers there, the first session starts
+//! private ones ([`SessionUser::start_services`]). Every session of the user shares
+//! them (two clients streaming at once: one PipeWire, a sink per session), so they
+//! carry a marker of their own and end with the last session that uses them.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -213,11 +215,37 @@ impl SessionUser {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
     }
 
-    /// Starts a private D-Bus session bus and PipeWire (with WirePlumber) for session
-    /// `id` where none answers in the runtime directory. Returns the processes, which
-    /// the session ends with itself. With `wait_pipewire` it waits (up to 5 s) until
-    /// PipeWire's socket answers (gamescope needs it; sway does not).
-    pub fn start_services(&self, id: &str, wait_pipewire: bool) -> Vec<Child> {
+    /// The private D-Bus session bus and PipeWire (with WirePlumber) sessions of this
+    /// user share, started for session `id` where none answers in the runtime
+    /// directory; the last session to drop its lease ends them. With `wait_pipewire`
+    /// it waits (up to 5 s) until PipeWire's socket answers (gamescope and a session
+    /// sink need it; sway does not).
+    pub fn start_services(&self, id: &str, wait_pipewire: bool) -> ServicesLease {
+        let mut shared = SHARED_SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+        let key = self.runtime_dir.clone();
+        if let Some(entry) = shared.get_mut(&key) {
+            entry.users += 1;
+            drop(shared);
+            if wait_pipewire {
+                wait_for_socket(&self.runtime_dir.join("pipewire-0"), Duration::from_secs(5));
+            }
+        } else {
+            // Their own marker: ending one session must not end them under another.
+            let marker = format!("{id}-services");
+            let children = self.spawn_services(&marker, wait_pipewire);
+            shared.insert(
+                key.clone(),
+                SharedServices {
+                    users: 1,
+                    children,
+                    marker,
+                },
+            );
+        }
+        ServicesLease { key }
+    }
+
+    fn spawn_services(&self, id: &str, wait_pipewire: bool) -> Vec<Child> {
         let mut started = Vec::new();
         let bus = self.runtime_dir.join("bus");
         if UnixStream::connect(&bus).is_err() {
@@ -257,7 +285,7 @@ impl SessionUser {
             if !started.is_empty() {
                 tracing::info!(
                     user = self.name,
-                    "started a private PipeWire for the session"
+                    "started a private PipeWire for the sessions"
                 );
             }
             if wait_pipewire {
@@ -265,6 +293,42 @@ impl SessionUser {
             }
         }
         started
+    }
+}
+
+/// Private services of one runtime directory and how many sessions use them.
+struct SharedServices {
+    users: usize,
+    children: Vec<Child>,
+    marker: String,
+}
+
+/// The private services of every runtime directory sessions run in.
+static SHARED_SERVICES: std::sync::Mutex<std::collections::BTreeMap<PathBuf, SharedServices>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A session's use of its user's private services; dropping the last lease of a
+/// runtime directory ends them (and every process with their marker).
+#[derive(Debug)]
+#[must_use = "the services end when the lease is dropped"]
+pub struct ServicesLease {
+    key: PathBuf,
+}
+
+impl Drop for ServicesLease {
+    fn drop(&mut self) {
+        let ended = {
+            let mut shared = SHARED_SERVICES.lock().unwrap_or_else(|e| e.into_inner());
+            let last = shared.get_mut(&self.key).is_some_and(|e| {
+                e.users -= 1;
+                e.users == 0
+            });
+            if last { shared.remove(&self.key) } else { None }
+        };
+        // Outside the lock: ending them waits for the processes to exit.
+        if let Some(mut s) = ended {
+            super::process::end_session(&s.marker, &mut s.children);
+        }
     }
 }
 

@@ -50,7 +50,7 @@ fn view(state: &Mgmt, c: Client) -> Device {
         .list()
         .iter()
         .any(|s| s.client_fingerprint == fp);
-    let launched = state.host.apps().current().is_some_and(|a| a.owner == fp);
+    let launched = state.host.apps().current(&fp).is_some();
     Device {
         id: c.id,
         name: c.name,

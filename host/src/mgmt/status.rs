@@ -199,13 +199,15 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             loss_percent: s.stats.loss_percent,
         })
         .collect();
-    // The app a GameStream client launched, until its stream registers itself.
-    let launched = host.apps().current().cloned();
-    if let Some(app) = launched
-        && !sessions
+    // The apps GameStream clients launched, until their streams register.
+    let launched: Vec<_> = host.apps().running().cloned().collect();
+    for app in launched {
+        if sessions
             .iter()
             .any(|s| s.client_fingerprint == app.owner && s.app_id == app.app_id)
-    {
+        {
+            continue;
+        }
         let title = host
             .catalog
             .get(app.app_id)

@@ -6,13 +6,12 @@
 //! is gone), so the client gets a packet every packet duration, as it expects, and
 //! the encoder and sequence numbers stay continuous.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use punktfunk_core::gamestream::audio::{AudioCrypto, AudioPacketizer, AudioPackets};
-use punktfunk_core::gamestream::ping;
 use punktfunk_core::gamestream::sdp::SS_ENC_AUDIO;
+use punktfunk_core::gamestream::session::Channel;
 
 use super::session::{Shared, StreamContext};
 use crate::encode::audio::OpusEncoder;
@@ -65,21 +64,10 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let mut encoded = Vec::new();
     let socket = &ctx.sockets.audio;
     let interval = Duration::from_millis(u64::from(c.audio_packet_ms));
-    let mut peer: Option<SocketAddr> = None;
     let mut next = Instant::now();
-    let mut buf = [0u8; 64];
     while !shared.stopping() {
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            // Only the launching client's address counts (see the video thread).
-            if from.ip().to_canonical() != ctx.client_ip
-                || !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload))
-            {
-                shared.count_malformed();
-            } else if peer != Some(from) {
-                tracing::info!(%from, "audio client address learned from its ping");
-                peer = Some(from);
-            }
-        }
+        // Learned from the client's audio pings (the router hands them the session).
+        let peer = shared.peer(Channel::Audio);
         let now = Instant::now();
         if now > next && now - next > interval * 20 {
             next = now;

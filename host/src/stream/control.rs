@@ -4,8 +4,6 @@
 //! and termination. ENet is rusty_enet, a port of ENet 1.3 whose wire format is the one
 //! moonlight-common-c's ENet fork speaks.
 
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -14,52 +12,40 @@ use punktfunk_core::gamestream::control::{self, ClientMessage, TERMINATION_GRACE
 use punktfunk_core::gamestream::control_crypto::{ControlOpener, ControlSealer};
 use rusty_enet::{Event, Host, HostSettings, Packet, PeerID};
 
-use super::peer_filter::ClientOnlySocket;
 use super::session::{Shared, StreamContext};
 use crate::input::{self, Feedback, InputSink};
+use crate::session::router::{ControlInbox, RoutedSocket};
 
 /// Channels the host accepts (moonlight-common-c opens 0x30).
 const CHANNELS: usize = 0x30;
-/// ENet peer slots. Only the launching client's address reaches ENet (see
-/// [`ClientOnlySocket`]); a few slots leave room for its reconnects while stale
-/// half-open peers time out.
+/// ENet peer slots. Only datagrams the router bound to this session reach ENet (the
+/// launching client's address, by its connect data); a few slots leave room for its
+/// reconnects while stale half-open peers time out.
 const PEER_LIMIT: usize = 8;
 
-/// A bound, not yet running, control stream.
+/// A control stream, not yet running: its share of the shared control port.
 #[derive(Debug)]
 pub struct ControlStream {
-    socket: UdpSocket,
-}
-
-fn wait_readable(socket: &UdpSocket, timeout: Duration) {
-    let mut fds = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut fds, 1, timeout.as_millis() as libc::c_int) };
+    socket: RoutedSocket,
 }
 
 impl ControlStream {
-    /// Takes the control port (bound at start-up) for this stream, dropping what an
-    /// earlier client left queued on it.
-    pub fn bind(ctx: &StreamContext) -> Result<Self> {
+    /// The control stream of `ctx`, receiving what the router queues in `inbox`.
+    pub fn new(ctx: &StreamContext, inbox: ControlInbox) -> Result<Self> {
         let socket = ctx
             .sockets
             .control
             .try_clone()
             .context("cloning the control socket")?;
-        let mut buf = [0u8; 2048];
-        while socket.recv_from(&mut buf).is_ok() {}
-        Ok(Self { socket })
+        Ok(Self {
+            socket: RoutedSocket::new(socket, inbox),
+        })
     }
 
     /// Serves the client until the stream stops, then says goodbye.
     pub fn run(self, ctx: &StreamContext, shared: &Shared) -> Result<()> {
-        let poll_socket = self.socket.try_clone()?;
         let mut host = Host::new(
-            ClientOnlySocket::new(self.socket, ctx.client_ip),
+            self.socket,
             HostSettings {
                 peer_limit: PEER_LIMIT,
                 channel_limit: CHANNELS,
@@ -71,10 +57,7 @@ impl ControlStream {
         let mut sealer = ControlSealer::host(&ctx.app.key)?;
         let mut sink: Box<dyn InputSink> =
             input::open(&ctx.input, &ctx.input_target, ctx.input_recording.clone())?;
-        let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
-        let start = Instant::now();
         let mut peer: Option<PeerID> = None;
-        let mut last_heard = start;
         let mut out = Vec::new();
         let mut feedback = Vec::new();
 
@@ -92,15 +75,18 @@ impl ControlStream {
                                 );
                                 p.disconnect_now(0);
                             } else {
-                                tracing::info!("control stream connected");
+                                tracing::info!(
+                                    session = ctx.session_id,
+                                    "control stream connected"
+                                );
                                 p.set_timeout(2, 10_000, 10_000);
                                 peer = Some(p.id());
-                                last_heard = Instant::now();
+                                shared.session().handle_control_connected(Instant::now());
                             }
                         }
                         Event::Disconnect { peer: p, .. } => {
                             if Some(p.id()) == peer {
-                                shared.end("the client closed the control stream");
+                                shared.session().handle_control_closed();
                             }
                         }
                         Event::Receive {
@@ -110,19 +96,12 @@ impl ControlStream {
                                 shared.count_malformed();
                                 continue;
                             }
-                            last_heard = Instant::now();
                             handle_packet(packet.data(), &opener, shared, sink.as_mut());
                         }
                     }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::debug!("ENet: {e}"),
-            }
-            let dropped = host.socket_mut().take_dropped();
-            if dropped > 0 {
-                shared
-                    .malformed
-                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
             }
             // Feedback from the devices (force feedback) and from requests.
             sink.poll_feedback(&mut feedback);
@@ -139,17 +118,11 @@ impl ControlStream {
                     let _ = host.peer_mut(id).send(0, &Packet::reliable(out.as_slice()));
                 }
             }
-            let heard = if peer.is_some() { last_heard } else { start };
-            if heard.elapsed() > timeout {
-                shared.end(if peer.is_some() {
-                    "the client went silent on the control stream"
-                } else {
-                    "the client never connected the control stream"
-                });
-            }
+            // Silence (no connect, no traffic) is the session logic's to judge; the
+            // video thread drives its timer.
             if !busy {
                 host.flush();
-                wait_readable(&poll_socket, Duration::from_millis(5));
+                host.socket_mut().wait(Duration::from_millis(5));
             }
         }
         // Tell the client the stream is over, then let ENet deliver it.
@@ -165,7 +138,7 @@ impl ControlStream {
                 match host.service() {
                     Ok(Some(Event::Disconnect { .. })) => break,
                     Ok(Some(_)) => {}
-                    _ => wait_readable(&poll_socket, Duration::from_millis(5)),
+                    _ => host.socket_mut().wait(Duration::from_millis(5)),
                 }
             }
         }
@@ -184,7 +157,20 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             return;
         }
     };
-    match control::parse(msg.msg_type, &msg.payload) {
+    let parsed = control::parse(msg.msg_type, &msg.payload);
+    if let Ok(m) = &parsed {
+        // Keep-alive and termination are the session logic's. IDR requests are
+        // answered below (an invalidation an IDR already covers gets none), so the
+        // session only hears that the client is alive.
+        let idr = matches!(
+            m,
+            ClientMessage::RequestIdr | ClientMessage::InvalidateRefs { .. }
+        );
+        shared
+            .session()
+            .handle_control(Instant::now(), if idr { &ClientMessage::Ping } else { m });
+    }
+    match parsed {
         Ok(ClientMessage::RequestIdr) => {
             shared.stats().loss_requests += 1;
             shared.idr.store(true, Ordering::Release);
@@ -222,7 +208,6 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
             stats.lost_packets += (u64::from(s.data_packets) + u64::from(s.parity_packets))
                 .saturating_sub(u64::from(s.received_data) + u64::from(s.received_parity));
         }
-        Ok(ClientMessage::Termination) => shared.end("the client ended the stream"),
         Ok(_) => {}
         Err(e) => {
             tracing::debug!(
@@ -278,7 +263,7 @@ mod tests {
         fec.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
         let mut packet = Vec::new();
         sealer.seal(types::FEC_STATUS, &fec, &mut packet).unwrap();
-        let shared = Shared::new();
+        let shared = Shared::new(Instant::now(), crate::stream::session::tests::test_params());
         handle_packet(&packet, &opener, &shared, &mut NoInput);
         let stats = shared.stats();
         assert_eq!(stats.expected_packets, 2 * 65_535);

@@ -11,18 +11,22 @@ use anyhow::{Context, Result};
 use punktfunk_core::gamestream::apps::LaunchedApp;
 use punktfunk_core::gamestream::handshake::HandshakeParams;
 use punktfunk_core::gamestream::sdp::{StreamConfig, VideoCodec};
+use punktfunk_core::gamestream::session::{Channel, Ended, Event, SessionParams, StreamSession};
 
 use super::stats::{LiveStream, StreamStats};
-use super::{MediaSockets, audio, control, video};
+use super::{audio, control, video};
 use crate::capture::CaptureSpec;
 use crate::config::StreamSettings;
 use crate::encode::probe::Encoders;
 use crate::input::{Feedback, InputConfig};
+use crate::session::router::{ControlInbox, MediaSockets, Route, Router};
 use crate::sessions::SessionHandle;
 
 /// Everything a stream is started with.
 #[derive(Debug, Clone)]
 pub struct StreamContext {
+    /// The session (launch) this stream belongs to.
+    pub session_id: u64,
     /// The app and its keys.
     pub app: LaunchedApp,
     /// Ports, ping payload, connect data.
@@ -44,14 +48,17 @@ pub struct StreamContext {
     /// Encoders that open.
     pub encoders: Encoders,
     /// What the video thread captures: a display session's capture when the app was
-    /// launched in one (see [`super::StreamManager::set_capture`]), else the
+    /// launched in one (see [`crate::session::SessionManager::set_capture`]), else the
     /// configured `[stream] source` at the client's mode.
     pub capture: CaptureSpec,
     /// What the audio thread captures: the display session's sink when the app runs
     /// in one (and `[stream] audio_source` is `session`), else the configured source.
     pub audio: crate::audio::AudioSpec,
-    /// The media sockets.
+    /// The media sockets (shared by every session: streams send on them; the
+    /// [`Router`] alone reads them).
     pub sockets: Arc<MediaSockets>,
+    /// Sorts the shared ports' datagrams to their sessions.
+    pub router: Arc<Router>,
     /// The stream's entry in the live-session registry: the web console reads what
     /// the video thread reports there, and ends the stream through it (revoke).
     pub session: Arc<SessionHandle>,
@@ -117,31 +124,58 @@ pub struct Shared {
     pub stats: Mutex<StreamStats>,
     /// Feedback to send to the client.
     pub feedback: Mutex<Vec<Feedback>>,
-    /// Where the client receives video (learned from its pings).
-    pub video_peer: Mutex<Option<SocketAddr>>,
+    /// The sans-IO session logic: peers learned from pings, IDR requests, timeouts.
+    /// The router feeds it pings, the control thread control messages; the video
+    /// thread drives its timer and acts on its events ([`Shared::drive`]).
+    session: Mutex<StreamSession>,
     /// Packets dropped because they were malformed, forged or from a stranger:
     /// network input never ends a stream, it is counted here.
     pub malformed: AtomicU64,
 }
 
-impl Default for Shared {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Shared {
-    /// A stream that starts with an IDR frame and nothing counted.
-    pub fn new() -> Self {
+    /// A stream that starts at `now` with an IDR frame and nothing counted.
+    pub fn new(now: Instant, params: SessionParams) -> Self {
         Self {
             stop: AtomicBool::new(false),
             reason: Mutex::new(None),
-            idr: AtomicBool::new(true),
+            idr: AtomicBool::new(false),
             stats: Mutex::new(StreamStats::default()),
             feedback: Mutex::new(Vec::new()),
-            video_peer: Mutex::new(None),
+            session: Mutex::new(StreamSession::new(now, params)),
             malformed: AtomicU64::new(0),
         }
+    }
+
+    /// The session logic, locked (briefly: never across I/O).
+    pub fn session(&self) -> std::sync::MutexGuard<'_, StreamSession> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drives the session logic at `now`: handles its timer and acts on its events
+    /// (an IDR for the next frame, the end of the stream). Returns where the client
+    /// receives video, once learned.
+    pub fn drive(&self, now: Instant) -> Option<SocketAddr> {
+        self.session().handle_timeout(now);
+        // One event per lock: acting on one may lock the session again.
+        loop {
+            let Some(event) = self.session().poll_event() else {
+                break;
+            };
+            match event {
+                Event::IdrWanted => self.idr.store(true, Ordering::Release),
+                Event::PeerLearned { channel, addr } => {
+                    tracing::info!(%addr, ?channel, "client address learned from its ping");
+                }
+                Event::Ended(why) => self.end(&why.to_string()),
+            }
+        }
+        self.peer(Channel::Video)
+    }
+
+    /// Where the client receives `channel`, once learned.
+    pub fn peer(&self, channel: Channel) -> Option<SocketAddr> {
+        self.session().peer(channel)
     }
 
     /// Whether the stream is ending.
@@ -151,6 +185,7 @@ impl Shared {
 
     /// Ends the stream (first reason wins).
     pub fn end(&self, reason: &str) {
+        self.session().end(Ended::Host(reason.to_owned()));
         let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if r.is_none() {
             *r = Some(reason.to_owned());
@@ -179,6 +214,32 @@ pub struct ActiveStream {
     app: LaunchedApp,
     config: StreamConfig,
     started: Instant,
+    route: Arc<Route>,
+    router: Arc<Router>,
+}
+
+/// A stopped stream's threads, to be joined off the async runtime and outside any
+/// lock (they finish within a frame or the control stream's goodbye, ~0.5 s).
+#[derive(Debug)]
+#[must_use = "join the threads (off the async runtime)"]
+pub struct Stopping {
+    threads: Vec<(String, JoinHandle<()>)>,
+    panics: Arc<ThreadPanics>,
+}
+
+impl Stopping {
+    /// Waits for the threads. Blocks: call from a plain thread or `spawn_blocking`.
+    pub fn join(self) {
+        for (name, t) in self.threads {
+            // The threads catch their panics; one escaping (a panic in the catch
+            // itself) is still reported rather than dropped.
+            if let Err(payload) = t.join() {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(thread = name, "stream thread panicked: {message}");
+                self.panics.record(&name, &message);
+            }
+        }
+    }
 }
 
 fn spawn(
@@ -214,33 +275,54 @@ fn spawn(
 }
 
 impl ActiveStream {
-    /// Starts the video, audio and control threads.
+    /// Starts the video, audio and control threads, and routes the shared ports'
+    /// datagrams of this stream (its pings, its ENet peer) to them.
     pub fn start(ctx: StreamContext) -> Result<Self> {
-        let shared = Arc::new(Shared::new());
-        // The control socket must be bound before PLAY is answered: the client
+        let shared = Arc::new(Shared::new(
+            Instant::now(),
+            SessionParams {
+                ping_payload: ctx.params.ping_payload,
+                client_ip: ctx.client_ip,
+                timeout: std::time::Duration::from_secs(ctx.settings.client_timeout_secs),
+            },
+        ));
+        // The route must exist before PLAY is answered: the client pings and
         // connects right after.
-        let control = control::ControlStream::bind(&ctx)?;
+        let (route, inbox): (Arc<Route>, ControlInbox) = ctx.router.add(
+            ctx.session_id,
+            ctx.client_ip,
+            ctx.params.connect_data,
+            shared.clone(),
+        );
+        let control = control::ControlStream::new(&ctx, inbox)?;
         let mut threads = Vec::new();
         let panics = ctx.panics.clone();
-        {
-            let (ctx, s) = (ctx.clone(), shared.clone());
+        let started = (|| {
+            let (c, s) = (ctx.clone(), shared.clone());
             threads.push(spawn("pf-control", &shared, &panics, move || {
-                control.run(&ctx, &s)
+                control.run(&c, &s)
             })?);
-        }
-        {
-            let (ctx, s) = (ctx.clone(), shared.clone());
+            let (c, s) = (ctx.clone(), shared.clone());
             threads.push(spawn("pf-video", &shared, &panics, move || {
-                video::run(&ctx, &s)
+                video::run(&c, &s)
             })?);
-        }
-        {
-            let (ctx, s) = (ctx.clone(), shared.clone());
+            let (c, s) = (ctx.clone(), shared.clone());
             threads.push(spawn("pf-audio", &shared, &panics, move || {
-                audio::run(&ctx, &s)
+                audio::run(&c, &s)
             })?);
+            Ok::<_, anyhow::Error>(())
+        })();
+        if let Err(e) = started {
+            ctx.router.remove(&route);
+            shared.end("the stream could not start");
+            Stopping { threads, panics }.join();
+            return Err(e);
         }
-        tracing::info!(app = ctx.app.app_id, "stream started");
+        tracing::info!(
+            app = ctx.app.app_id,
+            session = ctx.session_id,
+            "stream started"
+        );
         Ok(Self {
             shared,
             threads,
@@ -248,6 +330,8 @@ impl ActiveStream {
             app: ctx.app,
             config: ctx.config,
             started: Instant::now(),
+            route,
+            router: ctx.router,
         })
     }
 
@@ -265,17 +349,14 @@ impl ActiveStream {
         self.shared.stopping()
     }
 
-    /// Stops the threads and waits for them.
-    pub fn stop(self, reason: &str) {
+    /// Tells the threads to stop and takes the stream off the shared ports at once
+    /// (nothing more reaches it); returns the threads to join. Never blocks.
+    pub fn stop(self, reason: &str) -> Stopping {
         self.shared.end(reason);
-        for (name, t) in self.threads {
-            // The threads catch their panics; one escaping (a panic in the catch
-            // itself) is still reported rather than dropped.
-            if let Err(payload) = t.join() {
-                let message = panic_message(payload.as_ref());
-                tracing::error!(thread = name, "stream thread panicked: {message}");
-                self.panics.record(&name, &message);
-            }
+        self.router.remove(&self.route);
+        Stopping {
+            threads: self.threads,
+            panics: self.panics,
         }
     }
 
@@ -315,19 +396,19 @@ impl ActiveStream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    pub(crate) fn test_params() -> SessionParams {
+        SessionParams {
+            ping_payload: *b"0102030405060708",
+            client_ip: "127.0.0.1".parse().unwrap(),
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            reason: Mutex::new(None),
-            idr: AtomicBool::new(false),
-            stats: Mutex::new(StreamStats::default()),
-            feedback: Mutex::new(Vec::new()),
-            video_peer: Mutex::new(None),
-            malformed: AtomicU64::new(0),
-        })
+        Arc::new(Shared::new(Instant::now(), test_params()))
     }
 
     #[test]

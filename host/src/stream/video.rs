@@ -5,11 +5,12 @@
 //! game at 60, a variable-rate compositor slower when little moves). When the screen
 //! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
 //!
-//! It learns where to send from the client's pings on the video port, starts with an
-//! IDR frame (the client waits for one), honours IDR requests with the next frame
-//! (on a still screen, with the next repeat), and ends the stream when the client's
-//! pings stop
-//! or the source goes away (the client then gets a termination with the reason).
+//! It drives the stream's session logic ([`Shared::drive`]): where to send (learned
+//! from the client's pings, which the router hands the session), an IDR frame first
+//! (the client waits for one) and whenever the client asks (on a still screen, with
+//! the next repeat), and the end of the stream when the client goes silent. It also
+//! ends the stream when the source goes away (the client then gets a termination with
+//! the reason).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use punktfunk_core::gamestream::fec_control::{FecController, FecTuning};
-use punktfunk_core::gamestream::ping;
 use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
@@ -81,30 +81,6 @@ fn codec_of(c: VideoCodec) -> Codec {
     }
 }
 
-/// Learns the client's port from pings; returns when the last matching one came.
-/// Only pings from the launching client's address count: the payload crosses the
-/// network in clear, so a replay from elsewhere must not redirect the stream.
-fn drain_pings(ctx: &StreamContext, shared: &Shared, last_ping: &mut Option<Instant>) {
-    let socket = ctx.sockets.video.socket();
-    let mut buf = [0u8; 64];
-    while let Ok((n, from)) = socket.recv_from(&mut buf) {
-        if from.ip().to_canonical() != ctx.client_ip
-            || !ping::parse(&buf[..n]).is_some_and(|p| p.matches(&ctx.params.ping_payload))
-        {
-            shared.count_malformed();
-            continue;
-        }
-        *last_ping = Some(Instant::now());
-        let mut peer = shared.video_peer.lock().unwrap_or_else(|e| e.into_inner());
-        if *peer != Some(from) {
-            tracing::info!(%from, "video client address learned from its ping");
-            *peer = Some(from);
-            // A (new) receiver needs a fresh IDR to start decoding.
-            shared.idr.store(true, Ordering::Release);
-        }
-    }
-}
-
 /// Runs the video pipeline until the stream stops.
 pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let c = &ctx.config;
@@ -161,8 +137,6 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         Instant::now(),
     );
-    let timeout = Duration::from_secs(ctx.settings.client_timeout_secs);
-    let mut last_ping: Option<Instant> = None;
     let mut last_sent = Instant::now();
     let mut frame_index: u32 = 1;
     let mut rejected = 0u64;
@@ -182,17 +156,11 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             frames_at_report = report(ctx, shared, last_report.elapsed(), frames_at_report);
             last_report = Instant::now();
         }
-        drain_pings(ctx, shared, &mut last_ping);
-        let silent_since = last_ping.unwrap_or(start);
-        if silent_since.elapsed() > timeout {
-            shared.end(if last_ping.is_some() {
-                "the client stopped pinging the video port"
-            } else {
-                "no ping from the client on the video port"
-            });
+        // The session logic: pings (fed by the router), IDR requests, timeouts.
+        let peer = shared.drive(Instant::now());
+        if shared.stopping() {
             break;
         }
-        let peer = *shared.video_peer.lock().unwrap_or_else(|e| e.into_inner());
         // Wait for a frame, but no longer than until a repeat is due.
         let wait = POLL.min(REPEAT_INTERVAL.saturating_sub(last_sent.elapsed()));
         let frame = match capture.next_frame(wait) {

@@ -91,6 +91,7 @@ fn sway_session_with_the_painter() {
     let t0 = Instant::now();
     let (spec, first) = mgr
         .launch(
+            1,
             mode(1280, 720),
             Some(format!("{} --session-id test", painter.display())),
             0,
@@ -144,7 +145,7 @@ fn sway_session_with_the_painter() {
     );
 
     // A resume at another mode: the same session, resized.
-    mgr.resume(mode(1920, 1080)).expect("mode change");
+    mgr.resume(1, mode(1920, 1080)).expect("mode change");
     let got = frames(&mut cap, 30);
     let big: Vec<_> = got.iter().filter(|f| (f.0, f.1) == (1920, 1080)).collect();
     assert!(
@@ -156,13 +157,14 @@ fn sway_session_with_the_painter() {
     let id = st.id.clone();
     assert!(!process::marked(&id).is_empty());
     drop(cap);
-    mgr.stop("test over");
+    mgr.stop(1, "test over");
     let left: Vec<i32> = process::marked(&id);
     assert!(left.is_empty(), "processes of the session remain: {left:?}");
     assert_eq!(mgr.status().unwrap().state, SessionState::Ended);
 
     // The app exiting by itself ends the session with its exit code.
     mgr.launch(
+        2,
         mode(640, 480),
         Some(format!(
             "{} --exit-after 1 --exit-code 7",
@@ -173,7 +175,7 @@ fn sway_session_with_the_painter() {
     .expect("the second session starts");
     let deadline = Instant::now() + Duration::from_secs(10);
     let reason = loop {
-        if let Some(r) = mgr.poll() {
+        if let Some((2, r)) = mgr.poll().pop() {
             break r;
         }
         assert!(Instant::now() < deadline, "the app never exited");
@@ -192,6 +194,7 @@ fn launch_failures_are_reported_quickly() {
     let t0 = Instant::now();
     let err = mgr
         .launch(
+            1,
             mode(1280, 720),
             Some("punktfunk-no-such-command --flag".into()),
             0,
@@ -215,7 +218,7 @@ fn launch_failures_are_reported_quickly() {
         },
         &SessionConfig::default(),
     );
-    let err = missing.launch(mode(1280, 720), None, 0).unwrap_err();
+    let err = missing.launch(1, mode(1280, 720), None, 0).unwrap_err();
     assert!(matches!(err, DisplayError::MissingCompositor(_)), "{err}");
 
     // A compositor that fails: sway refuses a config it cannot parse... here, a
@@ -229,7 +232,7 @@ fn launch_failures_are_reported_quickly() {
         &SessionConfig::default(),
     );
     let t0 = Instant::now();
-    let err = failing.launch(mode(1280, 720), None, 0).unwrap_err();
+    let err = failing.launch(1, mode(1280, 720), None, 0).unwrap_err();
     assert!(matches!(err, DisplayError::CompositorFailed(_)), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5));
 }

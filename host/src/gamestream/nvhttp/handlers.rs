@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, header};
-use punktfunk_core::gamestream::apps::LaunchedApp;
+use punktfunk_core::gamestream::apps::{AppError, Launched, LaunchedApp};
 use punktfunk_core::gamestream::nvhttp::query::{Query, QueryError};
 use punktfunk_core::gamestream::nvhttp::requests::{DisplayMode, LaunchRequest, PairRequest};
 use punktfunk_core::gamestream::nvhttp::xml::{self, XmlReply};
@@ -21,10 +21,10 @@ use super::{Body, ConnInfo};
 use crate::capture::SourceSetting;
 use crate::crash_point::{self, CrashPoint};
 use crate::net::iface;
+use crate::session::LaunchLabel;
 use crate::settings::HostSettings;
 use crate::state::HostState;
 use crate::store::now_unix;
-use crate::stream::LaunchLabel;
 
 /// The message Sunshine sends unpaired clients; Moonlight shows it.
 const NOT_PAIRED: &str = "The client is not authorized. Certificate verification failed.";
@@ -120,7 +120,11 @@ fn local_ip(conn: &ConnInfo) -> IpAddr {
 fn serverinfo(state: &HostState, conn: &ConnInfo) -> Response<Body> {
     let ports = state.config.ports;
     let codecs = state.encoders.codec_mode_support();
-    let current = state.apps().current_game();
+    // Each client sees its own app: Moonlight resumes its own session and launches
+    // beside other clients' (an unpaired request sees none).
+    let current = state
+        .apps()
+        .current_game(conn.client_fingerprint.as_deref().filter(|_| conn.secure));
     let local = local_ip(conn);
     let mac = if conn.secure {
         iface::mac_for(local)
@@ -284,10 +288,23 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
         if resume {
             apps.resume(&req, &owner, conn.peer.ip()).cloned()
         } else {
-            apps.launch(&req, &owner, conn.peer.ip(), known).cloned()
+            // Launching the app this client already runs re-attaches to it.
+            apps.launch(&req, &owner, conn.peer.ip(), known)
+                .map(|(app, how)| {
+                    if how == Launched::Resumed {
+                        tracing::info!(
+                            session = app.session,
+                            "the client launched its running app: resuming it"
+                        );
+                    }
+                    app.clone()
+                })
         }
     };
     let field = if resume { "resume" } else { "gamesession" };
+    if let Err(e @ AppError::SessionLimit { .. }) = &outcome {
+        tracing::warn!(peer = %conn.peer, "launch refused: {e}");
+    }
     let outcome = match outcome {
         Ok(app) => match start_display(state, &app, &req, resume).await {
             Ok(()) => Ok(app),
@@ -338,16 +355,19 @@ async fn start_display(
     resume: bool,
 ) -> Result<(), String> {
     let display = state.display.clone();
-    let outcome = if resume {
+    let session = app.session;
+    // A resume (or a launch of the app already running) keeps the session's display.
+    let running = display.session_status(session).is_some();
+    let outcome = if resume || running {
         let Some(mode) = req.mode else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || display.resume(mode).map(|_| ())).await
+        tokio::task::spawn_blocking(move || display.resume(session, mode).map(|_| ())).await
     } else {
         let command = match state.catalog.get(app.app_id).await {
             Ok(a) => a.and_then(|a| a.command),
             Err(e) => {
-                state.apps().cancel();
+                state.apps().end_session(session);
                 return Err(format!("reading the app catalog: {e:#}"));
             }
         };
@@ -359,20 +379,22 @@ async fn start_display(
             return Ok(());
         }
         let channels = u8::try_from(app.audio_channels).unwrap_or(2);
-        tokio::task::spawn_blocking(move || display.launch(mode, command, channels).map(|_| ()))
-            .await
+        tokio::task::spawn_blocking(move || {
+            display.launch(session, mode, command, channels).map(|_| ())
+        })
+        .await
     };
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::error!(app = app.app_id, resume, "the app's session failed: {e}");
-            if !resume {
-                state.apps().cancel();
+            if !resume && !running {
+                state.apps().end_session(session);
             }
             Err(format!("Failed to start the app: {e}"))
         }
         Err(e) => {
-            state.apps().cancel();
+            state.apps().end_session(session);
             Err(format!("internal error starting the session: {e}"))
         }
     }
@@ -397,6 +419,7 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
         }
     };
     state.streams.label_launch(
+        app.session,
         app.generation,
         LaunchLabel {
             client_name,
@@ -406,26 +429,26 @@ async fn label_launch(state: &HostState, app: &LaunchedApp) {
     );
 }
 
-/// `/cancel`: quits the app the requesting device launched; another device's app
-/// is left running.
+/// `/cancel`: quits the app the requesting device launched; other devices' sessions
+/// are left running.
 async fn cancel(state: &HostState, conn: &ConnInfo) -> Response<Body> {
     let owner = conn.client_fingerprint.as_deref().unwrap_or_default();
     let cancelled = state.apps().cancel_owned(owner);
-    match cancelled {
-        Ok(Some(app)) => {
-            state.streams.stop("the client quit the app");
-            let display = state.display.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || display.stop("the client quit the app")).await;
-            tracing::info!(app = app.app_id, "session cancelled");
-            ok(XmlReply::ok().elem("cancel", 1))
-        }
-        Ok(None) => ok(XmlReply::ok().elem("cancel", 1)),
-        Err(e) => {
-            tracing::warn!(peer = %conn.peer, "refused to quit another device's app");
-            ok(XmlReply::error(e.status_code(), &e.to_string()).elem("cancel", 0))
-        }
+    if let Some(app) = cancelled {
+        // The stream's threads and the compositor end off the runtime, and no lock
+        // is held while they do.
+        let stopping = state.streams.stop(app.session, "the client quit the app");
+        let display = state.display.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(s) = stopping {
+                s.join();
+            }
+            display.stop(app.session, "the client quit the app");
+        })
+        .await;
+        tracing::info!(app = app.app_id, session = app.session, "session cancelled");
     }
+    ok(XmlReply::ok().elem("cancel", 1))
 }
 
 #[cfg(test)]

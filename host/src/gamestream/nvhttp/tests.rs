@@ -17,9 +17,10 @@ use crate::encode::probe::Encoders;
 use crate::gamestream::nvhttp::ConnInfo;
 use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
+use crate::session::SessionManager;
+use crate::session::router::MediaSockets;
 use crate::state::HostState;
 use crate::store::{NewClient, Protocol, Store};
-use crate::stream::{MediaSockets, StreamManager};
 
 const PAIRED_FP: &str = "5ee9ceeb258f13ad01b67e9b6a16df05ffec921eb9bbe3e22de5bbc1a98e273e";
 
@@ -59,11 +60,12 @@ async fn fixture() -> Fixture {
     );
     let catalog = Catalog::new(&[], store.clone());
     let encoders = Encoders::default();
-    let streams = StreamManager::new(
+    let streams = SessionManager::new(
         config.clone(),
         encoders.clone(),
         MediaSockets::bind_ephemeral().unwrap(),
-    );
+    )
+    .unwrap();
     let state = HostState::new(config, identity, store, pairing, catalog, encoders, streams);
     Fixture { state, _dir: dir }
 }
@@ -248,12 +250,20 @@ async fn serverinfo_applist_launch_cancel_flow() {
     )
     .await;
     assert_eq!(code, Some(200));
-    let (_, _, info) = get(&f.state, &conn(false, None), "/serverinfo").await;
+    // The launching client sees its app; anyone else sees a free host (each client
+    // has its own session).
+    let (_, _, info) = get(&f.state, &paired, "/serverinfo").await;
     assert!(info.contains("<currentgame>1</currentgame><state>SUNSHINE_SERVER_BUSY</state>"));
-    // A second launch gets the GameStream error; resume re-attaches.
-    let (status, code, body) = get(&f.state, &paired, &format!("/launch?appid=1&{key}")).await;
+    let (_, _, info) = get(&f.state, &conn(false, None), "/serverinfo").await;
+    assert!(info.contains("<currentgame>0</currentgame><state>SUNSHINE_SERVER_FREE</state>"));
+    // Another app by the same client gets the GameStream error; launching its own
+    // app again re-attaches, as resume does.
+    let (status, code, body) = get(&f.state, &paired, &format!("/launch?appid=2&{key}")).await;
     assert_eq!((status, code), (StatusCode::OK, Some(400)), "{body}");
     assert!(body.contains("<gamesession>0</gamesession>"));
+    let (_, code, body) = get(&f.state, &paired, &format!("/launch?appid=1&{key}")).await;
+    assert_eq!(code, Some(200), "{body}");
+    assert!(body.contains("<gamesession>1</gamesession>"));
     let (_, code, body) = get(&f.state, &paired, &format!("/resume?{key}")).await;
     assert_eq!(code, Some(200));
     assert!(body.contains("<resume>1</resume>") && body.contains("rtsp://"));
@@ -327,11 +337,12 @@ async fn fixture_cached() -> Arc<HostState> {
         Duration::from_millis(200),
     );
     let catalog = Catalog::new(&[], store.clone());
-    let streams = StreamManager::new(
+    let streams = SessionManager::new(
         config.clone(),
         Encoders::default(),
         MediaSockets::bind_ephemeral().unwrap(),
-    );
+    )
+    .unwrap();
     HostState::new(
         config,
         identity,

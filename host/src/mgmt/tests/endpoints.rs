@@ -195,7 +195,7 @@ async fn devices_list_rename_and_revoke_ends_their_sessions() {
         .await
         .expect("the revoked device's stream is told to end");
     assert_eq!(reason, crate::sessions::EndReason::Revoked);
-    assert!(f.state.apps().current().is_none());
+    assert!(f.state.apps().current(FP_DECK).is_none());
     assert_eq!(phone_stream.end_reason(), None);
     let list = req(Method::GET, "/api/v1/devices")
         .session(&s)
@@ -219,7 +219,7 @@ async fn devices_list_rename_and_revoke_ends_their_sessions() {
         .send(&f.app)
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
-    assert!(f.state.apps().current().is_some());
+    assert!(f.state.apps().current(FP_PHONE).is_some());
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ async fn only_the_lan_may_connect_unless_configured() {
 
     let net = fixture_with(
         WebConfig {
-            allowed_networks: vec!["8.8.8.0/24".into()],
+            allowed_networks: vec![crate::net::cidr::Cidr::parse("8.8.8.0/24").unwrap()],
             ..WebConfig::default()
         },
         FileConfig::default(),

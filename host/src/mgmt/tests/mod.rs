@@ -23,9 +23,10 @@ use crate::config::{Config, ConfigArgs, FileConfig, WebConfig};
 use crate::encode::probe::Encoders;
 use crate::identity::HostIdentity;
 use crate::pairing::PairingManager;
+use crate::session::SessionManager;
+use crate::session::router::MediaSockets;
 use crate::state::HostState;
 use crate::store::Store;
-use crate::stream::{MediaSockets, StreamManager};
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const LAN_PEER: &str = "192.168.1.50:51000";
@@ -62,11 +63,12 @@ pub async fn fixture_in(dir: tempfile::TempDir, web: WebConfig, file: FileConfig
         Duration::from_secs(1),
     );
     let catalog = Catalog::new(&config.apps, store.clone());
-    let streams = StreamManager::new(
+    let streams = SessionManager::new(
         config.clone(),
         Encoders::default(),
         MediaSockets::bind_ephemeral().unwrap(),
-    );
+    )
+    .unwrap();
     let state = HostState::new(
         config,
         identity,
