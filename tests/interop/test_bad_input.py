@@ -105,7 +105,10 @@ def test_garbage_on_every_port_does_not_disturb_the_stream(host: Host, moonlight
     assert len(numbers_during) >= 4.5 * 30 * 0.9, f"{len(numbers_during)} frames while under attack\n{host.log()}"
     assert missing <= 0.01 * sent, f"{missing} of {sent} frames missing under attack\n{host.log()}"
     assert status["stream"] is not None, "the stream ended"
-    assert status["stream"]["malformed_packets"] > 100, status
+    # Garbage that reached the stream is counted there; garbage the port router could
+    # give to no session is counted as unmatched. Either way it was counted and dropped.
+    dropped = status["stream"]["malformed_packets"] + sum(status["unmatched_datagrams"].values())
+    assert dropped > 100, status
     # Every bad RTSP request got a 4xx answer, then the host closed the connection.
     assert len(answers) == len(BAD_RTSP)
     for payload, answer in zip(BAD_RTSP, answers):

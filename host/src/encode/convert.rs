@@ -221,6 +221,9 @@ pub struct Converter {
     path: ConvertPath,
     matrix: Matrix,
     worker: Option<SliceWorker>,
+    /// The last captured picture's format and size, to log when it changes (a mode
+    /// change), whichever conversion path takes it.
+    last_input: Option<(PixelFormat, u32, u32)>,
 }
 
 impl std::fmt::Debug for Converter {
@@ -279,6 +282,7 @@ impl Converter {
             path,
             matrix: matrix(sws_space, full_range),
             worker,
+            last_input: None,
         }
     }
 
@@ -289,14 +293,6 @@ impl Converter {
 
     fn scaler(&mut self, format: PixelFormat, w: u32, h: u32) -> Result<&mut Scaler> {
         if self.scaler.as_ref().is_none_or(|s| s.key != (format, w, h)) {
-            if let Some(old) = &self.scaler {
-                let (of, ow, oh) = old.key;
-                tracing::info!(
-                    from = format!("{of:?} {ow}x{oh}"),
-                    to = format!("{format:?} {w}x{h}"),
-                    "the captured picture changed; converting the new one"
-                );
-            }
             // Bands only where nothing is scaled (a band's rows map to the same rows).
             let same = (w, h) == (self.width, self.height);
             let slices = match self.path {
@@ -365,6 +361,16 @@ impl Converter {
 
     fn convert_cpu(&mut self, width: u32, height: u32, cpu: &CpuFrame<'_>) -> Result<()> {
         check_planes(width, height, cpu)?;
+        let input = (cpu.format, width, height);
+        if let Some((of, ow, oh)) = self.last_input.replace(input)
+            && (of, ow, oh) != input
+        {
+            tracing::info!(
+                from = format!("{of:?} {ow}x{oh}"),
+                to = format!("{:?} {width}x{height}", cpu.format),
+                "the captured picture changed; converting the new one"
+            );
+        }
         let fast = matches!(self.path, ConvertPath::Fast { .. })
             && (width, height) == (self.width, self.height)
             && width.is_multiple_of(2)

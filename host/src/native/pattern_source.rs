@@ -28,7 +28,9 @@ impl EncodedPattern {
             Codec::Av1 => (EncCodec::Av1, "libsvtav1"),
         };
         let (w, h) = (u32::from(mode.width), u32::from(mode.height));
-        let encoder = VideoEncoder::open_named(
+        // The pattern compresses to almost nothing; x264's filler pads it to the
+        // asked bitrate, so the data plane carries what a game's stream would.
+        let encoder = VideoEncoder::open_tuned(
             name,
             &VideoEncoderConfig {
                 codec,
@@ -37,6 +39,10 @@ impl EncodedPattern {
                 fps: u32::from(mode.fps),
                 bitrate_kbps: mode.bitrate_kbps,
                 csc_mode: 2, // BT.709, limited range
+            },
+            &crate::encode::software::Tuning {
+                filler: true,
+                ..Default::default()
             },
         )?;
         Ok(Self {
