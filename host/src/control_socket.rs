@@ -203,7 +203,7 @@ async fn handle(stream: UnixStream, state: &HostState) -> Result<()> {
 /// know a single session.
 fn status(state: &HostState) -> serde_json::Value {
     let apps: Vec<_> = state.apps().running().cloned().collect();
-    let live = state.streams.live();
+    let live = state.streams.streams();
     let stream_json = |s: &crate::stream::LiveStream| {
         serde_json::json!({
             "app_id": s.app_id,

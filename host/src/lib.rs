@@ -27,7 +27,6 @@ pub mod pairing;
 pub mod serve;
 pub mod service_notify;
 pub mod session;
-pub mod sessions;
 pub mod settings;
 pub mod shm;
 pub mod source;

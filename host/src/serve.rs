@@ -153,7 +153,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    state.sessions.end_all(crate::sessions::EndReason::Shutdown);
+    state.streams.end_all(crate::session::EndReason::Shutdown);
     {
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || {

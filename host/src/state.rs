@@ -14,8 +14,8 @@ use crate::lifecycle::Lifecycle;
 use crate::logbuf::LogBuffer;
 use crate::pairing::PairingManager;
 use crate::pairing::native::NativePairing;
+use crate::session::EndReason;
 use crate::session::SessionManager;
-use crate::sessions::{EndReason, LiveSessions};
 use crate::store::Store;
 
 /// The host's shared state, one per process.
@@ -35,11 +35,9 @@ pub struct HostState {
     pub catalog: Catalog,
     /// Encoders that open on this machine.
     pub encoders: Encoders,
-    /// Every client's session: its stream, its handshake, its route on the ports.
+    /// Every client's session: its stream, its handshake, its route on the ports,
+    /// and the one registry of live streams the web console lists and ends.
     pub streams: SessionManager,
-    /// Streams running now, with their measurements; the streaming code registers
-    /// them, the web console reads them and ends them when a device is revoked.
-    pub sessions: LiveSessions,
     /// Recent log lines for the web console.
     pub logs: LogBuffer,
     /// Restart requests.
@@ -79,7 +77,6 @@ impl HostState {
             native_pairing: Arc::new(NativePairing::default()),
             catalog,
             encoders,
-            sessions: streams.sessions().clone(),
             logs: crate::logbuf::global().clone(),
             lifecycle: Lifecycle::new(),
             started: Instant::now(),
@@ -132,7 +129,7 @@ impl HostState {
     /// ended. Never blocks: the stream's threads and the compositor are ended on a
     /// thread of their own.
     pub fn end_device_sessions(self: &Arc<Self>, fingerprint: &str) -> usize {
-        let mut ended = self.sessions.end_client(fingerprint, EndReason::Revoked);
+        let mut ended = self.streams.end_client(fingerprint, EndReason::Revoked);
         let cancelled = self.apps().cancel_owned(fingerprint);
         if let Some(app) = cancelled {
             tracing::info!(

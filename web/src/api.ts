@@ -80,6 +80,7 @@ export type LiveSession = {
   bitrate_kbps: number | null;
   latency_ms: number | null;
   loss_percent: number | null;
+  frames: number | null;
 };
 export type Ports = {
   http: number;

@@ -46,7 +46,7 @@ fn view(state: &Mgmt, c: Client) -> Device {
     let fp = c.fingerprint;
     let streaming = state
         .host
-        .sessions
+        .streams
         .list()
         .iter()
         .any(|s| s.client_fingerprint == fp);

@@ -11,7 +11,7 @@ use super::Mgmt;
 use super::auth::AdminSession;
 use super::error::{ApiResult, ErrorBody};
 use crate::encode::probe::Codec;
-use crate::sessions::StreamProtocol;
+use crate::session::StreamProtocol;
 
 /// An encoder that opened at start-up.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,6 +67,8 @@ pub struct SessionView {
     pub latency_ms: Option<f32>,
     /// Packet loss, percent.
     pub loss_percent: Option<f32>,
+    /// Video frames sent so far (it rises while the stream runs).
+    pub frames: Option<u64>,
 }
 
 /// The host's ports.
@@ -175,7 +177,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             .map_or_else(|| "unknown device".to_owned(), |c| c.name.clone())
     };
     let mut sessions: Vec<SessionView> = host
-        .sessions
+        .streams
         .list()
         .into_iter()
         .map(|s| SessionView {
@@ -197,6 +199,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             bitrate_kbps: s.stats.bitrate_kbps,
             latency_ms: s.stats.latency_ms,
             loss_percent: s.stats.loss_percent,
+            frames: s.stats.frames,
         })
         .collect();
     // The apps GameStream clients launched, until their streams register.
@@ -228,6 +231,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             bitrate_kbps: None,
             latency_ms: None,
             loss_percent: None,
+            frames: None,
         });
     }
     let gpus = tokio::task::spawn_blocking(crate::sysinfo::gpus)

@@ -9,8 +9,20 @@
 //! another. Stopping never blocks the async runtime: [`SessionManager::stop`] signals
 //! the stream's threads and hands back a [`Stopping`] to join off the runtime
 //! (`spawn_blocking` or a plain thread), never while a lock is held.
+//!
+//! The manager also holds the one registry of live streams ([`live`]): what the web
+//! console's dashboard and the admin API list, with each stream's own figures, and
+//! how a revoked device's streams are told to end. GameStream streams register in it
+//! when they start; a stream of another protocol (punktfunk/1) registers with
+//! [`SessionManager::register`] and keeps the handle for as long as it runs.
 
+pub mod live;
 pub mod router;
+
+use live::LiveSessions;
+pub use live::{
+    EndReason, LiveSession, SessionEnded, SessionHandle, SessionInfo, SessionStats, StreamProtocol,
+};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +40,6 @@ use crate::config::Config;
 use crate::display::DisplayManager;
 use crate::encode::probe::Encoders;
 use crate::input::Feedback;
-use crate::sessions::{LiveSessions, SessionInfo, StreamProtocol};
 use crate::settings::HostSettings;
 pub use crate::stream::session::Stopping;
 use crate::stream::session::{ActiveStream, StreamContext, ThreadPanics};
@@ -115,9 +126,35 @@ impl SessionManager {
         let _ = self.display.set(display);
     }
 
-    /// The live-session registry streams register in (shared with the web console).
-    pub fn sessions(&self) -> &LiveSessions {
-        &self.live
+    /// Registers a stream that does not come through [`Self::handle_rtsp`] (a
+    /// punktfunk/1 stream): it is listed with the others (the console's dashboard,
+    /// the devices' "streaming" flag) and is ended with them (a revoked device,
+    /// shutdown). Keep the handle while the stream runs, report its figures with
+    /// [`SessionHandle::update`], watch [`SessionHandle::ended`] (or poll
+    /// [`SessionHandle::end_reason`]) to end it; dropping the handle unlists it.
+    pub fn register(&self, info: SessionInfo) -> SessionHandle {
+        self.live.start(info)
+    }
+
+    /// Every live stream of every protocol, oldest first, with its latest figures.
+    pub fn list(&self) -> Vec<LiveSession> {
+        self.live.list()
+    }
+
+    /// Tells every stream of the device with `fingerprint` to end (it was revoked);
+    /// returns how many. Never blocks: the streams end on their own threads.
+    pub fn end_client(&self, fingerprint: &str, reason: EndReason) -> usize {
+        self.live.end_client(fingerprint, reason)
+    }
+
+    /// Tells every stream to end (shutdown, restart); returns how many.
+    pub fn end_all(&self, reason: EndReason) -> usize {
+        self.live.end_all(reason)
+    }
+
+    /// Streams ended from outside (revoked, shutdown), as it happens.
+    pub fn subscribe_ended(&self) -> tokio::sync::broadcast::Receiver<SessionEnded> {
+        self.live.subscribe()
     }
 
     /// The shared ports' router (its unmatched-datagram counts).
@@ -311,7 +348,7 @@ impl SessionManager {
             || self.encoders.clone(),
             |l| self.encoders.preferring(&l.settings.default_encoder),
         );
-        let handle = Arc::new(self.live.start(SessionInfo {
+        let handle = Arc::new(self.register(SessionInfo {
             client_fingerprint: app.owner.clone(),
             client_name: label.as_ref().map_or_else(
                 || format!("Moonlight {}", app.owner.get(..8).unwrap_or("")),
@@ -389,8 +426,9 @@ impl SessionManager {
             .collect()
     }
 
-    /// The live streams, by session.
-    pub fn live(&self) -> Vec<(u64, LiveStream)> {
+    /// The GameStream streams' counters, by session (the `status` command's detail:
+    /// frames, IDR frames, FEC share, malformed packets).
+    pub fn streams(&self) -> Vec<(u64, LiveStream)> {
         self.lock()
             .iter()
             .filter_map(|(id, s)| s.active.as_ref().map(|a| (*id, a.live())))

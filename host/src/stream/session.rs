@@ -19,8 +19,8 @@ use crate::capture::CaptureSpec;
 use crate::config::StreamSettings;
 use crate::encode::probe::Encoders;
 use crate::input::{Feedback, InputConfig};
+use crate::session::SessionHandle;
 use crate::session::router::{ControlInbox, MediaSockets, Route, Router};
-use crate::sessions::SessionHandle;
 
 /// Everything a stream is started with.
 #[derive(Debug, Clone)]

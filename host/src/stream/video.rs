@@ -31,7 +31,7 @@ use crate::encode::probe::Codec;
 use crate::encode::software::Tuning;
 use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
 use crate::net::udp_batch::SendStats;
-use crate::sessions::EndReason;
+use crate::session::EndReason;
 
 /// How often the last picture is encoded again while the source delivers nothing new
 /// (a still desktop, a paused game, a variable-rate compositor that only sends
@@ -330,6 +330,7 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
         s.bitrate_kbps = Some(stats.bitrate_kbps(c.fps).min(u64::from(u32::MAX)) as u32);
         s.latency_ms = Some(stats.median_latency_ms() as f32);
         s.loss_percent = Some(stats.loss_percent() as f32);
+        s.frames = Some(stats.frames);
     });
     stats.frames
 }

@@ -61,7 +61,7 @@ export function DashboardPage() {
                   </div>
                   <div>
                     <dt>Frame rate</dt>
-                    <dd>{s.fps !== null ? `${Math.round(s.fps)} fps` : '–'}</dd>
+                    <dd className="fps">{s.fps !== null ? `${Math.round(s.fps)} fps` : '–'}</dd>
                   </div>
                   <div>
                     <dt>Bitrate</dt>
@@ -74,6 +74,10 @@ export function DashboardPage() {
                   <div>
                     <dt>Loss</dt>
                     <dd>{s.loss_percent !== null ? `${s.loss_percent.toFixed(2)} %` : '–'}</dd>
+                  </div>
+                  <div>
+                    <dt>Frames sent</dt>
+                    <dd className="frames">{s.frames !== null ? s.frames.toLocaleString('en') : '–'}</dd>
                   </div>
                   <div>
                     <dt>Codec</dt>

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config::{AppConfig, FileConfig, WebConfig};
-use crate::sessions::{SessionInfo, StreamProtocol};
+use crate::session::{SessionInfo, StreamProtocol};
 use crate::store::{NewClient, Protocol};
 
 const FP_DECK: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -68,7 +68,7 @@ async fn status_reports_host_and_live_sessions() {
     // A launched app shows as a session with the requested mode; a registered stream
     // with its measurements.
     launch(&f, FP_DECK);
-    let stream = f.state.sessions.start(SessionInfo {
+    let stream = f.state.streams.register(SessionInfo {
         client_fingerprint: FP_PHONE.into(),
         client_name: "Phone".into(),
         app_id: 1,
@@ -83,6 +83,7 @@ async fn status_reports_host_and_live_sessions() {
         st.bitrate_kbps = Some(48_000);
         st.latency_ms = Some(6.5);
         st.loss_percent = Some(0.25);
+        st.frames = Some(1234);
     });
     let st = req(Method::GET, "/api/v1/status")
         .session(&s)
@@ -99,6 +100,7 @@ async fn status_reports_host_and_live_sessions() {
     assert_eq!(phone["bitrate_kbps"], 48_000);
     assert_eq!(phone["latency_ms"], 6.5);
     assert_eq!(phone["loss_percent"], 0.25);
+    assert_eq!(phone["frames"], 1234);
     let deck = &sessions[1];
     assert_eq!(deck["state"], "launched");
     assert_eq!(deck["client_name"], "Deck");
@@ -107,7 +109,7 @@ async fn status_reports_host_and_live_sessions() {
         (deck["width"].clone(), deck["fps"].clone()),
         (json!(1280), json!(60.0))
     );
-    assert!(deck["bitrate_kbps"].is_null());
+    assert!(deck["bitrate_kbps"].is_null() && deck["frames"].is_null());
     drop(stream);
     let st = req(Method::GET, "/api/v1/status")
         .session(&s)
@@ -159,14 +161,14 @@ async fn devices_list_rename_and_revoke_ends_their_sessions() {
 
     // The deck is streaming and owns the running app.
     launch(&f, FP_DECK);
-    let mut deck_stream = f.state.sessions.start(SessionInfo {
+    let mut deck_stream = f.state.streams.register(SessionInfo {
         client_fingerprint: FP_DECK.into(),
         client_name: "Steam Deck".into(),
         app_id: 1,
         app_title: "Desktop".into(),
         protocol: StreamProtocol::GameStream,
     });
-    let phone_stream = f.state.sessions.start(SessionInfo {
+    let phone_stream = f.state.streams.register(SessionInfo {
         client_fingerprint: FP_PHONE.into(),
         client_name: "Phone".into(),
         app_id: 1,
@@ -194,7 +196,7 @@ async fn devices_list_rename_and_revoke_ends_their_sessions() {
     let reason = tokio::time::timeout(Duration::from_secs(1), deck_stream.ended())
         .await
         .expect("the revoked device's stream is told to end");
-    assert_eq!(reason, crate::sessions::EndReason::Revoked);
+    assert_eq!(reason, crate::session::EndReason::Revoked);
     assert!(f.state.apps().current(FP_DECK).is_none());
     assert_eq!(phone_stream.end_reason(), None);
     let list = req(Method::GET, "/api/v1/devices")

@@ -1,4 +1,5 @@
-//! Live streaming sessions: who is streaming what, and how well.
+//! The registry of live streams: who is streaming what, and how well. The
+//! [`SessionManager`](super::SessionManager) owns it; nothing else holds one.
 //!
 //! The streaming code registers a session when a stream starts ([`LiveSessions::start`])
 //! and keeps its [`SessionHandle`] for as long as the stream runs; it reports what the
@@ -71,6 +72,8 @@ pub struct SessionStats {
     pub latency_ms: Option<f32>,
     /// Packets lost on the way to the client, in percent (0-100).
     pub loss_percent: Option<f32>,
+    /// Video frames sent since the stream started.
+    pub frames: Option<u64>,
 }
 
 /// One live session, as the status endpoint reports it.
