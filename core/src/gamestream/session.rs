@@ -1,11 +1,13 @@
 //! One GameStream stream's session logic, sans-IO: which addresses receive video and
-//! audio (learned from the client's pings), when the client needs an IDR frame, and
-//! when the stream is over because the client went quiet or left.
+//! audio (learned from the client's pings), when the client needs an IDR frame, the
+//! client's input going out to be injected, rumble coming in to be sent, and when the
+//! stream is over because the client went quiet or left.
 //!
 //! The shape is quinn-proto's and str0m's: the host feeds what happens in with
 //! [`StreamSession::handle_ping`], [`StreamSession::handle_control`] and
-//! [`StreamSession::handle_timeout`], each with the time it happened, and drains what
-//! to do with [`StreamSession::poll_event`]; [`StreamSession::poll_timeout`] says when
+//! [`StreamSession::handle_timeout`] (and rumble with [`StreamSession::handle_rumble`]),
+//! each with the time it happened, and drains what to do with
+//! [`StreamSession::poll_event`]; [`StreamSession::poll_timeout`] says when
 //! to call `handle_timeout` next. Nothing here reads a clock or touches a socket, so
 //! the tests run it in virtual time.
 
@@ -14,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::control::ClientMessage;
+use super::input::InputEvent;
 use super::ping::{self, PingPayload};
 
 /// The UDP channels the client pings.
@@ -85,7 +88,7 @@ impl std::fmt::Display for Ended {
 }
 
 /// What the host should do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The client receives `channel` at `addr` from now on.
     PeerLearned {
@@ -96,6 +99,19 @@ pub enum Event {
     },
     /// The next video frame must be an IDR frame.
     IdrWanted,
+    /// The client's input, decoded from the control stream, in the order it came:
+    /// inject it into the session's app.
+    Input(InputEvent),
+    /// Force feedback for one of the client's controllers: send it on the control
+    /// stream.
+    Rumble {
+        /// The controller (0-15).
+        controller: u16,
+        /// Low-frequency motor strength.
+        low: u16,
+        /// High-frequency motor strength.
+        high: u16,
+    },
     /// The stream is over: send the termination and stop.
     Ended(Ended),
 }
@@ -194,8 +210,23 @@ impl StreamSession {
                 self.events.push_back(Event::IdrWanted);
             }
             ClientMessage::Termination => self.end(Ended::ClientEnded),
+            ClientMessage::Input(Some(event)) => self.events.push_back(Event::Input(event.clone())),
             _ => {}
         }
+    }
+
+    /// Force feedback for the client (a game writing to its virtual pad, a request
+    /// of the host's). Returns whether it will be sent: not once the stream ended.
+    pub fn handle_rumble(&mut self, controller: u16, low: u16, high: u16) -> bool {
+        if self.ended.is_some() {
+            return false;
+        }
+        self.events.push_back(Event::Rumble {
+            controller,
+            low,
+            high,
+        });
+        true
     }
 
     /// Time passed: ends the stream when the client has been silent too long.

@@ -3,6 +3,11 @@
 //! invalidations, FEC statistics, keep-alive pings and input, and the host's rumble
 //! and termination. ENet is rusty_enet, a port of ENet 1.3 whose wire format is the one
 //! moonlight-common-c's ENet fork speaks.
+//!
+//! The control thread is the I/O driver of the stream's sans-IO session logic
+//! ([`StreamSession`](punktfunk_core::gamestream::session::StreamSession)): it feeds it
+//! control messages, rumble and the time, and acts on what it polls out: input to
+//! inject, rumble to send, an IDR for the video thread, the end of the stream.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use punktfunk_core::gamestream::control::{self, ClientMessage, TERMINATION_GRACEFUL};
 use punktfunk_core::gamestream::control_crypto::{ControlOpener, ControlSealer};
+use punktfunk_core::gamestream::session::Event as SessionEvent;
 use rusty_enet::{Event, Host, HostSettings, Packet, PeerID};
 
 use super::session::{Shared, StreamContext};
@@ -96,30 +102,55 @@ impl ControlStream {
                                 shared.count_malformed();
                                 continue;
                             }
-                            handle_packet(packet.data(), &opener, shared, sink.as_mut());
+                            handle_packet(packet.data(), &opener, shared);
                         }
                     }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::debug!("ENet: {e}"),
             }
-            // Feedback from the devices (force feedback) and from requests.
+            // Force feedback from the input devices goes in like any other rumble.
             sink.poll_feedback(&mut feedback);
-            feedback.append(&mut shared.feedback.lock().unwrap_or_else(|e| e.into_inner()));
-            for f in feedback.drain(..) {
-                if let Some(id) = peer {
-                    let Feedback::Rumble {
+            for Feedback::Rumble {
+                controller,
+                low,
+                high,
+            } in feedback.drain(..)
+            {
+                shared.session().handle_rumble(controller, low, high);
+            }
+            // Silence (no connect, no traffic) is the session logic's to judge.
+            shared.session().handle_timeout(Instant::now());
+            // One event per lock, released before acting on it: acting may lock the
+            // session again (ending it), and input is never injected under the lock.
+            loop {
+                let Some(event) = shared.session().poll_event() else {
+                    break;
+                };
+                match event {
+                    SessionEvent::Input(event) => {
+                        if let Err(e) = sink.handle(&event) {
+                            tracing::warn!("input injection failed: {e:#}");
+                        }
+                    }
+                    SessionEvent::Rumble {
                         controller,
                         low,
                         high,
-                    } = f;
-                    let (t, payload) = control::rumble(controller, low, high);
-                    sealer.seal(t, &payload, &mut out)?;
-                    let _ = host.peer_mut(id).send(0, &Packet::reliable(out.as_slice()));
+                    } => {
+                        if let Some(id) = peer {
+                            let (t, payload) = control::rumble(controller, low, high);
+                            sealer.seal(t, &payload, &mut out)?;
+                            let _ = host.peer_mut(id).send(0, &Packet::reliable(out.as_slice()));
+                        }
+                    }
+                    SessionEvent::IdrWanted => shared.idr.store(true, Ordering::Release),
+                    SessionEvent::PeerLearned { channel, addr } => {
+                        tracing::info!(%addr, ?channel, "client address learned from its ping");
+                    }
+                    SessionEvent::Ended(why) => shared.end(&why.to_string()),
                 }
             }
-            // Silence (no connect, no traffic) is the session logic's to judge; the
-            // video thread drives its timer.
             if !busy {
                 host.flush();
                 host.socket_mut().wait(Duration::from_millis(5));
@@ -146,9 +177,10 @@ impl ControlStream {
     }
 }
 
-/// Decrypts and dispatches one control packet. Malformed or forged packets are
-/// counted in the log and dropped.
-fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mut dyn InputSink) {
+/// Decrypts and dispatches one control packet: the session logic hears it (its
+/// input comes out as events), the loss reports are counted here. Malformed or
+/// forged packets are counted in the log and dropped.
+fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared) {
     let msg = match opener.open(data) {
         Ok(m) => m,
         Err(e) => {
@@ -159,9 +191,9 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
     };
     let parsed = control::parse(msg.msg_type, &msg.payload);
     if let Ok(m) = &parsed {
-        // Keep-alive and termination are the session logic's. IDR requests are
-        // answered below (an invalidation an IDR already covers gets none), so the
-        // session only hears that the client is alive.
+        // Keep-alive, termination and input are the session logic's. IDR requests
+        // are answered below (an invalidation an IDR already covers gets none), so
+        // the session only hears that the client is alive.
         let idr = matches!(
             m,
             ClientMessage::RequestIdr | ClientMessage::InvalidateRefs { .. }
@@ -185,11 +217,6 @@ fn handle_packet(data: &[u8], opener: &ControlOpener, shared: &Shared, sink: &mu
                 stats.covered_invalidations += 1;
             } else {
                 shared.idr.store(true, Ordering::Release);
-            }
-        }
-        Ok(ClientMessage::Input(Some(event))) => {
-            if let Err(e) = sink.handle(&event) {
-                tracing::warn!("input injection failed: {e:#}");
             }
         }
         Ok(ClientMessage::FecStatus(s)) => {
@@ -230,15 +257,7 @@ fn covered_by_idr(last: u64, last_idr: u32) -> bool {
 mod tests {
     use super::*;
     use punktfunk_core::gamestream::control::types;
-    use punktfunk_core::gamestream::input::InputEvent;
-
-    struct NoInput;
-
-    impl InputSink for NoInput {
-        fn handle(&mut self, _: &InputEvent) -> Result<()> {
-            Ok(())
-        }
-    }
+    use punktfunk_core::gamestream::input::{InputEvent, magic};
 
     #[test]
     fn invalidations_before_the_last_idr_are_covered() {
@@ -264,9 +283,38 @@ mod tests {
         let mut packet = Vec::new();
         sealer.seal(types::FEC_STATUS, &fec, &mut packet).unwrap();
         let shared = Shared::new(Instant::now(), crate::stream::session::tests::test_params());
-        handle_packet(&packet, &opener, &shared, &mut NoInput);
+        handle_packet(&packet, &opener, &shared);
         let stats = shared.stats();
         assert_eq!(stats.expected_packets, 2 * 65_535);
         assert_eq!(stats.lost_packets, 2 * 65_535);
+    }
+
+    #[test]
+    fn input_comes_out_of_the_session_logic_in_order() {
+        let key = [9u8; 16];
+        let opener = ControlOpener::from_client(&key).unwrap();
+        let mut sealer = ControlSealer::client(&key).unwrap();
+        let shared = Shared::new(Instant::now(), crate::stream::session::tests::test_params());
+        let _ = shared.session().poll_event(); // the first IDR
+        for (m, code) in [(magic::KEY_DOWN, 0x41u8), (magic::KEY_UP, 0x41)] {
+            // `BE32 size | LE32 magic | NV_KEYBOARD_PACKET`.
+            let mut input = 10u32.to_be_bytes().to_vec();
+            input.extend_from_slice(&m.to_le_bytes());
+            input.extend_from_slice(&[0, code, 0, 0, 0, 0]);
+            let mut packet = Vec::new();
+            sealer.seal(types::INPUT, &input, &mut packet).unwrap();
+            handle_packet(&packet, &opener, &shared);
+        }
+        let events: Vec<_> = std::iter::from_fn(|| shared.session().poll_event()).collect();
+        let key = |down| {
+            SessionEvent::Input(InputEvent::Key {
+                code: 0x41,
+                down,
+                modifiers: 0,
+                flags: 0,
+            })
+        };
+        assert_eq!(events, [key(true), key(false)]);
+        assert_eq!(shared.malformed.load(Ordering::Relaxed), 0);
     }
 }

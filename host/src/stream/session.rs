@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use punktfunk_core::gamestream::apps::LaunchedApp;
 use punktfunk_core::gamestream::handshake::HandshakeParams;
 use punktfunk_core::gamestream::sdp::{StreamConfig, VideoCodec};
-use punktfunk_core::gamestream::session::{Channel, Ended, Event, SessionParams, StreamSession};
+use punktfunk_core::gamestream::session::{Channel, Ended, SessionParams, StreamSession};
 
 use super::stats::{LiveStream, StreamStats};
 use super::{audio, control, video};
@@ -122,11 +122,12 @@ pub struct Shared {
     pub idr: AtomicBool,
     /// Counters.
     pub stats: Mutex<StreamStats>,
-    /// Feedback to send to the client.
-    pub feedback: Mutex<Vec<Feedback>>,
-    /// The sans-IO session logic: peers learned from pings, IDR requests, timeouts.
-    /// The router feeds it pings, the control thread control messages; the video
-    /// thread drives its timer and acts on its events ([`Shared::drive`]).
+    /// The sans-IO session logic: peers learned from pings, IDR requests, input,
+    /// rumble, timeouts. The router feeds it pings, the control thread control
+    /// messages and rumble (from the input devices and [`ActiveStream::request_feedback`]);
+    /// the control thread drives its timer and acts on its events (injects input, sends
+    /// rumble, flags IDRs, ends the stream); the video and audio threads read where
+    /// to send ([`Shared::peer`]).
     session: Mutex<StreamSession>,
     /// Packets dropped because they were malformed, forged or from a stranger:
     /// network input never ends a stream, it is counted here.
@@ -141,7 +142,6 @@ impl Shared {
             reason: Mutex::new(None),
             idr: AtomicBool::new(false),
             stats: Mutex::new(StreamStats::default()),
-            feedback: Mutex::new(Vec::new()),
             session: Mutex::new(StreamSession::new(now, params)),
             malformed: AtomicU64::new(0),
         }
@@ -150,27 +150,6 @@ impl Shared {
     /// The session logic, locked (briefly: never across I/O).
     pub fn session(&self) -> std::sync::MutexGuard<'_, StreamSession> {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drives the session logic at `now`: handles its timer and acts on its events
-    /// (an IDR for the next frame, the end of the stream). Returns where the client
-    /// receives video, once learned.
-    pub fn drive(&self, now: Instant) -> Option<SocketAddr> {
-        self.session().handle_timeout(now);
-        // One event per lock: acting on one may lock the session again.
-        loop {
-            let Some(event) = self.session().poll_event() else {
-                break;
-            };
-            match event {
-                Event::IdrWanted => self.idr.store(true, Ordering::Release),
-                Event::PeerLearned { channel, addr } => {
-                    tracing::info!(%addr, ?channel, "client address learned from its ping");
-                }
-                Event::Ended(why) => self.end(&why.to_string()),
-            }
-        }
-        self.peer(Channel::Video)
     }
 
     /// Where the client receives `channel`, once learned.
@@ -360,17 +339,18 @@ impl ActiveStream {
         }
     }
 
-    /// Queues feedback for the client.
+    /// Queues feedback for the client (the control thread sends it). Returns
+    /// whether the stream takes it: not once it is ending.
     pub fn request_feedback(&self, feedback: Feedback) -> bool {
         if self.shared.stopping() {
             return false;
         }
-        self.shared
-            .feedback
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(feedback);
-        true
+        let Feedback::Rumble {
+            controller,
+            low,
+            high,
+        } = feedback;
+        self.shared.session().handle_rumble(controller, low, high)
     }
 
     /// A summary for status pages.

@@ -5,12 +5,11 @@
 //! game at 60, a variable-rate compositor slower when little moves). When the screen
 //! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
 //!
-//! It drives the stream's session logic ([`Shared::drive`]): where to send (learned
-//! from the client's pings, which the router hands the session), an IDR frame first
-//! (the client waits for one) and whenever the client asks (on a still screen, with
-//! the next repeat), and the end of the stream when the client goes silent. It also
-//! ends the stream when the source goes away (the client then gets a termination with
-//! the reason).
+//! It follows the stream's session logic, which the control thread drives: where to
+//! send (learned from the client's pings, which the router hands the session), an IDR
+//! frame first (the client waits for one) and whenever the client asks (on a still
+//! screen, with the next repeat). It ends the stream when the source goes away (the
+//! client then gets a termination with the reason).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use punktfunk_core::gamestream::fec_control::{FecController, FecTuning};
 use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
+use punktfunk_core::gamestream::session::Channel;
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
 use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
@@ -156,11 +156,9 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             frames_at_report = report(ctx, shared, last_report.elapsed(), frames_at_report);
             last_report = Instant::now();
         }
-        // The session logic: pings (fed by the router), IDR requests, timeouts.
-        let peer = shared.drive(Instant::now());
-        if shared.stopping() {
-            break;
-        }
+        // Where the client's pings (fed by the router to the session logic) say to
+        // send; IDR requests come as `shared.idr`, the end as `stopping`.
+        let peer = shared.peer(Channel::Video);
         // Wait for a frame, but no longer than until a repeat is due.
         let wait = POLL.min(REPEAT_INTERVAL.saturating_sub(last_sent.elapsed()));
         let frame = match capture.next_frame(wait) {

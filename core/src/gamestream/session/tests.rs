@@ -173,9 +173,59 @@ fn termination_wins_once_and_silences_the_session() {
         Ended::ClientEnded.to_string(),
         "the client ended the stream"
     );
-    // An ended session takes no pings and asks for nothing more.
+    // An ended session takes no pings and asks for nothing more: no IDR, no input
+    // injected, no rumble sent.
     assert!(!s.handle_ping(t0, client(), Channel::Video, &ping(PAYLOAD, 1)));
     s.handle_control(t0, &ClientMessage::RequestIdr);
+    s.handle_control(t0, &ClientMessage::Input(Some(key(0x41, true))));
+    assert!(!s.handle_rumble(0, 100, 100));
     s.handle_timeout(t0 + 10 * T);
     assert!(events(&mut s).is_empty());
+}
+
+fn key(code: u16, down: bool) -> crate::gamestream::input::InputEvent {
+    crate::gamestream::input::InputEvent::Key {
+        code,
+        down,
+        modifiers: 0,
+        flags: 0,
+    }
+}
+
+#[test]
+fn input_goes_out_in_order_and_rumble_comes_in() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    s.handle_control_connected(t0);
+    let t1 = t0 + T / 2;
+    assert!(s.handle_ping(t1, client(), Channel::Video, &ping(PAYLOAD, 1)));
+    let _ = events(&mut s);
+    // The client's input comes out as events, in the order it was sent, between the
+    // other things its control messages ask for; it also counts as the client alive.
+    s.handle_control(t1, &ClientMessage::Input(Some(key(0x41, true))));
+    s.handle_control(t1, &ClientMessage::RequestIdr);
+    s.handle_control(t1, &ClientMessage::Input(Some(key(0x41, false))));
+    // An input message the parser skipped (an unknown kind) injects nothing.
+    s.handle_control(t1, &ClientMessage::Input(None));
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::Input(key(0x41, true)),
+            Event::IdrWanted,
+            Event::Input(key(0x41, false)),
+        ]
+    );
+    // Rumble from the host's side goes out to be sent.
+    assert!(s.handle_rumble(2, 0x8000, 0x4000));
+    assert_eq!(
+        events(&mut s),
+        [Event::Rumble {
+            controller: 2,
+            low: 0x8000,
+            high: 0x4000
+        }]
+    );
+    // Input kept the control stream alive: no timeout a whole T after the connect.
+    s.handle_timeout(t0 + T + Duration::from_millis(10));
+    assert_eq!(s.ended(), None);
 }
