@@ -37,6 +37,9 @@ use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
 use punktfunk_host::stream::video::encoder_kbps;
 use serde_json::json;
 
+mod support;
+use support::{percentile, process_cpu, thread_cpu};
+
 /// Moonlight's default packet size and the host's default FEC share.
 const PACKET_SIZE: u32 = 1392;
 const FEC_PERCENT: u8 = 20;
@@ -47,30 +50,6 @@ struct Case {
     height: u32,
     fps: u32,
     kbps: u32,
-}
-
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime fills the struct we pass.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn percentile(v: &[u64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_unstable();
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[((s.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
 }
 
 /// The reference path: swscale (default flags, one thread) and libx264 with FFmpeg's

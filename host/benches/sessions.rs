@@ -26,36 +26,13 @@ use punktfunk_host::source::{CapturedFrame, VideoSource};
 use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
 use punktfunk_host::stream::video::encoder_kbps;
 
+mod support;
+use support::{percentile, process_cpu, thread_cpu};
+
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
 const FPS: u32 = 60;
 const KBPS: u32 = 10_000;
-
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct we pass, which lives across the call.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_SELF is always valid.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime fills the struct we pass, which lives across the call.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; the clock id is valid.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn percentile(v: &[u64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_unstable();
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[((s.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
-}
 
 /// What one session's thread measured.
 struct Measured {

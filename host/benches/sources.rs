@@ -41,26 +41,11 @@ use punktfunk_host::source::test_pattern::read_barcode;
 use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
 use punktfunk_host::stream::video::encoder_kbps;
 
+mod support;
+use support::{percentile, process_cpu};
+
 const PACKET_SIZE: usize = 1392;
 const FEC_PERCENT: u8 = 20;
-
-fn percentile(v: &[u64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_unstable();
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s[((s.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
-}
-
-fn cpu_self() -> Duration {
-    // SAFETY: rusage is plain integers and timevals, for which all-zero bytes are valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, exclusively borrowed rusage for getrusage to fill.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 /// utime + stime of another process, from /proc/<pid>/stat.
 fn cpu_of(pid: u32) -> Option<Duration> {
@@ -251,7 +236,7 @@ fn run(
     let mut row = Row::default();
     let warmup = 30;
     let mut pids = source_pids();
-    let (mut cpu0, mut prod0) = (cpu_self(), cpu_of_all(&pids));
+    let (mut cpu0, mut prod0) = (process_cpu(), cpu_of_all(&pids));
     let deadline = Instant::now()
         + Duration::from_secs(30)
         + Duration::from_millis(20 * (frames + warmup) as u64);
@@ -285,7 +270,7 @@ fn run(
         socket.send_packets(dest, batch.as_bytes(), batch.packet_len(), &mut stats)?;
         let sent = Instant::now();
         if (n as usize) == warmup {
-            cpu0 = cpu_self();
+            cpu0 = process_cpu();
             pids = source_pids();
             prod0 = cpu_of_all(&pids);
         }
@@ -301,7 +286,7 @@ fn run(
         row.convert.push(prepared.convert_us);
     }
     let per_frame = |d: Duration| d.as_secs_f64() * 1000.0 / row.frames.max(1) as f64;
-    row.cpu_ms = per_frame(cpu_self() - cpu0);
+    row.cpu_ms = per_frame(process_cpu() - cpu0);
     row.source_cpu_ms = cpu_of_all(&pids)
         .zip(prod0)
         .map(|(b, a)| per_frame(b.saturating_sub(a)));

@@ -33,6 +33,11 @@ pub const VENDOR_CONFIG: &str = "/usr/share/punktfunk/host.toml";
 pub const DEFAULT_CONFIG: &str = "/etc/punktfunk/host.toml";
 /// Drop-ins, `*.toml` in name order (the last layers).
 pub const DROPIN_DIR: &str = "/etc/punktfunk/host.toml.d";
+/// The highest FEC share a stream starts with (`[stream] fec_percent`, the web
+/// console's setting): above it parity costs more than the loss it repairs. The one
+/// limit: the config, the console's API and the settings all check against it (the
+/// adaptive controller's own ceiling is `fec_max_percent`).
+pub const MAX_FEC_PERCENT: u8 = 80;
 /// The default state directory (the systemd unit's `StateDirectory=punktfunk`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/punktfunk";
 /// GameStream's HTTP port.
@@ -385,8 +390,8 @@ impl Config {
         if file.stream.fec_min_percent > file.stream.fec_max_percent {
             bail!("[stream] needs fec_min_percent <= fec_max_percent");
         }
-        if file.stream.fec_percent > 100 {
-            bail!("stream.fec_percent must be at most 100");
+        if file.stream.fec_percent > MAX_FEC_PERCENT {
+            bail!("stream.fec_percent must be at most {MAX_FEC_PERCENT}");
         }
         if file.native.fec_min_percent > file.native.fec_max_percent
             || file.native.fec_max_percent > 100
@@ -661,6 +666,12 @@ mod tests {
         let dup: FileConfig =
             toml::from_str("[[apps]]\ntitle = \"A\"\n[[apps]]\ntitle = \"a\"\n").unwrap();
         assert!(Config::resolve(dup, &ConfigArgs::default()).is_err());
+        // One FEC limit: the config refuses what the console would refuse.
+        let max = format!("[stream]\nfec_percent = {MAX_FEC_PERCENT}\n");
+        let over = format!("[stream]\nfec_percent = {}\n", MAX_FEC_PERCENT + 1);
+        assert!(Config::resolve(toml::from_str(&max).unwrap(), &ConfigArgs::default()).is_ok());
+        let err = Config::resolve(toml::from_str(&over).unwrap(), &ConfigArgs::default());
+        assert!(format!("{:#}", err.unwrap_err()).contains("at most 80"));
     }
 
     #[test]

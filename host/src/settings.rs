@@ -22,8 +22,7 @@ pub const KEY_HOSTNAME: &str = "host.hostname";
 pub const AUTO_ENCODER: &str = "auto";
 /// Bitrate cap bounds, kbit/s: 0.5 to 1000 Mbit/s.
 pub const BITRATE_CAP_RANGE: (u32, u32) = (500, 1_000_000);
-/// Highest FEC share; above it parity costs more than the loss it repairs.
-pub const MAX_FEC_PERCENT: u8 = 80;
+pub use crate::config::MAX_FEC_PERCENT;
 
 /// The stored settings, with defaults for what was never set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +123,7 @@ impl HostSettings {
     /// file's `[stream] fec_percent`.
     pub fn defaults(config: &Config) -> Self {
         Self {
-            fec_percent: config.stream.fec_percent.min(MAX_FEC_PERCENT),
+            fec_percent: config.stream.fec_percent,
             ..Self::default()
         }
     }

@@ -9,6 +9,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
@@ -98,7 +99,9 @@ impl BatchSocket {
                     segment_size: (chunk.len() > packet_len).then_some(packet_len),
                     src_ip: None,
                 };
-                retry_would_block(|| self.state.try_send((&self.socket).into(), &transmit))?;
+                retry_would_block(&self.socket, SEND_STALL_LIMIT, || {
+                    self.state.try_send((&self.socket).into(), &transmit)
+                })?;
                 stats.syscalls += 1;
                 stats.datagrams += (chunk.len() / packet_len) as u64;
             }
@@ -120,13 +123,55 @@ impl BatchSocket {
     }
 }
 
-/// Retries a send that hit a full socket buffer. The sockets are blocking, so this only
-/// happens with a send timeout set; a short yield lets the kernel drain.
-fn retry_would_block(mut f: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+/// How long a send may wait for room in a full socket buffer before it fails: the
+/// kernel drains a healthy buffer in microseconds, so this only trips when the
+/// network is gone, and the stream then ends with an error instead of hanging.
+const SEND_STALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// Retries a send that hit a full socket buffer. The shared media sockets are
+/// non-blocking (their reader threads drain them), so a full send buffer answers
+/// `WouldBlock`: this sleeps in poll(2) until the socket is writable again rather
+/// than spinning, and gives up with `TimedOut` after `limit` without room.
+fn retry_would_block(
+    socket: &impl AsRawFd,
+    limit: Duration,
+    mut f: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    let deadline = Instant::now() + limit;
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(socket, deadline)?,
             other => return other,
+        }
+    }
+}
+
+/// Waits until `socket` has room to send, or fails with `TimedOut` at `deadline`.
+fn wait_writable(socket: &impl AsRawFd, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the socket's send buffer stayed full",
+            ));
+        }
+        let mut fds = [libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        }];
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is one valid pollfd, exclusively borrowed for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if n > 0 {
+            return Ok(());
+        }
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
         }
     }
 }
@@ -171,7 +216,11 @@ fn sendmmsg(
         if n < 0 {
             let err = io::Error::last_os_error();
             match err.kind() {
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    wait_writable(socket, Instant::now() + SEND_STALL_LIMIT)?;
+                    continue;
+                }
                 _ => return Err(err),
             }
         }
@@ -219,7 +268,49 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn a_full_send_buffer_is_waited_out_in_poll_not_spun_on() {
+        // A datagram pair whose reader reads nothing: sends fill its buffer.
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let full = |tx: &UnixDatagram| -> io::Result<()> { tx.send(&[0u8; 1024]).map(|_| ()) };
+        while full(&tx).is_ok() {}
+        // Nobody drains it: the retry sleeps in poll and gives up at its limit, having
+        // tried once (a spinning retry would have tried thousands of times).
+        let mut tries = 0;
+        let started = Instant::now();
+        let err = retry_would_block(&tx, Duration::from_millis(200), || {
+            tries += 1;
+            full(&tx)
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(tries, 1, "it retried without waiting for room");
+        // The reader drains: the send goes out as soon as there is room.
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            rx.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 2048];
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until {
+                if rx.recv(&mut buf).is_err() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            rx
+        });
+        let mut tries = 0;
+        retry_would_block(&tx, Duration::from_secs(5), || {
+            tries += 1;
+            full(&tx)
+        })
+        .unwrap();
+        assert!(tries <= 3, "{tries} tries");
+        drop(reader.join().unwrap());
+    }
 
     fn recv_all(rx: &BatchSocket, expect: usize, packet_len: usize) -> Vec<Vec<u8>> {
         rx.socket()
