@@ -3,9 +3,12 @@
 
 pub mod audio;
 pub mod convert;
+pub mod cuda;
 pub mod nvenc;
+pub mod prime;
 pub mod probe;
 pub mod slices;
 pub mod software;
 pub mod vaapi;
 pub mod video;
+pub mod vpp;

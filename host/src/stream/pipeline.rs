@@ -176,6 +176,11 @@ impl FramePipeline {
         &mut self.encoder
     }
 
+    /// The last encoded frame's bitstream (the bench decodes it for the PSNR).
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded.data
+    }
+
     /// Size of the last encoded frame, bytes.
     pub fn encoded_len(&self) -> usize {
         self.encoded.data.len()
