@@ -48,7 +48,11 @@ mod quality;
 /// Moonlight's default packet size and the host's default FEC share.
 const PACKET_SIZE: u32 = 1392;
 const FEC_PERCENT: u8 = 20;
+/// Frames a path runs before the next takes over (`PF_BENCH_BLOCK`): smaller blocks
+/// spread others' load on the machine more evenly over the paths.
 const BLOCK: usize = 30;
+/// Frames before measuring starts (the IDR and x264's first frames).
+const WARM_UP: usize = 30;
 
 struct Case {
     width: u32,
@@ -228,11 +232,11 @@ impl Runner {
         }
     }
 
-    /// Runs one block of frames; `measure` records them.
-    fn block(&mut self, measure: bool) -> Result<()> {
+    /// Runs `frames` frames; `measure` records them.
+    fn block(&mut self, frames: usize, measure: bool) -> Result<()> {
         let cpu0 = process_cpu();
         let mut excluded = Duration::ZERO;
-        for _ in 0..BLOCK {
+        for _ in 0..frames {
             self.n += 1;
             let t = thread_cpu();
             match &mut self.nv12 {
@@ -534,7 +538,12 @@ fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(true, |v| v != "0");
-    let blocks = frames.div_ceil(BLOCK);
+    let block: usize = std::env::var("PF_BENCH_BLOCK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(BLOCK);
+    let blocks = frames.div_ceil(block);
     let cases = [
         Case {
             width: 1280,
@@ -551,8 +560,8 @@ fn main() -> Result<()> {
     ];
     println!();
     println!(
-        "video pipeline vs reference, {} frames a path after {BLOCK} warm-up, interleaved in blocks of {BLOCK}; FEC {FEC_PERCENT}%",
-        blocks * BLOCK
+        "video pipeline vs reference, {} frames a path after {WARM_UP} warm-up, interleaved in blocks of {block}; FEC {FEC_PERCENT}%",
+        blocks * block
     );
     let mut streams = Vec::new();
     for case in &cases {
@@ -598,15 +607,15 @@ fn main() -> Result<()> {
             }
         }
         for r in &mut runners {
-            r.block(false)?;
+            r.block(WARM_UP, false)?;
         }
         for _ in 0..blocks {
             for r in &mut runners {
-                r.block(true)?;
+                r.block(block, true)?;
             }
         }
         for r in &mut runners {
-            r.psnr = quality::stream_psnr(&r.stream, case.width, case.height, BLOCK)?;
+            r.psnr = quality::stream_psnr(&r.stream, case.width, case.height, WARM_UP)?;
             r.stream = Vec::new();
         }
         let stream = format!(
@@ -684,7 +693,7 @@ fn main() -> Result<()> {
     }
     println!("(ms; 'lat x' and 'CPU x' are ratios to the reference in this run)");
     if let Some(path) = std::env::var_os("PF_BENCH_JSON") {
-        let doc = json!({ "frames_per_path": blocks * BLOCK, "streams": streams });
+        let doc = json!({ "frames_per_path": blocks * block, "block": block, "streams": streams });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.to_string_lossy()))?;
         println!("summary written to {}", path.to_string_lossy());

@@ -120,7 +120,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     tracing::info!(source = capture.describe(), "capturing video");
     // A source that paints YUV (the test pattern) does so in the client's matrix: the
     // host then converts nothing (the pipeline bench's "NV12 from the source" lever).
-    if capture.offer_nv12(&enc_cfg.yuv_matrix()) {
+    if ctx.settings.yuv_source && capture.offer_nv12(&enc_cfg.yuv_matrix()) {
         tracing::info!("the source hands over NV12: no colour conversion");
     }
     // The client enabled encrypted video (SS_ENC_VIDEO) in its ANNOUNCE.
