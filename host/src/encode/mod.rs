@@ -12,3 +12,6 @@ pub mod software;
 pub mod vaapi;
 pub mod video;
 pub mod vpp;
+
+#[cfg(test)]
+mod round_trip;
