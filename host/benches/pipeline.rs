@@ -24,7 +24,7 @@
 //!
 //!   cargo bench -p punktfunk-host --bench pipeline
 //!   PF_BENCH_FRAMES=300 PF_BENCH_JSON=/tmp/pipeline.json PF_BENCH_LEVERS=0 \
-//!     cargo bench -p punktfunk-host --bench pipeline
+//!     PF_BENCH_BLOCK=5 cargo bench -p punktfunk-host --bench pipeline
 
 use std::time::{Duration, Instant};
 
@@ -533,11 +533,14 @@ fn levers() -> Vec<(&'static str, Tuning, bool)> {
 fn main() -> Result<()> {
     ffmpeg::init()?;
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this once without
+    // it (unoptimised): a short smoke run then, without the levers.
+    let full = std::env::args().any(|a| a == "--bench");
     let frames: usize = std::env::var("PF_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(true, |v| v != "0");
+        .unwrap_or(if full { 600 } else { 30 });
+    let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(full, |v| v != "0");
     let block: usize = std::env::var("PF_BENCH_BLOCK")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -617,6 +620,10 @@ fn main() -> Result<()> {
         for r in &mut runners {
             r.psnr = quality::stream_psnr(&r.stream, case.width, case.height, WARM_UP)?;
             r.stream = Vec::new();
+            // What the interop tests assert of a stream: a path below it is broken.
+            if r.psnr.0 < 30.0 {
+                bail!("{}: colour bars PSNR {:.1} dB, under 30", r.name, r.psnr.0);
+            }
         }
         let stream = format!(
             "{}x{}@{} {}M",
