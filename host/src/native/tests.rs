@@ -294,16 +294,13 @@ async fn garbage_on_the_control_stream_ends_that_connection_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     use super::data::{DataKeys, DataReceiver, SyntheticFrames};
-    use super::loopback::frame_intact;
+    use super::synthetic::Pattern;
     use rand::{Rng, SeedableRng};
 
     let factory = server::SourceFactory(Arc::new(|m: &Mode| {
         let bytes = u64::from(m.bitrate_kbps) * 1000 / 8 / u64::from(m.fps.max(1));
-        let source = SyntheticFrames {
-            bytes: bytes as usize,
-            keyframe_every: 120,
-        };
-        Box::new(move || Ok(Box::new(source) as Box<dyn super::data::FrameSource>))
+        let source = SyntheticFrames::new(bytes as usize, 120);
+        Box::new(move || Ok(Box::new(source.clone()) as Box<dyn super::data::FrameSource>))
             as super::data::MakeFrameSource
     }));
     let host = Host::start_with(true, Some(factory)).await;
@@ -325,7 +322,7 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     let rx = tokio::task::spawn_blocking(move || {
         let mut rx = DataReceiver::connect(data_addr, keys, max_frame).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-        let mut scratch = Vec::new();
+        let pattern = Pattern::new(max_frame);
         let (mut intact, mut corrupt) = (0u64, 0u64);
         let (mut first, mut last) = (None, 0u32);
         let garbage = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -340,7 +337,7 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
                 |f| {
                     first.get_or_insert(f.frame_id);
                     last = f.frame_id;
-                    if frame_intact(f.data, &mut scratch) {
+                    if pattern.intact(f.data) {
                         intact += 1;
                     } else {
                         corrupt += 1;
