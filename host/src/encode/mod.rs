@@ -9,3 +9,6 @@ pub mod slices;
 pub mod software;
 pub mod vaapi;
 pub mod video;
+
+#[cfg(test)]
+mod round_trip;

@@ -62,6 +62,9 @@ pub struct FfmpegEncoder {
     fps: u32,
     packet: ffmpeg::Packet,
     pts: i64,
+    /// What it was opened with, to reopen it (see [`forces_key_frames`]).
+    cfg: VideoEncoderConfig,
+    tuning: Tuning,
 }
 
 impl std::fmt::Debug for FfmpegEncoder {
@@ -144,9 +147,24 @@ fn input_format(name: &str, tuning: &Tuning) -> Pixel {
     }
 }
 
-impl FfmpegEncoder {
-    /// Opens the FFmpeg encoder `name` for system-memory pictures.
-    pub fn open(name: &'static str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> Result<Self> {
+/// Whether `name` makes a key frame when a picture asks for one. SVT-AV1 (1.4, as in
+/// Debian 12) forces key frames only in random-access CRF/CQP mode ("Force key frame
+/// is only supported with RA CRF/CQP mode"), never in the low-delay CBR mode a stream
+/// needs, so it would ignore every IDR request: a client that lost a frame would wait
+/// for a key frame that never comes. Such an encoder is restarted instead (a new
+/// sequence starts with a key frame).
+fn forces_key_frames(name: &str) -> bool {
+    name != "libsvtav1"
+}
+
+/// Opens the FFmpeg encoder `name`; returns it, its input format and the swscale
+/// colour matrix its converter uses.
+fn open_encoder(
+    name: &'static str,
+    cfg: &VideoEncoderConfig,
+    tuning: &Tuning,
+) -> Result<(ffmpeg::encoder::video::Encoder, Pixel, libc::c_int)> {
+    {
         let codec = ffmpeg::encoder::find_by_name(name)
             .ok_or_else(|| anyhow!("{name} is not in this FFmpeg"))?;
         let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
@@ -199,6 +217,21 @@ impl FfmpegEncoder {
         let encoder = enc.open_with(options(name, cfg, tuning)).with_context(|| {
             format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps)
         })?;
+        Ok((encoder, format, sws_space))
+    }
+}
+
+/// Ends `encoder`'s stream and drops what it still holds (SVT-AV1 hangs when freed
+/// mid-stream).
+fn finish(encoder: &mut ffmpeg::encoder::video::Encoder, packet: &mut ffmpeg::Packet) {
+    let _ = encoder.send_eof();
+    while encoder.receive_packet(packet).is_ok() {}
+}
+
+impl FfmpegEncoder {
+    /// Opens the FFmpeg encoder `name` for system-memory pictures.
+    pub fn open(name: &'static str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> Result<Self> {
+        let (encoder, format, sws_space) = open_encoder(name, cfg, tuning)?;
         let converter = Converter::new(
             cfg.width,
             cfg.height,
@@ -225,7 +258,25 @@ impl FfmpegEncoder {
             fps: cfg.fps,
             packet: ffmpeg::Packet::empty(),
             pts: 0,
+            cfg: *cfg,
+            tuning: *tuning,
         })
+    }
+
+    /// Replaces the encoder with a new one, whose first frame is a key frame: how an
+    /// encoder that cannot force key frames honours an IDR request.
+    fn restart(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        let (encoder, ..) = open_encoder(self.name, &self.cfg, &self.tuning)?;
+        let mut old = std::mem::replace(&mut self.encoder, encoder);
+        finish(&mut old, &mut self.packet);
+        self.pts = 0;
+        tracing::info!(
+            encoder = self.name,
+            ms = t0.elapsed().as_secs_f64() * 1e3,
+            "restarted the encoder for a key frame (it cannot force one)"
+        );
+        Ok(())
     }
 }
 
@@ -257,7 +308,11 @@ impl Encode for FfmpegEncoder {
             bail!("no picture to encode yet");
         }
         let t1 = Instant::now();
-        let force_idr = force_idr || std::mem::take(&mut self.idr_requested);
+        let mut force_idr = force_idr || std::mem::take(&mut self.idr_requested);
+        if force_idr && self.pts > 0 && !forces_key_frames(self.name) {
+            self.restart()?;
+            force_idr = false;
+        }
         let picture = &mut self.converter.picture;
         picture.set_pts(Some(self.pts));
         self.pts += 1;
@@ -318,8 +373,6 @@ impl Encode for FfmpegEncoder {
 
 impl Drop for FfmpegEncoder {
     fn drop(&mut self) {
-        // End the stream before the encoder is freed (SVT-AV1 hangs otherwise).
-        let _ = self.encoder.send_eof();
-        while self.encoder.receive_packet(&mut self.packet).is_ok() {}
+        finish(&mut self.encoder, &mut self.packet);
     }
 }
