@@ -63,6 +63,7 @@ impl Host {
             lockout: Mutex::new(PairingLockout::default()),
             events: tx,
             source,
+            live: crate::sessions::LiveSessions::new(),
         });
         let endpoint = server::bind(&ctx, server_config(&identity).unwrap()).unwrap();
         let addr = endpoint.local_addr().unwrap();
@@ -217,6 +218,40 @@ async fn tofu_only_when_enabled() {
     c.close().await;
     let c = open.connect(&cert, None).await.unwrap();
     assert!(c.host().paired);
+}
+
+/// A native client is listed with GameStream's sessions while connected, with the
+/// mode it streams; unpairing it in the console ends its session with a goodbye that
+/// says why, and the list empties.
+#[tokio::test]
+async fn a_native_session_is_listed_and_ends_when_its_device_is_revoked() {
+    use crate::sessions::{EndReason, StreamProtocol};
+    let host = Host::start(true).await;
+    let cert = ClientCert::generate("tablet").unwrap();
+    let mut c = host.connect(&cert, None).await.unwrap();
+    c.request_mode(MODE).await.unwrap();
+    let live = host.ctx.live.list();
+    assert_eq!(live.len(), 1, "{live:?}");
+    let s = &live[0];
+    assert_eq!(s.protocol, StreamProtocol::Native);
+    assert_eq!(s.client_fingerprint, hex::encode(cert.fingerprint()));
+    assert_eq!((s.stats.width, s.stats.height), (Some(1920), Some(1080)));
+    assert_eq!(s.stats.codec.as_deref(), Some("H.264"));
+
+    let fp = hex::encode(cert.fingerprint());
+    assert_eq!(host.ctx.live.end_client(&fp, EndReason::Revoked), 1);
+    match c.recv_within(Duration::from_secs(5)).await {
+        Ok(Message::Goodbye { reason }) => assert!(reason.contains("unpaired"), "{reason}"),
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !host.ctx.live.list().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session stays listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
