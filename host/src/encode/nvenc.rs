@@ -84,6 +84,11 @@ impl GpuPath {
             if p.fd.as_raw_fd() != first.fd.as_raw_fd() {
                 bail!("planes in separate buffers are not imported into CUDA");
             }
+            // NVENC registers one pitched allocation and finds the chroma right after
+            // `height` luma rows.
+            if p.offset != first.offset + first.stride * frame.height || p.stride != first.stride {
+                bail!("an NV12 DMA-BUF whose chroma does not follow its luma rows");
+            }
         }
         let size = super::prime::dmabuf_size(first.fd.as_raw_fd())? as u64;
         let import = self.cache.get(&self.cuda, first.fd, size)?;
@@ -142,6 +147,8 @@ pub struct NvencEncoder {
     /// The path changed: the next frame must be an IDR.
     switched: bool,
     idr_requested: bool,
+    /// A buffer could not be taken on the GPU path (logged once).
+    take_failed: bool,
 }
 
 impl std::fmt::Debug for NvencEncoder {
@@ -229,6 +236,7 @@ impl NvencEncoder {
             on_gpu: false,
             switched: false,
             idr_requested: false,
+            take_failed: false,
         })
     }
 
@@ -256,10 +264,19 @@ impl NvencEncoder {
             };
         }
         match &mut self.gpu {
-            Gpu::Open(g) => {
-                g.take(frame, dmabuf)?;
-                Ok(true)
-            }
+            Gpu::Open(g) => match g.take(frame, dmabuf) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    // This buffer goes through the CPU; say why once per stream.
+                    if !std::mem::replace(&mut self.take_failed, true) {
+                        tracing::warn!(
+                            encoder = self.name,
+                            "a DMA-BUF goes through the CPU: {e:#}"
+                        );
+                    }
+                    Ok(false)
+                }
+            },
             _ => Ok(false),
         }
     }
