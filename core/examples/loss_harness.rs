@@ -12,9 +12,9 @@
 //! packets and the same average loss rate.
 
 use punktfunk_core::gamestream::video::{
-    FrameType, PacketBatch, VideoConfig, VideoFrame, VideoPacketizer, VideoReassembler,
+    FrameType, PacketRun, VideoConfig, VideoFrame, VideoPacketizer, VideoReassembler,
 };
-use punktfunk_core::native::packetizer::{NativeBatch, NativeConfig, NativePacketizer};
+use punktfunk_core::native::packetizer::{NativeConfig, NativePacketizer};
 use punktfunk_core::native::reassembly::{Reassembler, ReassemblyLimits};
 use punktfunk_core::native::wire::{PacketOpener, PacketSealer, SALT_HOST_DATA};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -117,7 +117,7 @@ fn gamestream_cell(args: &Args, parity: u16, mut channel: Channel, rng: &mut Std
     };
     let mut tx = VideoPacketizer::new(config).expect("valid config");
     let mut rx = VideoReassembler::new(config).expect("valid config");
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let mut ok = 0;
     for n in 0..args.frames {
         let data = frame_data(args.frame_bytes, n);
@@ -152,7 +152,7 @@ fn native_cell(args: &Args, parity: u16, mut channel: Channel, rng: &mut StdRng)
     let mut tx = NativePacketizer::new(config, sealer).expect("valid config");
     let mut opener = PacketOpener::new(&key, SALT_HOST_DATA).expect("key");
     let mut rx = Reassembler::new(ReassemblyLimits::default());
-    let mut batch = NativeBatch::default();
+    let mut batch = PacketRun::new();
     let mut buf = Vec::new();
     let mut ok = 0;
     for n in 0..args.frames {

@@ -13,6 +13,7 @@
 //! - [`gamestream`]: NVIDIA GameStream wire formats as moonlight-common-c reads them.
 //! - [`native`]: the punktfunk/1 data plane (whole frames in one GF(2^16) block).
 //! - [`crypto`]: AES-GCM with counter nonces, the replay window, AES-CBC/ECB.
+//! - [`packet_run`]: the packet run both packetizers fill and the host sends.
 //! - [`pacing`]: spreading a frame's packets over part of the frame interval.
 //! - [`time`]: media clock conversions (there is no clock in this crate).
 
@@ -23,5 +24,6 @@ pub mod fec;
 pub mod gamestream;
 pub mod native;
 pub mod pacing;
+pub mod packet_run;
 pub mod time;
 pub mod wire;

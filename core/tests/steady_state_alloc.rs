@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use punktfunk_core::gamestream::audio::{AudioCrypto, AudioPacketizer, AudioPackets};
 use punktfunk_core::gamestream::video::{
-    FrameType, PacketBatch, VideoConfig, VideoFrame, VideoPacketizer,
+    FrameType, PacketRun, VideoConfig, VideoFrame, VideoPacketizer,
 };
-use punktfunk_core::native::packetizer::{NativeBatch, NativeConfig, NativePacketizer};
+use punktfunk_core::native::packetizer::{NativeConfig, NativePacketizer};
 use punktfunk_core::native::reassembly::{Reassembler, ReassemblyLimits};
 use punktfunk_core::native::wire::{PacketOpener, PacketSealer, SALT_HOST_DATA};
 use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
@@ -57,7 +57,7 @@ fn the_counter_sees_allocations() {
 #[test]
 fn gamestream_video_packetizer_allocates_nothing_per_frame() {
     let mut p = VideoPacketizer::new(VideoConfig::default()).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let big = vec![7u8; 900_000]; // four FEC blocks
     let small = vec![9u8; 30_000];
     let frame = |data: &'static [u8], i: u32| VideoFrame {
@@ -91,7 +91,7 @@ fn native_send_and_receive_allocate_nothing_per_frame() {
     .unwrap();
     let mut opener = PacketOpener::new(&key, SALT_HOST_DATA).unwrap();
     let mut rx = Reassembler::new(ReassemblyLimits::default());
-    let mut batch = NativeBatch::default();
+    let mut batch = PacketRun::new();
     let frame = vec![3u8; 400_000];
     let mut packet = vec![0u8; 2048];
     let mut run = |id: u32, lose: usize| {

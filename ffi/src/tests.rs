@@ -1,6 +1,7 @@
-use punktfunk_core::native::packetizer::{NativeBatch, NativePacketizer};
+use punktfunk_core::native::packetizer::NativePacketizer;
 use punktfunk_core::native::pairing::HostAwaitingConfirm;
 use punktfunk_core::native::wire::PacketSealer;
+use punktfunk_core::packet_run::PacketRun;
 
 use super::*;
 
@@ -13,7 +14,7 @@ fn a_frame_crosses_the_c_abi_with_loss_and_garbage_is_refused() {
     )
     .unwrap();
     let frame: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
-    let mut batch = NativeBatch::default();
+    let mut batch = PacketRun::new();
     tx.packetize(3, 1, &frame, &mut batch).unwrap();
     // SAFETY: test of the C ABI with valid pointers.
     unsafe {

@@ -7,8 +7,13 @@
 //! - **Ours**: the host's pipeline as a stream runs it ([`FramePipeline`]: conversion
 //!   straight from the capture's memory, the encoder, GameStream packetization with
 //!   FEC), with the host's default tuning, also superfast.
+//! - **Ours, NV12 from the source**: the same, fed by a source that paints NV12 itself
+//!   in the encoder's matrix (the host's test pattern does when streaming; a PipeWire
+//!   producer negotiated to NV12 would): no colour conversion, a plane copy.
 //! - **Levers**: ours with one knob at a time moved (conversion path and bands, NV12,
-//!   x264 threads), so each lever's effect is a same-run ratio.
+//!   x264 threads and options), so each lever's effect is a same-run ratio. Each path's
+//!   stream is decoded afterwards and its colour bars compared with the source as the
+//!   interop tests do (PSNR, dB), so no lever buys speed with quality unseen.
 //!
 //! Latency has Sunshine's end points: the frame captured (the test pattern painted)
 //! until the encoded frame is handed to packetization. CPU is milliseconds per frame
@@ -19,7 +24,7 @@
 //!
 //!   cargo bench -p punktfunk-host --bench pipeline
 //!   PF_BENCH_FRAMES=300 PF_BENCH_JSON=/tmp/pipeline.json PF_BENCH_LEVERS=0 \
-//!     cargo bench -p punktfunk-host --bench pipeline
+//!     PF_BENCH_BLOCK=5 cargo bench -p punktfunk-host --bench pipeline
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +36,7 @@ use punktfunk_host::encode::convert::ConvertPath;
 use punktfunk_host::encode::probe::Codec;
 use punktfunk_host::encode::software::Tuning;
 use punktfunk_host::encode::video::{VideoEncoder, VideoEncoderConfig};
-use punktfunk_host::source::test_pattern::TestPattern;
+use punktfunk_host::source::test_pattern::{Nv12Pattern, TestPattern};
 use punktfunk_host::source::{CapturedFrame, VideoSource};
 use punktfunk_host::stream::pipeline::{FramePipeline, Outcome};
 use punktfunk_host::stream::video::encoder_kbps;
@@ -40,10 +45,17 @@ use serde_json::json;
 mod support;
 use support::{percentile, process_cpu, thread_cpu};
 
+#[path = "pipeline/quality.rs"]
+mod quality;
+
 /// Moonlight's default packet size and the host's default FEC share.
 const PACKET_SIZE: u32 = 1392;
 const FEC_PERCENT: u8 = 20;
+/// Frames a path runs before the next takes over (`PF_BENCH_BLOCK`): smaller blocks
+/// spread others' load on the machine more evenly over the paths.
 const BLOCK: usize = 30;
+/// Frames before measuring starts (the IDR and x264's first frames).
+const WARM_UP: usize = 30;
 
 struct Case {
     width: u32,
@@ -158,6 +170,10 @@ struct Runner {
     path: Path,
     source: TestPattern,
     frame: CapturedFrame,
+    /// The source paints NV12 itself (a producer that offers YUV).
+    nv12: Option<Nv12Pattern>,
+    /// Every frame's access unit, for the PSNR afterwards.
+    stream: Vec<Vec<u8>>,
     n: u32,
     latency: Vec<u64>,
     convert: Vec<u64>,
@@ -165,15 +181,25 @@ struct Runner {
     cpu: Duration,
     bytes: u64,
     measured: usize,
+    /// Min and mean bars PSNR of the decoded stream, dB.
+    psnr: (f64, f64),
 }
 
 impl Runner {
-    fn new(name: &str, path: Path, case: &Case) -> Self {
+    fn new(name: &str, path: Path, case: &Case, nv12_source: bool) -> Self {
         Self {
             name: name.to_owned(),
             path,
             source: TestPattern::new(case.width, case.height),
             frame: CapturedFrame::new(case.width, case.height),
+            nv12: nv12_source.then(|| {
+                Nv12Pattern::new(
+                    case.width,
+                    case.height,
+                    &punktfunk_yuv::Matrix::bt601(false),
+                )
+            }),
+            stream: Vec::new(),
             n: 0,
             latency: Vec::new(),
             convert: Vec::new(),
@@ -181,17 +207,21 @@ impl Runner {
             cpu: Duration::ZERO,
             bytes: 0,
             measured: 0,
+            psnr: (0.0, 0.0),
         }
     }
 
-    /// Runs one block of frames; `measure` records them.
-    fn block(&mut self, measure: bool) -> Result<()> {
+    /// Runs `frames` frames; `measure` records them.
+    fn block(&mut self, frames: usize, measure: bool) -> Result<()> {
         let cpu0 = process_cpu();
         let mut excluded = Duration::ZERO;
-        for _ in 0..BLOCK {
+        for _ in 0..frames {
             self.n += 1;
             let t = thread_cpu();
-            self.source.capture(u64::from(self.n), &mut self.frame)?;
+            match &mut self.nv12 {
+                Some(nv) => nv.draw(u64::from(self.n), 0),
+                None => self.source.capture(u64::from(self.n), &mut self.frame)?,
+            }
             excluded += thread_cpu() - t;
             // Captured = painted and ready, as a compositor's frame would be.
             self.frame.captured_at = Instant::now();
@@ -202,7 +232,11 @@ impl Runner {
                     (self.frame.captured_at.elapsed(), bytes)
                 }
                 Path::Ours(p) => {
-                    let prepared = match p.process(&self.frame.as_frame(), self.n, idr)? {
+                    let frame = match &self.nv12 {
+                        Some(nv) => nv.as_frame(self.frame.captured_at, 0),
+                        None => self.frame.as_frame(),
+                    };
+                    let prepared = match p.process(&frame, self.n, idr)? {
                         Outcome::Ready(prepared) => prepared,
                         other => bail!("{}: frame {} not sent: {other:?}", self.name, self.n),
                     };
@@ -217,6 +251,12 @@ impl Runner {
                     )
                 }
             };
+            let t = thread_cpu();
+            self.stream.push(match &self.path {
+                Path::Reference(r) => r.out.clone(),
+                Path::Ours(p) => p.encoded().to_vec(),
+            });
+            excluded += thread_cpu() - t;
             if measure {
                 self.latency.push(latency.as_micros() as u64);
                 self.bytes += bytes as u64;
@@ -239,6 +279,8 @@ impl Runner {
             "latency_p99_ms": percentile(&self.latency, 0.99),
             "cpu_ms_per_frame": self.cpu_ms(),
             "kbit_per_s": self.bytes as f64 * 8.0 * 60.0 / 1000.0 / self.measured.max(1) as f64,
+            "psnr_min_db": self.psnr.0,
+            "psnr_mean_db": self.psnr.1,
         })
     }
 }
@@ -349,7 +391,7 @@ fn conversion_table(case: &Case, frames: usize) -> Result<Vec<serde_json::Value>
 }
 
 /// Ours with one lever moved at a time, named for the lever.
-fn levers() -> Vec<(&'static str, Tuning)> {
+fn levers() -> Vec<(&'static str, Tuning, bool)> {
     let base = Tuning::default();
     let sws1 = ConvertPath::Swscale { slices: 1 };
     vec![
@@ -361,6 +403,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: None,
                 ..base
             },
+            false,
         ),
         (
             "swscale 2 bands",
@@ -370,6 +413,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: None,
                 ..base
             },
+            false,
         ),
         (
             "one-pass converter, 1 band",
@@ -379,6 +423,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: None,
                 ..base
             },
+            false,
         ),
         (
             "one-pass converter, 2 bands",
@@ -387,6 +432,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: None,
                 ..base
             },
+            false,
         ),
         (
             "+ NV12 to x264",
@@ -394,6 +440,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: None,
                 ..base
             },
+            false,
         ),
         (
             "+ x264 1 thread",
@@ -401,6 +448,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: Some(1),
                 ..base
             },
+            false,
         ),
         (
             "+ x264 2 sliced threads",
@@ -408,6 +456,7 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: Some(2),
                 ..base
             },
+            false,
         ),
         (
             "+ x264 4 sliced threads",
@@ -415,6 +464,47 @@ fn levers() -> Vec<(&'static str, Tuning)> {
                 threads: Some(4),
                 ..base
             },
+            false,
+        ),
+        (
+            "+ x264 aq-mode=0",
+            Tuning {
+                x264_extra: "aq-mode=0",
+                ..base
+            },
+            false,
+        ),
+        (
+            "+ x264 weightp=0",
+            Tuning {
+                x264_extra: "weightp=0",
+                ..base
+            },
+            false,
+        ),
+        (
+            "+ x264 no-deblock (PSNR cost on real content)",
+            Tuning {
+                x264_extra: "no-deblock=1",
+                ..base
+            },
+            false,
+        ),
+        (
+            "+ x264 aq-mode=0:weightp=0",
+            Tuning {
+                x264_extra: "aq-mode=0:weightp=0",
+                ..base
+            },
+            false,
+        ),
+        (
+            "+ NV12 source + aq-mode=0:weightp=0",
+            Tuning {
+                x264_extra: "aq-mode=0:weightp=0",
+                ..base
+            },
+            true,
         ),
     ]
 }
@@ -422,12 +512,20 @@ fn levers() -> Vec<(&'static str, Tuning)> {
 fn main() -> Result<()> {
     ffmpeg::init()?;
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this once without
+    // it (unoptimised): a short smoke run then, without the levers.
+    let full = std::env::args().any(|a| a == "--bench");
     let frames: usize = std::env::var("PF_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(true, |v| v != "0");
-    let blocks = frames.div_ceil(BLOCK);
+        .unwrap_or(if full { 600 } else { 30 });
+    let with_levers = std::env::var("PF_BENCH_LEVERS").map_or(full, |v| v != "0");
+    let block: usize = std::env::var("PF_BENCH_BLOCK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(BLOCK);
+    let blocks = frames.div_ceil(block);
     let cases = [
         Case {
             width: 1280,
@@ -444,8 +542,8 @@ fn main() -> Result<()> {
     ];
     println!();
     println!(
-        "video pipeline vs reference, {} frames a path after {BLOCK} warm-up, interleaved in blocks of {BLOCK}; FEC {FEC_PERCENT}%",
-        blocks * BLOCK
+        "video pipeline vs reference, {} frames a path after {WARM_UP} warm-up, interleaved in blocks of {block}; FEC {FEC_PERCENT}%",
+        blocks * block
     );
     let mut streams = Vec::new();
     for case in &cases {
@@ -475,20 +573,35 @@ fn main() -> Result<()> {
                 "reference",
                 Path::Reference(Box::new(Reference::open(&cfg)?)),
                 case,
+                false,
             ),
-            Runner::new("ours", ours(&Tuning::default())?, case),
+            Runner::new("ours", ours(&Tuning::default())?, case, false),
+            Runner::new(
+                "ours, NV12 from the source (test pattern)",
+                ours(&Tuning::default())?,
+                case,
+                true,
+            ),
         ];
         if with_levers {
-            for (name, t) in levers() {
-                runners.push(Runner::new(name, ours(&t)?, case));
+            for (name, t, nv12) in levers() {
+                runners.push(Runner::new(name, ours(&t)?, case, nv12));
             }
         }
         for r in &mut runners {
-            r.block(false)?;
+            r.block(WARM_UP, false)?;
         }
         for _ in 0..blocks {
             for r in &mut runners {
-                r.block(true)?;
+                r.block(block, true)?;
+            }
+        }
+        for r in &mut runners {
+            r.psnr = quality::stream_psnr(&r.stream, case.width, case.height, WARM_UP)?;
+            r.stream = Vec::new();
+            // What the interop tests assert of a stream: a path below it is broken.
+            if r.psnr.0 < 30.0 {
+                bail!("{}: colour bars PSNR {:.1} dB, under 30", r.name, r.psnr.0);
             }
         }
         let stream = format!(
@@ -506,13 +619,21 @@ fn main() -> Result<()> {
             cfg.bitrate_kbps
         );
         println!(
-            "{:<50} {:>13} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            "path", "latency p50/99", "convert", "encode", "CPU ms/f", "kbit/s", "lat x", "CPU x"
+            "{:<50} {:>13} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}",
+            "path",
+            "latency p50/99",
+            "convert",
+            "encode",
+            "CPU ms/f",
+            "kbit/s",
+            "PSNR min/avg",
+            "lat x",
+            "CPU x"
         );
         for r in &runners {
             let p50 = percentile(&r.latency, 0.5);
             println!(
-                "{:<50} {:>13} {:>9} {:>9} {:>9.2} {:>9.0} {:>8.2} {:>8.2}",
+                "{:<50} {:>13} {:>9} {:>9} {:>9.2} {:>9.0} {:>11} {:>8.2} {:>8.2}",
                 r.name,
                 format!("{:.2}/{:.2}", p50, percentile(&r.latency, 0.99)),
                 if r.convert.is_empty() {
@@ -527,6 +648,7 @@ fn main() -> Result<()> {
                 },
                 r.cpu_ms(),
                 r.summary()["kbit_per_s"].as_f64().unwrap_or(0.0),
+                format!("{:.1}/{:.1}", r.psnr.0, r.psnr.1),
                 p50 / ref_p50.max(1e-9),
                 r.cpu_ms() / ref_cpu.max(1e-9),
             );
@@ -540,7 +662,12 @@ fn main() -> Result<()> {
         entry["reference"] = reference.summary();
         entry["latency_p50_ratio"] = json!(percentile(&ours.latency, 0.5) / ref_p50.max(1e-9));
         entry["cpu_ratio"] = json!(ours.cpu_ms() / ref_cpu.max(1e-9));
-        entry["levers"] = runners[2..]
+        let nv12 = &runners[2];
+        entry["nv12_source"] = nv12.summary();
+        entry["nv12_source"]["latency_p50_ratio"] =
+            json!(percentile(&nv12.latency, 0.5) / ref_p50.max(1e-9));
+        entry["nv12_source"]["cpu_ratio"] = json!(nv12.cpu_ms() / ref_cpu.max(1e-9));
+        entry["levers"] = runners[3..]
             .iter()
             .map(|r| {
                 let mut v = r.summary();
@@ -552,7 +679,7 @@ fn main() -> Result<()> {
     }
     println!("(ms; 'lat x' and 'CPU x' are ratios to the reference in this run)");
     if let Some(path) = std::env::var_os("PF_BENCH_JSON") {
-        let doc = json!({ "frames_per_path": blocks * BLOCK, "streams": streams });
+        let doc = json!({ "frames_per_path": blocks * block, "block": block, "streams": streams });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.to_string_lossy()))?;
         println!("summary written to {}", path.to_string_lossy());

@@ -154,6 +154,10 @@ pub struct StreamSettings {
     /// Pad x264's output to the bitrate with filler (hard CBR): for link tests, where
     /// a simple picture must still load the link at the configured bitrate.
     pub x264_filler: bool,
+    /// Let a source that can paint YUV itself (the test pattern) hand over NV12 in the
+    /// client's colour matrix, so the host converts nothing. `false` keeps it BGRx, as
+    /// a compositor's buffer is, so streams pay the conversion a game's stream would.
+    pub yuv_source: bool,
     /// Fraction of the frame interval a frame's packets are paced over.
     pub pacing_spread: f64,
     /// Offer encrypted audio (clients that ask get AES-CBC audio).
@@ -182,6 +186,7 @@ impl Default for StreamSettings {
             fec_min_percent: 10,
             fec_max_percent: 150,
             x264_filler: false,
+            yuv_source: true,
             pacing_spread: 0.25,
             audio_encryption: true,
             video_encryption: true,

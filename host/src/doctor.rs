@@ -213,6 +213,17 @@ pub fn checks(config: &Config) -> Vec<Check> {
             false,
         ));
     }
+    let cuda = crate::encode::cuda::driver();
+    rows.push(row(
+        "NVENC DMA-BUF import",
+        cuda.is_ok(),
+        match &cuda {
+            Ok(()) => "the CUDA driver loads: NVENC takes captured DMA-BUFs without a copy".into(),
+            Err(e) => format!("{e:#}: NVENC (where present) gets frames the CPU read"),
+        },
+        Some("only NVIDIA GPUs need it; VAAPI and software encoding do not"),
+        false,
+    ));
     let uinput = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

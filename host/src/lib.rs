@@ -24,6 +24,7 @@ pub mod mgmt;
 pub mod native;
 pub mod net;
 pub mod pairing;
+pub mod pw_graph;
 pub mod serve;
 pub mod service_notify;
 pub mod session;

@@ -57,6 +57,40 @@ impl Gf16Rs {
     }
 }
 
+impl Gf16Rs {
+    /// Encodes parity for `shape` from data shards that need not be contiguous (the
+    /// native packetizer feeds them straight out of the packets it is building, so a
+    /// frame is copied once, not three times) and hands each parity shard to
+    /// `parity(index, bytes)`.
+    pub fn encode_shards<'a>(
+        &mut self,
+        shape: BlockShape,
+        originals: impl IntoIterator<Item = &'a [u8]>,
+        mut parity: impl FnMut(usize, &[u8]),
+    ) -> Result<(), FecError> {
+        self.check(shape)?;
+        if shape.parity == 0 {
+            return Ok(());
+        }
+        let (k, m, len) = (shape.data, shape.parity, shape.shard_len);
+        let encoder = match &mut self.encoder {
+            Some(e) => {
+                e.reset(k, m, len).map_err(codec_err)?;
+                e
+            }
+            slot => slot.insert(ReedSolomonEncoder::new(k, m, len).map_err(codec_err)?),
+        };
+        for shard in originals {
+            encoder.add_original_shard(shard).map_err(codec_err)?;
+        }
+        let result = encoder.encode().map_err(codec_err)?;
+        for (i, shard) in result.recovery_iter().enumerate() {
+            parity(i, shard);
+        }
+        Ok(())
+    }
+}
+
 impl ErasureCode for Gf16Rs {
     fn max_shards(&self) -> usize {
         MAX_SHARDS
@@ -74,26 +108,11 @@ impl ErasureCode for Gf16Rs {
                 actual: block.len(),
             });
         }
-        if shape.parity == 0 {
-            return Ok(());
-        }
-        let (k, m, len) = (shape.data, shape.parity, shape.shard_len);
-        let encoder = match &mut self.encoder {
-            Some(e) => {
-                e.reset(k, m, len).map_err(codec_err)?;
-                e
-            }
-            slot => slot.insert(ReedSolomonEncoder::new(k, m, len).map_err(codec_err)?),
-        };
-        let (data, parity) = block.split_at_mut(k * len);
-        for shard in data.chunks_exact(len) {
-            encoder.add_original_shard(shard).map_err(codec_err)?;
-        }
-        let result = encoder.encode().map_err(codec_err)?;
-        for (dst, src) in parity.chunks_exact_mut(len).zip(result.recovery_iter()) {
-            dst.copy_from_slice(src);
-        }
-        Ok(())
+        let len = shape.shard_len;
+        let (data, parity) = block.split_at_mut(shape.data * len);
+        self.encode_shards(shape, data.chunks_exact(len), |i, shard| {
+            parity[i * len..(i + 1) * len].copy_from_slice(shard);
+        })
     }
 
     fn reconstruct(

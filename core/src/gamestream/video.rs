@@ -35,7 +35,7 @@ pub const NV_HEADER_LEN: usize = 16;
 /// The short frame header at the start of every frame's payload.
 pub const FRAME_HEADER_LEN: usize = 8;
 /// At most 4 FEC blocks a frame: two bits carry the block numbers.
-pub const MAX_FEC_BLOCKS: usize = 4;
+pub const MAX_FEC_BLOCKS: usize = crate::packet_run::MAX_RUN_BLOCKS;
 /// GF(2^8) shards per block.
 pub const MAX_BLOCK_SHARDS: usize = 255;
 /// The 10-bit shard-count and shard-index fields of `fecInfo`.
@@ -152,86 +152,7 @@ pub struct VideoFrame<'a> {
     pub host_latency: u16,
 }
 
-/// One FEC block of a packetized frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BlockInfo {
-    /// Index of the block's first packet in the batch.
-    pub first_packet: usize,
-    /// Data packets in the block.
-    pub data: usize,
-    /// Parity packets in the block.
-    pub parity: usize,
-    /// The FEC percentage the block advertises.
-    pub percent: u8,
-}
-
-/// The packets of one frame, back to back in one reused buffer: every packet is
-/// `packet_len` bytes, so the whole batch can go out as one GSO send.
-#[derive(Debug, Clone, Default)]
-pub struct PacketBatch {
-    buf: Vec<u8>,
-    packet_len: usize,
-    count: usize,
-    blocks: [BlockInfo; MAX_FEC_BLOCKS],
-    block_count: usize,
-}
-
-impl PacketBatch {
-    /// An empty batch.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Number of packets.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether the batch holds no packets.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes of every packet.
-    pub fn packet_len(&self) -> usize {
-        self.packet_len
-    }
-
-    /// Packet `i`.
-    pub fn packet(&self, i: usize) -> &[u8] {
-        &self.buf[i * self.packet_len..(i + 1) * self.packet_len]
-    }
-
-    /// Packet `i`, mutably (for in-place encryption or loss injection in tests).
-    pub fn packet_mut(&mut self, i: usize) -> &mut [u8] {
-        &mut self.buf[i * self.packet_len..(i + 1) * self.packet_len]
-    }
-
-    /// All packets in order.
-    pub fn packets(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.buf[..self.count * self.packet_len].chunks_exact(self.packet_len.max(1))
-    }
-
-    /// The packets as one contiguous buffer (a GSO payload).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.count * self.packet_len]
-    }
-
-    /// The FEC blocks of the frame.
-    pub fn blocks(&self) -> &[BlockInfo] {
-        &self.blocks[..self.block_count]
-    }
-
-    fn reset(&mut self, packet_len: usize, count: usize) {
-        self.packet_len = packet_len;
-        self.count = count;
-        self.block_count = 0;
-        // Grows to the largest frame seen and stays there: no allocation per frame.
-        if self.buf.len() < packet_len * count {
-            self.buf.resize(packet_len * count, 0);
-        }
-    }
-}
+pub use crate::packet_run::{BlockInfo, PacketRun};
 
 /// Splits a frame into FEC blocks and lays out its packets.
 #[derive(Debug, Clone)]
@@ -324,7 +245,7 @@ impl VideoPacketizer {
     pub fn packetize(
         &mut self,
         frame: &VideoFrame<'_>,
-        out: &mut PacketBatch,
+        out: &mut PacketRun,
     ) -> Result<(), VideoError> {
         let cfg = self.config;
         let per_packet = cfg.payload_per_packet();
@@ -384,7 +305,7 @@ impl VideoPacketizer {
             };
             let start = block.first_packet * packet_len;
             self.fec
-                .encode(shape, &mut out.buf[start..start + shape.buffer_len()])?;
+                .encode(shape, out.bytes_mut(start, shape.buffer_len()))?;
             // Parity packets get their headers written over the parity bytes in those
             // places, exactly the fields Sunshine rewrites; `flags` and
             // `streamPacketIndex` stay parity so the client rebuilds them correctly.
@@ -396,8 +317,7 @@ impl VideoPacketizer {
                 .next_packet
                 .wrapping_add((block.data + block.parity) as u32);
         }
-        out.blocks[..block_count].copy_from_slice(plan);
-        out.block_count = block_count;
+        out.set_blocks(plan);
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ impl VideoSealer {
     }
 
     /// Encrypts the packets of frame `frame` (`packets`, `len` bytes each, as a
-    /// [`PacketBatch`](super::video::PacketBatch) holds them) into `out`, replacing
+    /// [`PacketRun`](super::video::PacketRun) holds them) into `out`, replacing
     /// what was there; the packets in `out` are `len + PREFIX_LEN` bytes apart. `out`
     /// keeps its capacity, so a stream allocates only while its frames grow.
     pub fn seal_batch(

@@ -3,7 +3,8 @@
 use super::wire::{
     HEADER_LEN, KIND_VIDEO, MAX_SHARDS, NativeError, OVERHEAD, PacketHeader, PacketSealer,
 };
-use crate::fec::{BlockShape, ErasureCode, Gf16Rs};
+use crate::fec::{BlockShape, Gf16Rs};
+use crate::packet_run::{BlockInfo, PacketRun};
 
 /// How frames are cut and protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,46 +59,6 @@ impl NativeConfig {
     }
 }
 
-/// The sealed packets of one frame, back to back, all the same length: one GSO send.
-#[derive(Debug, Clone, Default)]
-pub struct NativeBatch {
-    buf: Vec<u8>,
-    packet_len: usize,
-    count: usize,
-}
-
-impl NativeBatch {
-    /// Number of packets.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes of every packet.
-    pub fn packet_len(&self) -> usize {
-        self.packet_len
-    }
-
-    /// Packet `i`.
-    pub fn packet(&self, i: usize) -> &[u8] {
-        &self.buf[i * self.packet_len..(i + 1) * self.packet_len]
-    }
-
-    /// All packets in order.
-    pub fn packets(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.as_bytes().chunks_exact(self.packet_len.max(1))
-    }
-
-    /// All packets as one contiguous buffer.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.count * self.packet_len]
-    }
-}
-
 /// Turns frames into sealed packets. Buffers grow to the largest frame seen and are
 /// reused, so steady state allocates nothing.
 #[derive(Debug)]
@@ -105,7 +66,6 @@ pub struct NativePacketizer {
     config: NativeConfig,
     fec: Gf16Rs,
     sealer: PacketSealer,
-    block: Vec<u8>,
 }
 
 impl NativePacketizer {
@@ -116,7 +76,6 @@ impl NativePacketizer {
             config,
             fec: Gf16Rs::new(),
             sealer,
-            block: Vec::new(),
         })
     }
 
@@ -131,34 +90,23 @@ impl NativePacketizer {
     }
 
     /// Cuts `data` into shards, adds parity, and seals every packet into `out`.
+    ///
+    /// The frame is copied once, straight into the packets; the FEC encoder reads the
+    /// data shards from there and its parity lands in the parity packets, and then
+    /// every packet is sealed in place. `out` describes one block.
     pub fn packetize(
         &mut self,
         frame_id: u32,
         flags: u8,
         data: &[u8],
-        out: &mut NativeBatch,
+        out: &mut PacketRun,
     ) -> Result<(), NativeError> {
         let shape = self.config.shape_for(data.len())?;
         let len = shape.shard_len;
-        if self.block.len() < shape.buffer_len() {
-            self.block.resize(shape.buffer_len(), 0);
-        }
-        let block = &mut self.block[..shape.buffer_len()];
-        block[..data.len()].copy_from_slice(data);
-        block[data.len()..shape.data * len].fill(0);
-        self.fec
-            .encode(shape, block)
-            .map_err(|_| NativeError::Malformed("FEC refused the frame shape"))?;
-
         let packet_len = len + OVERHEAD;
         let total = shape.total();
-        if out.buf.len() < total * packet_len {
-            out.buf.resize(total * packet_len, 0);
-        }
-        out.packet_len = packet_len;
-        out.count = total;
-        for i in 0..total {
-            let pkt = &mut out.buf[i * packet_len..(i + 1) * packet_len];
+        let buf = out.reset(packet_len, total);
+        for (i, pkt) in buf.chunks_exact_mut(packet_len).enumerate() {
             PacketHeader {
                 kind: KIND_VIDEO,
                 flags,
@@ -170,9 +118,35 @@ impl NativePacketizer {
                 frame_len: data.len() as u32,
             }
             .write(&mut pkt[..HEADER_LEN])?;
-            pkt[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&block[i * len..(i + 1) * len]);
+            if i < shape.data {
+                let shard = &mut pkt[HEADER_LEN..HEADER_LEN + len];
+                let src = &data[(i * len).min(data.len())..((i + 1) * len).min(data.len())];
+                shard[..src.len()].copy_from_slice(src);
+                shard[src.len()..].fill(0);
+            }
+        }
+        let (data_packets, parity_packets) = buf.split_at_mut(shape.data * packet_len);
+        self.fec
+            .encode_shards(
+                shape,
+                data_packets
+                    .chunks_exact(packet_len)
+                    .map(|p| &p[HEADER_LEN..HEADER_LEN + len]),
+                |i, shard| {
+                    let at = i * packet_len + HEADER_LEN;
+                    parity_packets[at..at + len].copy_from_slice(shard);
+                },
+            )
+            .map_err(|_| NativeError::Malformed("FEC refused the frame shape"))?;
+        for pkt in buf.chunks_exact_mut(packet_len) {
             self.sealer.seal(pkt)?;
         }
+        out.set_blocks(&[BlockInfo {
+            first_packet: 0,
+            data: shape.data,
+            parity: shape.parity,
+            percent: u8::try_from(self.config.parity_percent).unwrap_or(u8::MAX),
+        }]);
         Ok(())
     }
 }

@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipewire as pw;
@@ -34,6 +34,7 @@ use pw::stream::{StreamFlags, StreamState};
 use super::AudioCapture;
 use super::layout;
 use crate::capture::NodeTarget;
+use crate::pw_graph::{Connection, Graph, Node, Pick, Watcher, lock, pod_bytes};
 
 /// How long [`PipeWireAudio::open`] waits for the node to appear.
 pub const NODE_WAIT: Duration = Duration::from_secs(3);
@@ -52,41 +53,17 @@ pub const SLACK_PACKETS: usize = 6;
 /// Packets the prefill may grow by after underruns (40 ms at 5 ms packets).
 pub const MAX_EXTRA_PACKETS: usize = 8;
 
-/// A node as the registry announced it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AudioNode {
-    /// Object id.
-    pub id: u32,
-    /// `object.serial`.
-    pub serial: Option<u64>,
-    /// `node.name`.
-    pub name: String,
-    /// `media.class`.
-    pub media_class: String,
-}
-
-impl AudioNode {
-    /// Whether it is a sink (captured from its monitor).
-    pub fn is_sink(&self) -> bool {
-        self.media_class == "Audio/Sink"
-    }
-
-    fn is_audio(&self) -> bool {
-        self.is_sink() || self.media_class == "Audio/Source"
-    }
-}
-
 /// The node `target` names among `nodes`: an Audio/Sink or Audio/Source. `Err` says
 /// what there is instead; `Ok(None)` means it may still appear.
-pub fn select(nodes: &[AudioNode], target: &NodeTarget) -> Result<Option<AudioNode>, String> {
-    let found: Vec<&AudioNode> = nodes
+pub fn select(nodes: &[Node], target: &NodeTarget) -> Result<Option<Node>, String> {
+    let found: Vec<&Node> = nodes
         .iter()
         .filter(|n| match target {
             NodeTarget::Id(id) => n.id == *id,
             NodeTarget::Name(name) => n.name == *name,
         })
         .collect();
-    let audio: Vec<&&AudioNode> = found.iter().filter(|n| n.is_audio()).collect();
+    let audio: Vec<&&Node> = found.iter().filter(|n| n.is_audio()).collect();
     match (audio.as_slice(), found.first()) {
         ([one], _) => Ok(Some((**one).clone())),
         ([], Some(other)) => Err(format!(
@@ -102,7 +79,7 @@ pub fn select(nodes: &[AudioNode], target: &NodeTarget) -> Result<Option<AudioNo
 }
 
 /// Why the node wanted is not there, with what is.
-fn missing(nodes: &[AudioNode], target: &NodeTarget) -> String {
+fn missing(nodes: &[Node], target: &NodeTarget) -> String {
     let mut available: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_audio())
@@ -197,9 +174,8 @@ impl Fifo {
 /// What the callbacks tell the capture.
 #[derive(Debug, Default)]
 struct State {
-    nodes: Vec<AudioNode>,
-    target: Option<AudioNode>,
-    synced: bool,
+    /// The nodes there are, and the one captured once chosen.
+    graph: Graph,
     fifo: Fifo,
     channels: usize,
     ended: Option<String>,
@@ -207,19 +183,23 @@ struct State {
     closing: bool,
 }
 
-impl State {
+impl Watcher for State {
+    fn graph(&mut self) -> &mut Graph {
+        &mut self.graph
+    }
+
     fn end(&mut self, reason: String) {
         if self.ended.is_none() && !self.closing {
             self.ended = Some(reason);
         }
     }
+
+    fn stopped(&self) -> Option<String> {
+        self.ended.clone()
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A running capture of a PipeWire audio node. Fields drop in order: listeners
 /// before what they listen to, the loop last.
@@ -232,12 +212,7 @@ pub struct PipeWireAudio {
     opened: Instant,
     _stream_listener: pw::stream::StreamListener<()>,
     stream: pw::stream::StreamRc,
-    _registry_listener: pw::registry::Listener,
-    _core_listener: pw::core::Listener,
-    _registry: pw::registry::RegistryRc,
-    _core: pw::core::CoreRc,
-    _context: pw::context::ContextRc,
-    main_loop: pw::main_loop::MainLoopRc,
+    connection: Connection,
 }
 
 impl std::fmt::Debug for PipeWireAudio {
@@ -246,15 +221,6 @@ impl std::fmt::Debug for PipeWireAudio {
             .field("state", &lock(&self.state))
             .finish_non_exhaustive()
     }
-}
-
-fn pod_bytes(value: Value) -> Result<Vec<u8>, String> {
-    Ok(
-        spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
-            .map_err(|e| format!("building a PipeWire parameter: {e:?}"))?
-            .0
-            .into_inner(),
-    )
 }
 
 /// The one format the capture takes: 48 kHz float, the stream's channels at
@@ -288,83 +254,17 @@ impl PipeWireAudio {
         channels: usize,
         samples_per_packet: usize,
     ) -> Result<Self, String> {
-        pw::init();
-        let main_loop = pw::main_loop::MainLoopRc::new(None)
-            .map_err(|e| format!("creating a PipeWire loop: {e}"))?;
-        let context = pw::context::ContextRc::new(&main_loop, None)
-            .map_err(|e| format!("creating a PipeWire context: {e}"))?;
-        let mut props = pw::properties::PropertiesBox::new();
-        if let Some(dir) = runtime_dir {
-            props.insert(
-                "remote.name",
-                dir.join("pipewire-0").to_string_lossy().as_ref(),
-            );
-        }
-        let core = context.connect_rc(Some(props)).map_err(|e| {
-            format!(
-                "connecting to the PipeWire daemon ({}): {e}",
-                runtime_dir.map_or_else(|| "this user's".to_owned(), |d| d.display().to_string())
-            )
-        })?;
         let state: Shared = Arc::new(Mutex::new(State {
             fifo: Fifo::new(samples_per_packet * channels),
             channels,
             ..State::default()
         }));
-        let core_listener = {
-            let on_done = state.clone();
-            let on_error = state.clone();
-            core.add_listener_local()
-                .done(move |id, _| {
-                    if id == pw::core::PW_ID_CORE {
-                        lock(&on_done).synced = true;
-                    }
-                })
-                .error(move |id, _, res, message| {
-                    if id == pw::core::PW_ID_CORE {
-                        lock(&on_error).end(format!(
-                            "lost the connection to PipeWire ({message}, {res})"
-                        ));
-                    } else {
-                        tracing::debug!(id, res, "PipeWire error: {message}");
-                    }
-                })
-                .register()
-        };
-        let registry = core
-            .get_registry_rc()
-            .map_err(|e| format!("reading the PipeWire registry: {e}"))?;
-        let registry_listener = {
-            let on_global = state.clone();
-            let on_remove = state.clone();
-            registry
-                .add_listener_local()
-                .global(move |global| {
-                    if global.type_ != pw::types::ObjectType::Node {
-                        return;
-                    }
-                    let get = |k: &str| global.props.and_then(|p| p.get(k));
-                    lock(&on_global).nodes.push(AudioNode {
-                        id: global.id,
-                        serial: get("object.serial").and_then(|s| s.parse().ok()),
-                        name: get("node.name").unwrap_or_default().to_owned(),
-                        media_class: get("media.class").unwrap_or_default().to_owned(),
-                    });
-                })
-                .global_remove(move |id| {
-                    let mut st = lock(&on_remove);
-                    st.nodes.retain(|n| n.id != id);
-                    if let Some(t) = st.target.as_ref().filter(|t| t.id == id) {
-                        let reason = format!("PipeWire node {} (id {}) was removed", t.name, t.id);
-                        st.end(reason);
-                    }
-                })
-                .register()
-        };
-        core.sync(0)
-            .map_err(|e| format!("syncing with PipeWire: {e}"))?;
-        let target = Self::wait_for_node(&main_loop, &state, node)?;
-        lock(&state).target = Some(target.clone());
+        let connection = Connection::open(runtime_dir, &state)?;
+        let target = connection.wait_for(&state, NODE_WAIT, |nodes| match select(nodes, node) {
+            Ok(Some(found)) => Pick::Found(found),
+            Ok(None) => Pick::Missing(missing(nodes, node)),
+            Err(why) => Pick::Fail(why),
+        })?;
 
         let mut props = pw::properties::PropertiesBox::new();
         props.insert(*pw::keys::MEDIA_TYPE, "Audio");
@@ -374,15 +274,16 @@ impl PipeWireAudio {
         // The graph's cycle this capture asks for (the graph runs at the smallest any
         // of its nodes asks for).
         props.insert("node.latency", CAPTURE_QUANTUM);
-        if target.is_sink() {
+        if target.is_audio_sink() {
             props.insert("stream.capture.sink", "true");
         }
         let target_key = target
             .serial
             .map_or_else(|| target.name.clone(), |s| s.to_string());
         props.insert("target.object", target_key.as_str());
-        let stream = pw::stream::StreamRc::new(core.clone(), "punktfunk-audio-capture", props)
-            .map_err(|e| format!("creating a PipeWire stream: {e}"))?;
+        let stream =
+            pw::stream::StreamRc::new(connection.core().clone(), "punktfunk-audio-capture", props)
+                .map_err(|e| format!("creating a PipeWire stream: {e}"))?;
         let stream_listener = Self::listen(&stream, &state)?;
         let format = format_param(channels)?;
         let mut params: Vec<&Pod> = Pod::from_bytes(&format).into_iter().collect();
@@ -400,7 +301,7 @@ impl PipeWireAudio {
             class = target.media_class,
             channels,
             "audio: capturing PipeWire node{}",
-            if target.is_sink() {
+            if target.is_audio_sink() {
                 " (its monitor)"
             } else {
                 ""
@@ -413,42 +314,8 @@ impl PipeWireAudio {
             opened: Instant::now(),
             _stream_listener: stream_listener,
             stream,
-            _registry_listener: registry_listener,
-            _core_listener: core_listener,
-            _registry: registry,
-            _core: core,
-            _context: context,
-            main_loop,
+            connection,
         })
-    }
-
-    fn wait_for_node(
-        main_loop: &pw::main_loop::MainLoopRc,
-        state: &Shared,
-        node: &NodeTarget,
-    ) -> Result<AudioNode, String> {
-        let deadline = Instant::now() + NODE_WAIT;
-        loop {
-            {
-                let st = lock(state);
-                if let Some(reason) = &st.ended {
-                    return Err(reason.clone());
-                }
-                if st.synced {
-                    if let Some(found) = select(&st.nodes, node)? {
-                        return Ok(found);
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(missing(&st.nodes, node));
-                    }
-                } else if Instant::now() >= deadline {
-                    return Err("the PipeWire daemon did not answer".into());
-                }
-            }
-            main_loop
-                .loop_()
-                .iterate(pw::loop_::Timeout::Finite(Duration::from_millis(50)));
-        }
     }
 
     fn listen(
@@ -515,9 +382,7 @@ impl AudioCapture for PipeWireAudio {
                 std::thread::sleep(left);
                 continue;
             }
-            self.main_loop
-                .loop_()
-                .iterate(pw::loop_::Timeout::Finite(left));
+            self.connection.iterate(left);
         }
         let mut st = lock(&self.state);
         if let Some(reason) = &st.ended {
@@ -536,8 +401,8 @@ impl AudioCapture for PipeWireAudio {
 
     fn describe(&self) -> String {
         let st = lock(&self.state);
-        match &st.target {
-            Some(t) if t.is_sink() => {
+        match &st.graph.target {
+            Some(t) if t.is_audio_sink() => {
                 format!("the monitor of PipeWire sink {} (id {})", t.name, t.id)
             }
             Some(t) => format!("PipeWire source {} (id {})", t.name, t.id),
@@ -580,12 +445,13 @@ impl Drop for PipeWireAudio {
 mod tests {
     use super::*;
 
-    fn node(id: u32, name: &str, class: &str) -> AudioNode {
-        AudioNode {
+    fn node(id: u32, name: &str, class: &str) -> Node {
+        Node {
             id,
             serial: Some(u64::from(id) + 1000),
             name: name.into(),
             media_class: class.into(),
+            pid: None,
         }
     }
 

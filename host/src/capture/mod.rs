@@ -48,6 +48,14 @@ pub trait VideoCapture: Send {
 
     /// What this capture reads, for logs and status ("PipeWire node 42 (gamescope)").
     fn describe(&self) -> String;
+
+    /// Asks the capture to hand over NV12 in the colour matrix `m` from now on, where
+    /// it can produce YUV itself (so the host has no colour conversion to do); returns
+    /// whether it will. Captures of RGB buffers keep what they have.
+    fn offer_nv12(&mut self, m: &punktfunk_yuv::Matrix) -> bool {
+        let _ = m;
+        false
+    }
 }
 
 /// Which PipeWire node to capture.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{CaptureError, CpuFrame, Frame, PixelFormat, Pixels, Plane, VideoCapture};
-use crate::source::test_pattern::TestPattern;
+use crate::source::test_pattern::{Nv12Pattern, TestPattern};
 
 /// Paints the moving bars and the frame barcode into its own buffer, paced at `fps`
 /// like a display's refresh: one new picture per frame interval, numbered from 1.
@@ -19,6 +19,8 @@ pub struct TestPatternCapture {
     /// When the next picture is due.
     due: Option<Instant>,
     number: u64,
+    /// Painting NV12 instead (see [`VideoCapture::offer_nv12`]).
+    nv12: Option<Nv12Pattern>,
 }
 
 impl TestPatternCapture {
@@ -39,6 +41,7 @@ impl TestPatternCapture {
             interval: Duration::from_secs(1) / fps,
             due: None,
             number: 0,
+            nv12: None,
         })
     }
 }
@@ -66,6 +69,11 @@ impl VideoCapture for TestPatternCapture {
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
+        if let Some(nv12) = &mut self.nv12 {
+            nv12.draw(self.number, unix_us);
+            // Captured once painted, as below.
+            return Ok(Some(nv12.as_frame(Instant::now(), unix_us)));
+        }
         self.pattern
             .draw_into(self.number, unix_us, &mut self.pixels, self.stride);
         Ok(Some(Frame {
@@ -96,6 +104,15 @@ impl VideoCapture for TestPatternCapture {
             (Duration::from_secs(1).as_secs_f64() / self.interval.as_secs_f64()).round()
         )
     }
+
+    fn offer_nv12(&mut self, m: &punktfunk_yuv::Matrix) -> bool {
+        // NV12 needs even sizes (one chroma pair per 2x2 pixels).
+        if !(self.width.is_multiple_of(2) && self.height.is_multiple_of(2)) {
+            return false;
+        }
+        self.nv12 = Some(Nv12Pattern::new(self.width, self.height, m));
+        true
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +142,22 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn offered_nv12_it_paints_nv12_with_the_barcode_in_luma() {
+        let mut cap = TestPatternCapture::new(1280, 720, 1000).unwrap();
+        assert!(cap.offer_nv12(&punktfunk_yuv::Matrix::bt709(false)));
+        let f = cap.next_frame(Duration::from_millis(50)).unwrap().unwrap();
+        let Pixels::Cpu(cpu) = f.pixels else {
+            panic!("CPU frame")
+        };
+        assert_eq!(cpu.format, PixelFormat::Nv12);
+        crate::encode::convert::check_planes(1280, 720, &cpu).unwrap();
+        let (us, n) = read_barcode(cpu.planes[0].data, cpu.planes[0].stride, 1).unwrap();
+        assert_eq!((us, n), (f.captured_unix_us, 1));
+        let mut odd = TestPatternCapture::new(641, 360, 60).unwrap();
+        assert!(!odd.offer_nv12(&punktfunk_yuv::Matrix::bt709(false)));
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn rgb_order(format: PixelFormat) -> Option<Order> {
 }
 
 /// The one-pass converter's matrix for an `SWS_CS_*` constant.
-fn matrix(sws_space: libc::c_int, full_range: bool) -> Matrix {
+pub(crate) fn matrix(sws_space: libc::c_int, full_range: bool) -> Matrix {
     match sws_space {
         ffmpeg::ffi::SWS_CS_ITU709 => Matrix::bt709(full_range),
         ffmpeg::ffi::SWS_CS_BT2020 => Matrix::bt2020(full_range),
@@ -379,6 +379,13 @@ impl Converter {
             self.convert_fast(cpu, order);
             return Ok(());
         }
+        if cpu.format == PixelFormat::Nv12
+            && self.picture.format() == Pixel::NV12
+            && (width, height) == (self.width, self.height)
+        {
+            self.copy_nv12(cpu);
+            return Ok(());
+        }
         let stride = |p: &Plane<'_>| libc::c_int::try_from(p.stride).unwrap_or(0);
         let src_stride = [stride(&cpu.planes[0]), stride(&cpu.planes[1]), 0, 0];
         let nv12_out = self.picture.format() == Pixel::NV12;
@@ -458,6 +465,23 @@ impl Converter {
             bail!("swscale converted nothing ({rows})");
         }
         Ok(())
+    }
+
+    /// An NV12 source of the picture's size into an NV12 picture: no colour work, a
+    /// row copy per plane (the encoder keeps the picture for repeats, so it cannot
+    /// borrow the capture's memory past this frame).
+    fn copy_nv12(&mut self, cpu: &CpuFrame<'_>) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        for (i, rows) in [(0, h), (1, h.div_ceil(2))] {
+            let src = cpu.planes[i];
+            let row_bytes = if i == 0 { w } else { w.div_ceil(2) * 2 };
+            let stride = self.picture.stride(i);
+            let dst = self.picture.data_mut(i);
+            for r in 0..rows {
+                dst[r * stride..r * stride + row_bytes]
+                    .copy_from_slice(&src.data[r * src.stride..r * src.stride + row_bytes]);
+            }
+        }
     }
 
     /// Packed RGB of the picture's size into the picture, in one pass per band.

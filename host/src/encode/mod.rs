@@ -3,12 +3,15 @@
 
 pub mod audio;
 pub mod convert;
+pub mod cuda;
 pub mod nvenc;
+pub mod prime;
 pub mod probe;
 pub mod slices;
 pub mod software;
 pub mod vaapi;
 pub mod video;
+pub mod vpp;
 
 #[cfg(test)]
 mod round_trip;

@@ -1,23 +1,163 @@
 //! NVENC (NVIDIA GPUs) through FFmpeg's `*_nvenc` encoders.
 //!
-//! CPU frames are converted to NV12 and handed to FFmpeg in system memory; FFmpeg
-//! uploads them to the GPU itself (the same path as [`super::software`]). DMA-BUF
-//! frames need CUDA's external-memory import (`cuImportExternalMemory` of the
-//! DMA-BUF fd, then an `AV_PIX_FMT_CUDA` frame over the imported memory): see
-//! [`import_plan`] for the checks that run without a GPU. Without a CUDA import, a
-//! linear DMA-BUF is mapped and read by the CPU, and a tiled one is refused with the
-//! reason, so the caller falls back.
+//! - **CPU frames** are converted to NV12 and handed to FFmpeg in system memory;
+//!   FFmpeg uploads them to the GPU itself (the same path as [`super::software`]).
+//! - **DMA-BUF frames** are imported into CUDA ([`super::cuda`]: external memory over
+//!   the buffer's fd, mapped to a device pointer) and handed to a second NVENC
+//!   encoder opened for `AV_PIX_FMT_CUDA` frames of the buffer's format: no CPU copy,
+//!   and NVENC converts RGB to YUV itself. That encoder opens on the first DMA-BUF
+//!   frame; a switch between the two paths starts with an IDR, since they do not
+//!   share references.
+//! - Without the CUDA driver (or where the import fails), a linear DMA-BUF is mapped
+//!   and read by the CPU, with the reason logged once; a tiled one is refused with the
+//!   reason ([`import_plan`]), so the caller falls back.
 
-use anyhow::{Result, bail};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
 
-use super::software::{FfmpegEncoder, Tuning};
+use anyhow::{Context, Result, bail};
+use ffmpeg::ffi;
+use ffmpeg::format::Pixel;
+use ffmpeg_next as ffmpeg;
+
+use super::cuda::{CudaContext, HwRef, ImportCache};
+use super::software::{FfmpegEncoder, Tuning, open_context, send_picture, set_rates};
 use super::video::{Encode, EncodedFrame, VideoEncoderConfig};
 use crate::capture::{DmaBufFrame, Frame, PixelFormat, Pixels};
 
+/// NVENC fed CUDA frames over imported DMA-BUFs of one format.
+struct GpuPath {
+    // Dropped in this order: the encoder and the frame that reference the frames
+    // context, then the contexts, the imports, and last the CUDA context under all.
+    encoder: ffmpeg::encoder::video::Encoder,
+    picture: ffmpeg::frame::Video,
+    frames: HwRef,
+    _device: HwRef,
+    cache: ImportCache,
+    cuda: CudaContext,
+    format: PixelFormat,
+    packet: ffmpeg::Packet,
+    pts: i64,
+    has_picture: bool,
+}
+
+unsafe extern "C" fn keep_import(_opaque: *mut libc::c_void, _data: *mut u8) {
+    // The imported memory belongs to the import cache, not to the frame.
+}
+
+impl GpuPath {
+    fn open(
+        name: &'static str,
+        cfg: &VideoEncoderConfig,
+        tuning: &Tuning,
+        format: PixelFormat,
+    ) -> Result<Self> {
+        let cuda = CudaContext::open(0)?;
+        let (device, frames) =
+            super::cuda::hw_frames(&cuda, super::cuda::sw_format(format), cfg.width, cfg.height)?;
+        let encoder = open_context(name, cfg, tuning, Pixel::CUDA, Some(frames.0))?;
+        tracing::info!(
+            encoder = name,
+            ?format,
+            "NVENC takes DMA-BUF frames through CUDA"
+        );
+        Ok(Self {
+            encoder,
+            picture: ffmpeg::frame::Video::empty(),
+            frames,
+            _device: device,
+            cache: ImportCache::default(),
+            cuda,
+            format,
+            packet: ffmpeg::Packet::empty(),
+            pts: 0,
+            has_picture: false,
+        })
+    }
+
+    /// Points the next picture at `dmabuf`, imported (or found in the cache).
+    fn take(&mut self, frame: &Frame<'_>, dmabuf: &DmaBufFrame<'_>) -> Result<()> {
+        let planes = self.format.planes();
+        let first = dmabuf.planes[0].context("a DMA-BUF without planes")?;
+        for i in 1..planes {
+            let p = dmabuf.planes[i].with_context(|| format!("DMA-BUF plane {i} is missing"))?;
+            if p.fd.as_raw_fd() != first.fd.as_raw_fd() {
+                bail!("planes in separate buffers are not imported into CUDA");
+            }
+            // NVENC registers one pitched allocation and finds the chroma right after
+            // `height` luma rows.
+            if p.offset != first.offset + first.stride * frame.height || p.stride != first.stride {
+                bail!("an NV12 DMA-BUF whose chroma does not follow its luma rows");
+            }
+        }
+        let size = super::prime::dmabuf_size(first.fd.as_raw_fd())? as u64;
+        let import = self.cache.get(&self.cuda, first.fd, size)?;
+        let (ptr, len) = (import.ptr, import.size);
+        // SAFETY: the frame is ours; its planes point into the imported buffer (offsets
+        // within `size`, checked by the caller's import plan for the first plane), its
+        // buffer reference frees nothing (the cache owns the import), and it references
+        // the frames context the encoder was opened with.
+        unsafe {
+            let f = self.picture.as_mut_ptr();
+            ffi::av_frame_unref(f);
+            (*f).format = ffi::AVPixelFormat::AV_PIX_FMT_CUDA as libc::c_int;
+            (*f).width = frame.width as libc::c_int;
+            (*f).height = frame.height as libc::c_int;
+            for (i, p) in dmabuf.planes.iter().take(planes).flatten().enumerate() {
+                if u64::from(p.offset) >= len {
+                    bail!("DMA-BUF plane {i} starts past the buffer's end");
+                }
+                (*f).data[i] = (ptr + u64::from(p.offset)) as usize as *mut u8;
+                (*f).linesize[i] = p.stride as libc::c_int;
+            }
+            (*f).buf[0] = ffi::av_buffer_create(
+                ptr as usize as *mut u8,
+                len as usize,
+                Some(keep_import),
+                std::ptr::null_mut(),
+                0,
+            );
+            if (*f).buf[0].is_null() {
+                bail!("allocating the CUDA frame's reference");
+            }
+            (*f).hw_frames_ctx = ffi::av_buffer_ref(self.frames.0);
+        }
+        self.has_picture = true;
+        Ok(())
+    }
+}
+
+/// Whether the GPU path was tried, and how it went.
+enum Gpu {
+    Untried,
+    Open(Box<GpuPath>),
+    /// It failed to open (the reason was logged once); CPU frames only.
+    Failed,
+}
+
 /// An open NVENC encoder.
-#[derive(Debug)]
 pub struct NvencEncoder {
     inner: FfmpegEncoder,
+    gpu: Gpu,
+    name: &'static str,
+    cfg: VideoEncoderConfig,
+    tuning: Tuning,
+    /// Whether the current picture is on the GPU path.
+    on_gpu: bool,
+    /// The path changed: the next frame must be an IDR.
+    switched: bool,
+    idr_requested: bool,
+    /// A buffer could not be taken on the GPU path (logged once).
+    take_failed: bool,
+}
+
+impl std::fmt::Debug for NvencEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvencEncoder")
+            .field("inner", &self.inner)
+            .field("on_gpu", &self.on_gpu)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a DMA-BUF import into CUDA needs to know, checked before touching the driver.
@@ -89,7 +229,63 @@ impl NvencEncoder {
         driver_present()?;
         Ok(Self {
             inner: FfmpegEncoder::open(name, cfg, tuning)?,
+            gpu: Gpu::Untried,
+            name,
+            cfg: *cfg,
+            tuning: *tuning,
+            on_gpu: false,
+            switched: false,
+            idr_requested: false,
+            take_failed: false,
         })
+    }
+
+    /// Takes `dmabuf` on the GPU path, opening it on first use (or again for another
+    /// format); `Ok(false)` when the GPU path is unavailable here.
+    fn take_on_gpu(&mut self, frame: &Frame<'_>, dmabuf: &DmaBufFrame<'_>) -> Result<bool> {
+        let plan = import_plan(frame.width, frame.height, dmabuf)?;
+        if (frame.width, frame.height) != (self.cfg.width, self.cfg.height) {
+            // NVENC does not scale; the CPU path does.
+            return Ok(false);
+        }
+        if matches!(&self.gpu, Gpu::Open(g) if g.format != plan.format) {
+            self.gpu = Gpu::Untried;
+        }
+        if matches!(self.gpu, Gpu::Untried) {
+            self.gpu = match GpuPath::open(self.name, &self.cfg, &self.tuning, plan.format) {
+                Ok(g) => Gpu::Open(Box::new(g)),
+                Err(e) => {
+                    tracing::warn!(
+                        encoder = self.name,
+                        "DMA-BUF frames go through the CPU: no CUDA import ({e:#})"
+                    );
+                    Gpu::Failed
+                }
+            };
+        }
+        match &mut self.gpu {
+            Gpu::Open(g) => match g.take(frame, dmabuf) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    // This buffer goes through the CPU; say why once per stream.
+                    if !std::mem::replace(&mut self.take_failed, true) {
+                        tracing::warn!(
+                            encoder = self.name,
+                            "a DMA-BUF goes through the CPU: {e:#}"
+                        );
+                    }
+                    Ok(false)
+                }
+            },
+            _ => Ok(false),
+        }
+    }
+
+    fn set_path(&mut self, on_gpu: bool) {
+        if self.on_gpu != on_gpu {
+            self.on_gpu = on_gpu;
+            self.switched = true;
+        }
     }
 }
 
@@ -99,16 +295,24 @@ impl Encode for NvencEncoder {
     }
 
     fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
-        if let Pixels::DmaBuf(d) = &frame.pixels {
-            // Without the CUDA import, linear buffers go through the CPU mapping; the
-            // plan's checks give tiled ones a clear reason first.
-            import_plan(frame.width, frame.height, d)?;
+        let t0 = Instant::now();
+        if let Pixels::DmaBuf(d) = &frame.pixels
+            && self.take_on_gpu(frame, d)?
+        {
+            self.set_path(true);
+            return Ok(t0.elapsed().as_micros() as u64);
         }
-        self.inner.convert(frame)
+        // CPU pixels, or a linear DMA-BUF without the CUDA import: the CPU maps it.
+        let us = self.inner.convert(frame)?;
+        self.set_path(false);
+        Ok(us)
     }
 
     fn has_picture(&self) -> bool {
-        self.inner.has_picture()
+        match &self.gpu {
+            Gpu::Open(g) if self.on_gpu => g.has_picture,
+            _ => self.inner.has_picture(),
+        }
     }
 
     fn encode_picture(
@@ -117,15 +321,39 @@ impl Encode for NvencEncoder {
         convert_us: u64,
         out: &mut EncodedFrame,
     ) -> Result<bool> {
-        self.inner.encode_picture(force_idr, convert_us, out)
+        let idr = force_idr
+            || std::mem::take(&mut self.switched)
+            || std::mem::take(&mut self.idr_requested);
+        match &mut self.gpu {
+            Gpu::Open(g) if self.on_gpu => {
+                let t1 = Instant::now();
+                let got = send_picture(
+                    &mut g.encoder,
+                    &mut g.packet,
+                    &mut g.picture,
+                    &mut g.pts,
+                    idr,
+                    out,
+                )?;
+                out.convert_us = convert_us;
+                out.encode_us = t1.elapsed().as_micros() as u64;
+                Ok(got)
+            }
+            _ => self.inner.encode_picture(idr, convert_us, out),
+        }
     }
 
     fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<()> {
-        self.inner.set_bitrate(bitrate_kbps)
+        self.inner.set_bitrate(bitrate_kbps)?;
+        if let Gpu::Open(g) = &mut self.gpu {
+            set_rates(&mut g.encoder, bitrate_kbps, self.cfg.fps);
+        }
+        self.cfg.bitrate_kbps = bitrate_kbps;
+        Ok(())
     }
 
     fn request_idr(&mut self) {
-        self.inner.request_idr();
+        self.idr_requested = true;
     }
 }
 

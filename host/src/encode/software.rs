@@ -15,7 +15,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
 use super::convert::{ConvertPath, Converter};
-use super::video::{Encode, EncodedFrame, VideoEncoderConfig};
+use super::video::{Encode, EncodedFrame, VideoEncoderConfig, drain_packets};
 use crate::capture::Frame;
 
 /// The per-encoder knobs the pipeline bench varies (the levers); the defaults are
@@ -35,6 +35,9 @@ pub struct Tuning {
     /// padding is bytes the link carries for nothing); the loss tests turn it on so a
     /// simple test pattern loads the link like a game at the configured bitrate.
     pub filler: bool,
+    /// More `x264-params` (`key=value:...`), appended after the host's own: the
+    /// bench's option levers. Empty for the host.
+    pub x264_extra: &'static str,
 }
 
 impl Default for Tuning {
@@ -47,6 +50,7 @@ impl Default for Tuning {
             threads: Some(2),
             preset: "superfast",
             filler: false,
+            x264_extra: "",
         }
     }
 }
@@ -97,14 +101,15 @@ fn options(name: &str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> ffmpeg::Dic
             // to change VBV parameters while NAL HRD is signalled, and its CBR filler
             // only pads frames with bytes the link then carries for nothing.
             // `filler` (unlike `nal-hrd`) leaves the VBV reconfigurable.
-            o.set(
-                "x264-params",
-                if tuning.filler {
-                    "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0:filler=1"
-                } else {
-                    "repeat-headers=1:bframes=0:keyint=infinite:scenecut=0"
-                },
-            );
+            let mut params = String::from("repeat-headers=1:bframes=0:keyint=infinite:scenecut=0");
+            if tuning.filler {
+                params.push_str(":filler=1");
+            }
+            if !tuning.x264_extra.is_empty() {
+                params.push(':');
+                params.push_str(tuning.x264_extra);
+            }
+            o.set("x264-params", &params);
         }
         "libx265" => {
             // info=0: x265's version SEI (a prefix SEI between the PPS and the IDR slice)
@@ -157,68 +162,122 @@ fn forces_key_frames(name: &str) -> bool {
     name != "libsvtav1"
 }
 
-/// Opens the FFmpeg encoder `name`; returns it, its input format and the swscale
-/// colour matrix its converter uses.
+/// Opens the FFmpeg encoder `name` with the host's settings for pictures of `format`;
+/// `hw_frames` (a hardware frames context, for `format` `CUDA`) is referenced by the
+/// encoder when given.
+pub(crate) fn open_context(
+    name: &'static str,
+    cfg: &VideoEncoderConfig,
+    tuning: &Tuning,
+    format: Pixel,
+    hw_frames: Option<*mut ffmpeg::ffi::AVBufferRef>,
+) -> Result<ffmpeg::encoder::video::Encoder> {
+    let codec = ffmpeg::encoder::find_by_name(name)
+        .ok_or_else(|| anyhow!("{name} is not in this FFmpeg"))?;
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .context("allocating the encoder")?;
+    enc.set_width(cfg.width);
+    enc.set_height(cfg.height);
+    enc.set_format(format);
+    enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
+    enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
+    let bps = usize::try_from(u64::from(cfg.bitrate_kbps) * 1000).unwrap_or(usize::MAX);
+    enc.set_bit_rate(bps);
+    // SVT-AV1's CBR refuses a maximum equal to the target ("Max Bitrate must be
+    // greater than Target Bitrate") and needs none; the others cap at the target.
+    if name != "libsvtav1" {
+        enc.set_max_bit_rate(bps);
+    }
+    enc.set_max_b_frames(0);
+    // IDRs come on request (client start, loss); no periodic ones.
+    enc.set_gop(i32::MAX as u32);
+    if name == "libx264"
+        && let Some(t) = tuning.threads
+    {
+        enc.set_threading(ffmpeg::threading::Config {
+            kind: ffmpeg::threading::Type::Slice,
+            count: t as usize,
+            ..Default::default()
+        });
+    }
+    // Convert and tag exactly as the client asked (`encoderCscMode`): its decoder
+    // converts back with the same matrix and range.
+    let (space, primaries, transfer, _) = cfg.colour();
+    enc.set_colorspace(space);
+    enc.set_color_range(if cfg.full_range() {
+        ffmpeg::color::Range::JPEG
+    } else {
+        ffmpeg::color::Range::MPEG
+    });
+    // SAFETY: the context is allocated and not yet open; these are plain fields.
+    unsafe {
+        let ctx = enc.as_mut_ptr();
+        (*ctx).color_primaries = primaries.into();
+        (*ctx).color_trc = transfer.into();
+        if name == "libx264" || name.ends_with("_nvenc") {
+            (*ctx).rc_buffer_size = vbv_bits(cfg.bitrate_kbps, cfg.fps);
+        }
+        if let Some(frames) = hw_frames {
+            (*ctx).hw_frames_ctx = ffmpeg::ffi::av_buffer_ref(frames);
+        }
+    }
+    enc.open_with(options(name, cfg, tuning))
+        .with_context(|| format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps))
+}
+
+/// Stamps `picture` as the next frame (`pts`, an IDR when `idr`), sends it and drains
+/// the access unit into `out`.
+pub(crate) fn send_picture(
+    encoder: &mut ffmpeg::encoder::video::Encoder,
+    packet: &mut ffmpeg::Packet,
+    picture: &mut ffmpeg::frame::Video,
+    pts: &mut i64,
+    idr: bool,
+    out: &mut EncodedFrame,
+) -> Result<bool> {
+    picture.set_pts(Some(*pts));
+    *pts += 1;
+    picture.set_kind(if idr {
+        ffmpeg::picture::Type::I
+    } else {
+        ffmpeg::picture::Type::None
+    });
+    encoder
+        .send_frame(picture)
+        .context("sending a frame to the encoder")?;
+    drain_packets(encoder, packet, out)
+}
+
+/// Sets an open encoder's target, maximum and VBV for `bitrate_kbps`; the libx264 and
+/// NVENC wrappers apply them from the next frame on.
+pub(crate) fn set_rates(
+    encoder: &mut ffmpeg::encoder::video::Encoder,
+    bitrate_kbps: u32,
+    fps: u32,
+) {
+    let bps = i64::from(bitrate_kbps) * 1000;
+    // SAFETY: the encoder is open and used only from this thread; FFmpeg reads these
+    // plain fields on the next frame.
+    unsafe {
+        let ctx = encoder.as_mut_ptr();
+        (*ctx).bit_rate = bps;
+        (*ctx).rc_max_rate = bps;
+        (*ctx).rc_buffer_size = vbv_bits(bitrate_kbps, fps);
+    }
+}
+
+/// Opens the FFmpeg encoder `name` for system-memory pictures; returns it, its input
+/// format and the swscale colour matrix its converter uses.
 fn open_encoder(
     name: &'static str,
     cfg: &VideoEncoderConfig,
     tuning: &Tuning,
 ) -> Result<(ffmpeg::encoder::video::Encoder, Pixel, libc::c_int)> {
-    {
-        let codec = ffmpeg::encoder::find_by_name(name)
-            .ok_or_else(|| anyhow!("{name} is not in this FFmpeg"))?;
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .context("allocating the encoder")?;
-        let format = input_format(name, tuning);
-        enc.set_width(cfg.width);
-        enc.set_height(cfg.height);
-        enc.set_format(format);
-        enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
-        enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
-        let bps = usize::try_from(u64::from(cfg.bitrate_kbps) * 1000).unwrap_or(usize::MAX);
-        enc.set_bit_rate(bps);
-        // SVT-AV1's CBR refuses a maximum equal to the target ("Max Bitrate must be
-        // greater than Target Bitrate") and needs none; the others cap at the target.
-        if name != "libsvtav1" {
-            enc.set_max_bit_rate(bps);
-        }
-        enc.set_max_b_frames(0);
-        // IDRs come on request (client start, loss); no periodic ones.
-        enc.set_gop(i32::MAX as u32);
-        if name == "libx264"
-            && let Some(t) = tuning.threads
-        {
-            enc.set_threading(ffmpeg::threading::Config {
-                kind: ffmpeg::threading::Type::Slice,
-                count: t as usize,
-                ..Default::default()
-            });
-        }
-        // Convert and tag exactly as the client asked (`encoderCscMode`): its decoder
-        // converts back with the same matrix and range.
-        let (space, primaries, transfer, sws_space) = cfg.colour();
-        enc.set_colorspace(space);
-        enc.set_color_range(if cfg.full_range() {
-            ffmpeg::color::Range::JPEG
-        } else {
-            ffmpeg::color::Range::MPEG
-        });
-        // SAFETY: the context is allocated and not yet open; these are plain fields.
-        unsafe {
-            let ctx = enc.as_mut_ptr();
-            (*ctx).color_primaries = primaries.into();
-            (*ctx).color_trc = transfer.into();
-            if name == "libx264" || name.ends_with("_nvenc") {
-                (*ctx).rc_buffer_size = vbv_bits(cfg.bitrate_kbps, cfg.fps);
-            }
-        }
-        let encoder = enc.open_with(options(name, cfg, tuning)).with_context(|| {
-            format!("opening {name} at {}x{}@{}", cfg.width, cfg.height, cfg.fps)
-        })?;
-        Ok((encoder, format, sws_space))
-    }
+    let format = input_format(name, tuning);
+    let encoder = open_context(name, cfg, tuning, format, None)?;
+    Ok((encoder, format, cfg.colour().3))
 }
 
 /// Ends `encoder`'s stream and drops what it still holds (SVT-AV1 hangs when freed
@@ -313,34 +372,14 @@ impl Encode for FfmpegEncoder {
             self.restart()?;
             force_idr = false;
         }
-        let picture = &mut self.converter.picture;
-        picture.set_pts(Some(self.pts));
-        self.pts += 1;
-        picture.set_kind(if force_idr {
-            ffmpeg::picture::Type::I
-        } else {
-            ffmpeg::picture::Type::None
-        });
-        self.encoder
-            .send_frame(&self.converter.picture)
-            .context("sending a frame to the encoder")?;
-        out.data.clear();
-        out.keyframe = false;
-        let mut got = false;
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {
-                    if let Some(d) = self.packet.data() {
-                        out.data.extend_from_slice(d);
-                    }
-                    out.keyframe |= self.packet.is_key();
-                    got = true;
-                }
-                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
-                Err(ffmpeg::Error::Eof) => break,
-                Err(e) => return Err(e).context("receiving a packet from the encoder"),
-            }
-        }
+        let got = send_picture(
+            &mut self.encoder,
+            &mut self.packet,
+            &mut self.converter.picture,
+            &mut self.pts,
+            force_idr,
+            out,
+        )?;
         out.convert_us = convert_us;
         out.encode_us = t1.elapsed().as_micros() as u64;
         Ok(got)
@@ -353,15 +392,8 @@ impl Encode for FfmpegEncoder {
         if !(self.name == "libx264" || self.name.ends_with("_nvenc")) {
             bail!("{} cannot change its bitrate without reopening", self.name);
         }
-        let bps = i64::from(bitrate_kbps) * 1000;
-        // SAFETY: the encoder is open and used only from this thread; FFmpeg reads these
-        // plain fields on the next frame.
-        unsafe {
-            let ctx = self.encoder.as_mut_ptr();
-            (*ctx).bit_rate = bps;
-            (*ctx).rc_max_rate = bps;
-            (*ctx).rc_buffer_size = vbv_bits(bitrate_kbps, self.fps);
-        }
+        set_rates(&mut self.encoder, bitrate_kbps, self.fps);
+        self.cfg.bitrate_kbps = bitrate_kbps;
         tracing::info!(encoder = self.name, kbps = bitrate_kbps, "bitrate changed");
         Ok(())
     }

@@ -4,16 +4,15 @@
 //!   object per distinct fd, the modifier passed through) and mapped onto a VAAPI
 //!   surface with `av_hwframe_map`: the GPU reads the compositor's buffer, no CPU copy.
 //!   VAAPI encoders take NV12 surfaces, so NV12 buffers map straight in; RGB buffers
-//!   would need the video processor (VPP) for the colour conversion, which is not
-//!   wired: a linear RGB buffer is read by the CPU instead, a tiled one refused with
-//!   the reason.
+//!   map onto an RGB surface that the video processor converts to NV12 on the GPU
+//!   ([`super::vpp`]). Where VPP does not open (a driver without it), a linear RGB
+//!   buffer is read by the CPU instead, with the reason logged once.
 //! - **CPU frames** are converted to NV12 by [`super::convert::Converter`] and uploaded
 //!   with `av_hwframe_transfer_data` into a surface from the encoder's pool.
 //!
 //! Without a render node or a VAAPI driver, [`VaapiEncoder::open`] fails with the
 //! reason (`doctor` and the start-up probe show it) and the software encoder is used.
 
-use std::os::fd::AsRawFd;
 use std::ptr;
 use std::time::Instant;
 
@@ -23,7 +22,10 @@ use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
 use super::convert::{ConvertPath, Converter};
-use super::video::{Encode, EncodedFrame, VideoEncoderConfig};
+use super::cuda::HwRef as BufferRef;
+use super::prime::map_onto;
+use super::video::{Encode, EncodedFrame, VideoEncoderConfig, drain_packets};
+use super::vpp::{Vpp, VppOutput};
 use crate::capture::{DmaBufFrame, Frame, PixelFormat, Pixels};
 
 /// The render node VAAPI opens: `PF_VAAPI_DEVICE`, else the first `renderD*` node.
@@ -45,86 +47,12 @@ pub fn render_node() -> Option<std::path::PathBuf> {
     nodes.into_iter().next()
 }
 
-/// The DRM PRIME description of `dmabuf` for FFmpeg: distinct fds become objects
-/// (sized by `size_of`), planes point at their object, and the modifier rides on every
-/// object. Only NV12 is mapped onto an encoder surface directly.
-pub fn drm_descriptor(
-    dmabuf: &DmaBufFrame<'_>,
-    size_of: impl Fn(libc::c_int) -> Result<usize>,
-) -> Result<ffi::AVDRMFrameDescriptor> {
-    match PixelFormat::from_drm_fourcc(dmabuf.fourcc) {
-        Some(PixelFormat::Nv12) => {}
-        Some(f) => bail!(
-            "a {f:?} DMA-BUF needs VAAPI's video processor for the colour conversion, which is not wired"
-        ),
-        None => bail!("DMA-BUF fourcc {:#010x} is not mapped", dmabuf.fourcc),
-    }
-    // SAFETY: all-zero is a valid value of this plain C struct.
-    let mut desc: ffi::AVDRMFrameDescriptor = unsafe { std::mem::zeroed() };
-    desc.nb_layers = 1;
-    desc.layers[0].format = dmabuf.fourcc;
-    let mut nb_planes = 0;
-    for plane in dmabuf.planes.iter().flatten() {
-        let fd = plane.fd.as_raw_fd();
-        let n = desc.nb_objects as usize;
-        let object = match desc.objects[..n].iter().position(|o| o.fd == fd) {
-            Some(i) => i,
-            None => {
-                desc.objects[n] = ffi::AVDRMObjectDescriptor {
-                    fd,
-                    size: size_of(fd)?,
-                    format_modifier: dmabuf.modifier,
-                };
-                desc.nb_objects += 1;
-                n
-            }
-        };
-        desc.layers[0].planes[nb_planes] = ffi::AVDRMPlaneDescriptor {
-            object_index: object as libc::c_int,
-            offset: plane.offset as isize,
-            pitch: plane.stride as isize,
-        };
-        nb_planes += 1;
-    }
-    if nb_planes != 2 {
-        bail!("an NV12 DMA-BUF has {nb_planes} planes, not 2");
-    }
-    desc.layers[0].nb_planes = 2;
-    Ok(desc)
-}
-
-/// A DMA-BUF's size: `lseek` to its end (what the kernel reports for dma-buf fds).
-fn dmabuf_size(fd: libc::c_int) -> Result<usize> {
-    // SAFETY: lseek on a descriptor the frame borrows; the offset is restored below.
-    let end = unsafe { libc::lseek(fd, 0, libc::SEEK_END) };
-    // SAFETY: as above.
-    unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
-    if end <= 0 {
-        bail!("the DMA-BUF reports no size");
-    }
-    Ok(end as usize)
-}
-
 fn check(ret: libc::c_int, what: &str) -> Result<()> {
     if ret < 0 {
         bail!("{what}: {}", ffmpeg::Error::from(ret));
     }
     Ok(())
 }
-
-/// An owned `AVBufferRef`.
-struct BufferRef(*mut ffi::AVBufferRef);
-
-impl Drop for BufferRef {
-    fn drop(&mut self) {
-        // SAFETY: we own this reference.
-        unsafe { ffi::av_buffer_unref(&mut self.0) };
-    }
-}
-
-// SAFETY: FFmpeg's buffer references are reference-counted atomically; this one is
-// used by the encoder's thread only.
-unsafe impl Send for BufferRef {}
 
 /// An open VAAPI encoder.
 pub struct VaapiEncoder {
@@ -139,6 +67,12 @@ pub struct VaapiEncoder {
     idr_requested: bool,
     packet: ffmpeg::Packet,
     pts: i64,
+    /// The video processor for RGB DMA-BUFs, once one came; `Err` holds why it does
+    /// not open here (logged once, the CPU converts instead).
+    vpp: Option<std::result::Result<Vpp, String>>,
+    /// The mapped RGB surface VPP reads.
+    rgb: ffmpeg::frame::Video,
+    out: VppOutput,
 }
 
 impl std::fmt::Debug for VaapiEncoder {
@@ -234,7 +168,52 @@ impl VaapiEncoder {
             idr_requested: false,
             packet: ffmpeg::Packet::empty(),
             pts: 0,
+            vpp: None,
+            rgb: ffmpeg::frame::Video::empty(),
+            out: VppOutput {
+                width: cfg.width,
+                height: cfg.height,
+                fps: cfg.fps,
+                bt709: sws_space == ffi::SWS_CS_ITU709,
+                full_range: cfg.full_range(),
+            },
         })
+    }
+
+    /// Converts an RGB DMA-BUF to an NV12 surface with the video processor; `Ok(false)`
+    /// when VPP is unavailable here (the caller converts on the CPU).
+    fn through_vpp(
+        &mut self,
+        frame: &Frame<'_>,
+        dmabuf: &DmaBufFrame<'_>,
+        format: PixelFormat,
+    ) -> Result<bool> {
+        let key = (format, frame.width, frame.height);
+        if !matches!(&self.vpp, Some(Ok(v)) if v.key == key) {
+            let opened = Vpp::open(&self.device, format, frame.width, frame.height, self.out);
+            if let Err(e) = &opened {
+                tracing::warn!(
+                    encoder = self.name,
+                    "RGB DMA-BUFs are converted by the CPU: VAAPI's video processor does not open ({e:#})"
+                );
+            }
+            self.vpp = Some(opened.map_err(|e| format!("{e:#}")));
+        }
+        let Some(Ok(vpp)) = &self.vpp else {
+            return Ok(false);
+        };
+        let (frames, sw) = (
+            vpp.rgb_frames(),
+            super::vpp::rgb_sw_format(format).context("not an RGB format")?,
+        );
+        map_onto(self.device.0, frame, dmabuf, frames, sw, &mut self.rgb)?;
+        let Some(Ok(vpp)) = &mut self.vpp else {
+            unreachable!("checked above")
+        };
+        // SAFETY: the surface frame is ours; the filter's output replaces it.
+        unsafe { ffi::av_frame_unref(self.surface.as_mut_ptr()) };
+        vpp.process(&self.rgb, &mut self.surface)?;
+        Ok(true)
     }
 
     /// Uploads the converter's NV12 picture into a fresh surface.
@@ -254,70 +233,6 @@ impl VaapiEncoder {
             )
         }
     }
-
-    /// Maps an NV12 DMA-BUF onto a VAAPI surface (no copy).
-    fn map(&mut self, frame: &Frame<'_>, dmabuf: &DmaBufFrame<'_>) -> Result<()> {
-        let desc = Box::new(drm_descriptor(dmabuf, dmabuf_size)?);
-        // SAFETY: `drm` is a DRM PRIME frame over `desc` (owned by the buffer that frees
-        // it); FFmpeg imports the fds into a VA surface that the mapped frame
-        // references, and the capture keeps the fds open while the frame is borrowed.
-        unsafe {
-            let mut drm = ffmpeg::frame::Video::empty();
-            let d = drm.as_mut_ptr();
-            (*d).format = ffi::AVPixelFormat::AV_PIX_FMT_DRM_PRIME as libc::c_int;
-            (*d).width = frame.width as libc::c_int;
-            (*d).height = frame.height as libc::c_int;
-            let raw = Box::into_raw(desc);
-            (*d).buf[0] = ffi::av_buffer_create(
-                raw.cast(),
-                std::mem::size_of::<ffi::AVDRMFrameDescriptor>(),
-                Some(free_descriptor),
-                ptr::null_mut(),
-                0,
-            );
-            if (*d).buf[0].is_null() {
-                drop(Box::from_raw(raw));
-                bail!("allocating the DRM frame");
-            }
-            (*d).data[0] = raw.cast();
-            let mut drm_device = BufferRef(ptr::null_mut());
-            check(
-                ffi::av_hwdevice_ctx_create_derived(
-                    &mut drm_device.0,
-                    ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_DRM,
-                    self.device.0,
-                    0,
-                ),
-                "deriving the DRM device",
-            )?;
-            let drm_frames = BufferRef(ffi::av_hwframe_ctx_alloc(drm_device.0));
-            let fc = (*drm_frames.0).data.cast::<ffi::AVHWFramesContext>();
-            (*fc).format = ffi::AVPixelFormat::AV_PIX_FMT_DRM_PRIME;
-            (*fc).sw_format = ffi::AVPixelFormat::AV_PIX_FMT_NV12;
-            (*fc).width = frame.width as libc::c_int;
-            (*fc).height = frame.height as libc::c_int;
-            check(ffi::av_hwframe_ctx_init(drm_frames.0), "DRM frames")?;
-            (*d).hw_frames_ctx = ffi::av_buffer_ref(drm_frames.0);
-            let s = self.surface.as_mut_ptr();
-            ffi::av_frame_unref(s);
-            (*s).format = ffi::AVPixelFormat::AV_PIX_FMT_VAAPI as libc::c_int;
-            (*s).hw_frames_ctx = ffi::av_buffer_ref(self.frames.0);
-            check(
-                ffi::av_hwframe_map(
-                    s,
-                    d,
-                    ffi::AV_HWFRAME_MAP_READ as libc::c_int
-                        | ffi::AV_HWFRAME_MAP_DIRECT as libc::c_int,
-                ),
-                "mapping the DMA-BUF onto a VAAPI surface",
-            )
-        }
-    }
-}
-
-unsafe extern "C" fn free_descriptor(_opaque: *mut libc::c_void, data: *mut u8) {
-    // SAFETY: `data` is the Box::into_raw of `map`, freed exactly once by FFmpeg.
-    drop(unsafe { Box::from_raw(data.cast::<ffi::AVDRMFrameDescriptor>()) });
 }
 
 impl Encode for VaapiEncoder {
@@ -327,12 +242,22 @@ impl Encode for VaapiEncoder {
 
     fn convert(&mut self, frame: &Frame<'_>) -> Result<u64> {
         let t0 = Instant::now();
-        match &frame.pixels {
-            Pixels::DmaBuf(d)
-                if PixelFormat::from_drm_fourcc(d.fourcc) == Some(PixelFormat::Nv12) =>
-            {
-                self.map(frame, d)?
+        let format = match &frame.pixels {
+            Pixels::DmaBuf(d) => PixelFormat::from_drm_fourcc(d.fourcc),
+            Pixels::Cpu(_) => None,
+        };
+        match (&frame.pixels, format) {
+            (Pixels::DmaBuf(d), Some(PixelFormat::Nv12)) => {
+                map_onto(
+                    self.device.0,
+                    frame,
+                    d,
+                    self.frames.0,
+                    ffi::AVPixelFormat::AV_PIX_FMT_NV12,
+                    &mut self.surface,
+                )?;
             }
+            (Pixels::DmaBuf(d), Some(f)) if self.through_vpp(frame, d, f)? => {}
             _ => {
                 self.converter.convert(frame)?;
                 self.upload()?;
@@ -362,16 +287,7 @@ impl Encode for VaapiEncoder {
             ffmpeg::picture::Type::None
         });
         self.encoder.send_frame(&self.surface)?;
-        out.data.clear();
-        out.keyframe = false;
-        let mut got = false;
-        while self.encoder.receive_packet(&mut self.packet).is_ok() {
-            if let Some(d) = self.packet.data() {
-                out.data.extend_from_slice(d);
-            }
-            out.keyframe |= self.packet.is_key();
-            got = true;
-        }
+        let got = drain_packets(&mut self.encoder, &mut self.packet, out)?;
         out.convert_us = convert_us;
         out.encode_us = t1.elapsed().as_micros() as u64;
         Ok(got)
@@ -391,68 +307,7 @@ impl Encode for VaapiEncoder {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
-
     use super::*;
-    use crate::capture::DmaBufPlane;
-
-    #[test]
-    fn nv12_planes_on_one_fd_share_an_object_and_keep_the_modifier() {
-        let file = tempfile::tempfile().unwrap();
-        let other = tempfile::tempfile().unwrap();
-        let p = |fd, offset, stride| Some(DmaBufPlane { fd, offset, stride });
-        let modifier = 0x0200_0000_0000_0001; // an AMD tiled layout
-        let one = DmaBufFrame {
-            fourcc: PixelFormat::Nv12.drm_fourcc(),
-            modifier,
-            planes: [
-                p(file.as_fd(), 0, 1280),
-                p(file.as_fd(), 1280 * 720, 1280),
-                None,
-                None,
-            ],
-        };
-        let d = drm_descriptor(&one, |_| Ok(4096)).unwrap();
-        assert_eq!((d.nb_objects, d.nb_layers), (1, 1));
-        assert_eq!(d.objects[0].format_modifier, modifier);
-        assert_eq!(d.layers[0].nb_planes, 2);
-        assert_eq!(d.layers[0].planes[1].offset, 1280 * 720);
-        assert_eq!(d.layers[0].planes[1].object_index, 0);
-        let two = DmaBufFrame {
-            planes: [
-                p(file.as_fd(), 0, 1280),
-                p(other.as_fd(), 0, 1280),
-                None,
-                None,
-            ],
-            ..one
-        };
-        let d = drm_descriptor(&two, |_| Ok(4096)).unwrap();
-        assert_eq!(d.nb_objects, 2);
-        assert_eq!(d.layers[0].planes[1].object_index, 1);
-    }
-
-    #[test]
-    fn rgb_and_unknown_buffers_are_refused_with_the_reason() {
-        let file = tempfile::tempfile().unwrap();
-        let plane = DmaBufPlane {
-            fd: file.as_fd(),
-            offset: 0,
-            stride: 5120,
-        };
-        let mut d = DmaBufFrame {
-            fourcc: PixelFormat::Bgrx.drm_fourcc(),
-            modifier: 0,
-            planes: [Some(plane), None, None, None],
-        };
-        let e = drm_descriptor(&d, |_| Ok(1)).unwrap_err().to_string();
-        assert!(e.contains("video processor"), "{e}");
-        d.fourcc = 0;
-        assert!(drm_descriptor(&d, |_| Ok(1)).is_err());
-        d.fourcc = PixelFormat::Nv12.drm_fourcc();
-        let e = drm_descriptor(&d, |_| Ok(1)).unwrap_err().to_string();
-        assert!(e.contains("1 planes"), "{e}");
-    }
 
     #[test]
     fn without_a_device_opening_fails_with_a_reason() {

@@ -69,6 +69,12 @@ impl VideoEncoderConfig {
     pub(crate) fn full_range(&self) -> bool {
         self.csc_mode & 1 == 1
     }
+
+    /// The YUV matrix and range the client asked for, for a source that paints YUV
+    /// itself ([`crate::capture::VideoCapture::offer_nv12`]).
+    pub fn yuv_matrix(&self) -> punktfunk_yuv::Matrix {
+        super::convert::matrix(self.colour().3, self.full_range())
+    }
 }
 
 /// One encoded frame.
@@ -82,6 +88,36 @@ pub struct EncodedFrame {
     pub convert_us: u64,
     /// Microseconds spent encoding.
     pub encode_us: u64,
+}
+
+/// Collects every packet the encoder has ready into `out` (replacing its bitstream and
+/// key-frame flag), until it answers EAGAIN (wants the next frame) or EOF. Returns
+/// whether any packet came. One frame in gives one access unit out with the settings
+/// the backends use (no B-frames, no lookahead), so this is called once per frame.
+pub(crate) fn drain_packets(
+    encoder: &mut ffmpeg::encoder::video::Encoder,
+    packet: &mut ffmpeg::Packet,
+    out: &mut EncodedFrame,
+) -> Result<bool> {
+    out.data.clear();
+    out.keyframe = false;
+    let mut got = false;
+    loop {
+        match encoder.receive_packet(packet) {
+            Ok(()) => {
+                if let Some(d) = packet.data() {
+                    out.data.extend_from_slice(d);
+                }
+                out.keyframe |= packet.is_key();
+                got = true;
+            }
+            Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(got),
+            Err(ffmpeg::Error::Eof) => return Ok(got),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("receiving a packet from the encoder"));
+            }
+        }
+    }
 }
 
 /// What every video encoder does.

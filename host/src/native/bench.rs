@@ -4,7 +4,6 @@
 //! path itself can carry on this machine right now.
 
 use std::io::IoSliceMut;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -13,8 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use quinn_udp::RecvMeta;
 
+use super::netns::{BenchPath, SocketPair};
 use crate::clock;
-use crate::net::udp_batch::{BatchSocket, SendStats};
+use crate::net::udp_batch::SendStats;
 
 /// CPU time the calling thread has used.
 pub fn thread_cpu() -> Duration {
@@ -43,14 +43,17 @@ pub struct Ceiling {
 }
 
 /// Blasts `packet_len`-byte datagrams for `for_time` with GSO (or sendmmsg) to a
-/// receiver draining with recvmmsg/GRO on 127.0.0.1; returns what arrived.
-pub fn ceiling(gso: bool, packet_len: usize, for_time: Duration) -> Result<Ceiling> {
-    let rx = BatchSocket::bind("127.0.0.1:0".parse()?).context("binding the ceiling receiver")?;
-    let mut tx = BatchSocket::bind("127.0.0.1:0".parse()?).context("binding the ceiling sender")?;
+/// receiver draining with recvmmsg/GRO over `path`; returns what arrived.
+pub fn ceiling(
+    path: &BenchPath,
+    gso: bool,
+    packet_len: usize,
+    for_time: Duration,
+) -> Result<Ceiling> {
+    let SocketPair { mut tx, rx, dest } = path.sockets().context("binding the ceiling sockets")?;
     if !gso {
         tx.disable_gso();
     }
-    let dest: SocketAddr = rx.local_addr()?;
     rx.socket()
         .set_read_timeout(Some(Duration::from_millis(50)))?;
     let done = Arc::new(AtomicBool::new(false));
@@ -96,7 +99,7 @@ mod tests {
     #[test]
     fn ceilings_measure_something_and_cpu_time_advances() {
         let before = thread_cpu();
-        let c = ceiling(true, 1400, Duration::from_millis(200)).unwrap();
+        let c = ceiling(&BenchPath::Loopback, true, 1400, Duration::from_millis(200)).unwrap();
         assert!(c.gbps > 0.0 && c.tx_cpu_per_gbit > 0.0, "{c:?}");
         assert!(thread_cpu() > before);
     }

@@ -10,6 +10,7 @@
 //! IDR requests through a channel. The client side is [`super::receiver`].
 
 pub use super::receiver::DataReceiver;
+pub use super::synthetic::SyntheticFrames;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,13 +22,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use punktfunk_core::native::adaptive_fec::{AdaptiveFec, FecPolicy};
 use punktfunk_core::native::control::{LossReport, Mode};
-use punktfunk_core::native::packetizer::{NativeBatch, NativeConfig, NativePacketizer};
+use punktfunk_core::native::packetizer::{NativeConfig, NativePacketizer};
 use punktfunk_core::native::wire::{
     EXPORTER_CLIENT_TO_HOST, EXPORTER_HOST_TO_CLIENT, EXPORTER_LABEL, FLAG_KEYFRAME, KIND_ANNOUNCE,
     PacketOpener, PacketSealer, SALT_CLIENT_DATA, SALT_HOST_DATA,
 };
-use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 
+use super::sender::FrameSender;
 use crate::clock;
 use crate::net::udp_batch::{BatchSocket, SendStats};
 
@@ -79,26 +80,6 @@ pub trait FrameSource {
 
 /// Opens a [`FrameSource`] on the send thread, once the client has announced itself.
 pub type MakeFrameSource = Box<dyn FnOnce() -> Result<Box<dyn FrameSource>> + Send>;
-
-/// Verifiable synthetic frames (the loopback demo's pattern): capture time and frame
-/// id up front, a keyed pseudo-random body the receiver can recompute.
-#[derive(Debug, Clone, Copy)]
-pub struct SyntheticFrames {
-    /// Bytes of an ordinary frame.
-    pub bytes: usize,
-    /// Every n-th frame is a keyframe twice the size.
-    pub keyframe_every: u32,
-}
-
-impl FrameSource for SyntheticFrames {
-    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool> {
-        let key = idr || n.is_multiple_of(self.keyframe_every.max(1));
-        let len = self.bytes.max(super::loopback::FRAME_META) * if key { 2 } else { 1 };
-        out.resize(len, 0);
-        super::loopback::fill_frame(out, n, capture_us);
-        Ok(key)
-    }
-}
 
 /// What the control task tells the send thread.
 #[derive(Debug, Clone, Copy)]
@@ -195,12 +176,13 @@ fn await_announce(
     refused: &mut u64,
 ) -> Result<Option<SocketAddr>> {
     let mut opener = PacketOpener::new(key, SALT_CLIENT_DATA)?;
-    socket
-        .socket()
-        .set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut buf = [0u8; 2048];
     let deadline = clock::now() + Duration::from_secs(10);
     while !stop.load(Ordering::Acquire) && clock::now() < deadline {
+        // The socket is non-blocking (see BatchSocket::bind): wait, never spin.
+        if !socket.wait_readable(Duration::from_millis(50))? {
+            continue;
+        }
         let (n, from) = match socket.socket().recv_from(&mut buf) {
             Ok(r) => r,
             Err(e)
@@ -242,23 +224,15 @@ fn send_loop(
         parity_percent: u16::from(fec.percent()),
         ..NativeConfig::default()
     };
-    let mut packetizer = NativePacketizer::new(
+    let packetizer = NativePacketizer::new(
         config,
         PacketSealer::new(&keys.host_to_client, SALT_HOST_DATA)?,
     )?;
     let fps = u32::from(mode.fps.max(1));
     let interval = Duration::from_secs(1) / fps;
-    let mut pacer = Pacer::new(
-        PacerConfig {
-            spread: 0.5,
-            burst: 32,
-            ..PacerConfig::for_fps(fps)
-        },
-        clock::now(),
-    );
+    let mut sender = FrameSender::new(socket, dest, packetizer, fps, 0.5);
     let epoch = clock::now();
     let mut frame = Vec::new();
-    let mut batch = NativeBatch::default();
     let start = clock::now();
     let mut idr = true;
     for n in 0u32.. {
@@ -269,7 +243,7 @@ fn send_loop(
             match cmd {
                 StreamCmd::Loss(r) => {
                     let p = fec.on_report(clock::now(), &r);
-                    packetizer.set_parity_percent(u16::from(p));
+                    sender.set_parity_percent(u16::from(p));
                 }
                 StreamCmd::Idr => idr = true,
             }
@@ -291,28 +265,10 @@ fn send_loop(
         }
         idr = false;
         let flags = if key { FLAG_KEYFRAME } else { 0 };
-        packetizer.packetize(n, flags, &frame, &mut batch)?;
-        pacer.begin_frame(now, batch.len());
-        let mut sent = 0;
-        loop {
-            match pacer.poll(clock::now()) {
-                Release::Send(count) => {
-                    let bytes = &batch.as_bytes()
-                        [sent * batch.packet_len()..(sent + count) * batch.packet_len()];
-                    socket.send_packets(dest, bytes, batch.packet_len(), &mut summary.sends)?;
-                    pacer.sent(count);
-                    sent += count;
-                }
-                Release::WaitUntil(t) => {
-                    if let Some(wait) = t.checked_duration_since(clock::now()) {
-                        thread::sleep(wait);
-                    }
-                }
-                Release::Idle => break,
-            }
-        }
+        sender.send_frame(n, flags, &frame)?;
         summary.frames += 1;
     }
+    summary.sends = sender.stats();
     summary.final_parity = fec.percent();
     Ok(summary)
 }

@@ -1,6 +1,7 @@
 //! punktfunk/1, host side: the QUIC control plane ([`server`]), the client used by the
 //! probe and the tests ([`client`]), their shared plumbing ([`quic`]), pairing lockout
-//! ([`lockout`]) and the data-plane loopback demo ([`loopback`]).
+//! ([`lockout`]), the data plane's send and receive paths ([`sender`], [`receiver`],
+//! [`data`]) and its bench ([`loopback`], on 127.0.0.1 or a veth pair: [`netns`]).
 
 pub mod bench;
 pub mod client;
@@ -8,11 +9,15 @@ pub mod data;
 pub mod decode;
 pub mod lockout;
 pub mod loopback;
+pub mod netns;
 pub mod pattern_source;
 pub mod quic;
 pub mod receiver;
+pub mod report;
+pub mod sender;
 pub mod server;
 pub mod service;
+pub mod synthetic;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! The client's side of the native data plane: announce, then receive with
-//! recvmmsg/GRO, open, replay-check, reassemble and meter loss.
+//! The receive side of the native data plane: [`PacketReceiver`] (recvmmsg/GRO, open,
+//! replay-check, reassemble), shared by the client ([`DataReceiver`], which adds the
+//! announce and loss metering) and the loopback bench.
 
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -19,22 +20,122 @@ use quinn_udp::RecvMeta;
 use super::data::DataKeys;
 use crate::net::udp_batch::BatchSocket;
 
-/// The client's receive side: announce, then receive, open, reassemble.
+/// Receive buffers per `recvmmsg` call.
+const RECV_SLOTS: usize = 32;
+/// Bytes of one receive buffer: a whole GRO batch (at most 64 KiB) fits.
+const SLOT_BYTES: usize = 64 * 1024;
+
+/// Receive counters beyond the reassembler's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecvCounters {
+    /// Receive system calls that returned data.
+    pub syscalls: u64,
+    /// Datagrams those calls brought in.
+    pub datagrams: u64,
+}
+
+/// Receives, opens and reassembles one direction's data packets. Its buffers are
+/// allocated once; a poll allocates nothing.
 #[derive(Debug)]
-pub struct DataReceiver {
+pub struct PacketReceiver {
     socket: BatchSocket,
     opener: PacketOpener,
     reassembler: Reassembler,
-    meter: LossMeter,
-    storage: Vec<Vec<u8>>,
+    storage: Vec<u8>,
     meta: Vec<RecvMeta>,
+    counters: RecvCounters,
+}
+
+impl PacketReceiver {
+    /// Receives on `socket` packets sealed with `key` under `salt`.
+    pub fn new(
+        socket: BatchSocket,
+        key: &[u8; 16],
+        salt: [u8; 4],
+        limits: ReassemblyLimits,
+    ) -> Result<Self> {
+        Ok(Self {
+            socket,
+            opener: PacketOpener::new(key, salt)?,
+            reassembler: Reassembler::new(limits),
+            storage: vec![0u8; RECV_SLOTS * SLOT_BYTES],
+            meta: vec![RecvMeta::default(); RECV_SLOTS],
+            counters: RecvCounters::default(),
+        })
+    }
+
+    /// Receives for up to one socket timeout; `drop` decides per datagram whether to
+    /// discard it (simulated loss; `|| false` for none), `on_packet` sees every opened
+    /// header and `on_frame` every completed frame. Returns the datagrams received.
+    pub fn poll(
+        &mut self,
+        mut drop: impl FnMut() -> bool,
+        mut on_packet: impl FnMut(&PacketHeader),
+        mut on_frame: impl FnMut(Frame<'_>),
+    ) -> Result<usize> {
+        let mut slots = self.storage.chunks_exact_mut(SLOT_BYTES);
+        let mut bufs: [IoSliceMut<'_>; RECV_SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(slots.next().expect("RECV_SLOTS slots")));
+        let n = match self.socket.recv(&mut bufs, &mut self.meta) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(0);
+            }
+            Err(e) => return Err(e).context("receiving data packets"),
+        };
+        let mut datagrams = 0;
+        for (m, buf) in self.meta.iter().zip(bufs.iter_mut()).take(n) {
+            let stride = m.stride.max(1);
+            for datagram in buf[..m.len].chunks_mut(stride) {
+                datagrams += 1;
+                if drop() {
+                    continue;
+                }
+                let Ok((header, shard)) = self.opener.open(datagram) else {
+                    self.reassembler.count_malformed();
+                    continue;
+                };
+                on_packet(&header);
+                if let Some(frame) = self.reassembler.push(&header, shard) {
+                    on_frame(frame);
+                }
+            }
+        }
+        self.counters.syscalls += 1;
+        self.counters.datagrams += datagrams as u64;
+        Ok(datagrams)
+    }
+
+    /// Reassembly counters.
+    pub fn stats(&self) -> NativeStats {
+        self.reassembler.stats()
+    }
+
+    /// Receive counters.
+    pub fn counters(&self) -> RecvCounters {
+        self.counters
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &BatchSocket {
+        &self.socket
+    }
+}
+
+/// The client's receive side: announce, then receive, open, reassemble.
+#[derive(Debug)]
+pub struct DataReceiver {
+    rx: PacketReceiver,
+    meter: LossMeter,
     announce: Vec<u8>,
     host: SocketAddr,
     keys: DataKeys,
 }
-
-/// Receive-side counters beyond the reassembler's.
-const RECV_SLOTS: usize = 32;
 
 impl DataReceiver {
     /// Binds a socket, sizes reassembly for `max_frame_bytes`, and announces itself to
@@ -58,12 +159,8 @@ impl DataReceiver {
             },
         )?;
         let mut r = Self {
-            socket,
-            opener: PacketOpener::new(&keys.host_to_client, SALT_HOST_DATA)?,
-            reassembler: Reassembler::new(limits),
+            rx: PacketReceiver::new(socket, &keys.host_to_client, SALT_HOST_DATA, limits)?,
             meter: LossMeter::new(),
-            storage: vec![vec![0u8; 64 * 1024]; RECV_SLOTS],
-            meta: vec![RecvMeta::default(); RECV_SLOTS],
             announce: Vec::new(),
             host,
             keys,
@@ -89,7 +186,10 @@ impl DataReceiver {
         }
         .write(&mut self.announce[..HEADER_LEN])?;
         sealer.seal(&mut self.announce)?;
-        self.socket.socket().send_to(&self.announce, self.host)?;
+        self.rx
+            .socket()
+            .socket()
+            .send_to(&self.announce, self.host)?;
         Ok(())
     }
 
@@ -98,58 +198,27 @@ impl DataReceiver {
     /// each frame completed.
     pub fn poll(
         &mut self,
-        mut drop: impl FnMut() -> bool,
-        mut on_frame: impl FnMut(Frame<'_>),
+        drop: impl FnMut() -> bool,
+        on_frame: impl FnMut(Frame<'_>),
     ) -> Result<()> {
-        let mut bufs: Vec<IoSliceMut<'_>> = self
-            .storage
-            .iter_mut()
-            .map(|b| IoSliceMut::new(b))
-            .collect();
-        let n = match self.socket.recv(&mut bufs, &mut self.meta) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(());
-            }
-            Err(e) => return Err(e).context("receiving data packets"),
-        };
-        for (m, buf) in self.meta.iter().zip(bufs.iter_mut()).take(n) {
-            let stride = m.stride.max(1);
-            for datagram in buf[..m.len].chunks_mut(stride) {
-                if drop() {
-                    continue;
-                }
-                let Ok((header, shard)) = self.opener.open(datagram) else {
-                    self.reassembler.count_malformed();
-                    continue;
-                };
-                self.meter.on_packet(&header);
-                if let Some(frame) = self.reassembler.push(&header, shard) {
-                    on_frame(frame);
-                }
-            }
-        }
+        let meter = &mut self.meter;
+        self.rx.poll(drop, |h| meter.on_packet(h), on_frame)?;
         Ok(())
     }
 
     /// The loss report for the interval since the last call.
     pub fn loss_report(&mut self, interval: Duration) -> LossReport {
         self.meter
-            .report(interval.as_millis() as u32, self.reassembler.stats())
+            .report(interval.as_millis() as u32, self.rx.stats())
     }
 
     /// Reassembly counters.
     pub fn stats(&self) -> NativeStats {
-        self.reassembler.stats()
+        self.rx.stats()
     }
 
     /// The local address (for tests that aim datagrams at it).
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        Ok(self.rx.socket().local_addr()?)
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use punktfunk_core::gamestream::input::InputEvent;
 use punktfunk_core::native::control::{
-    Capabilities, LatencyReport, LossReport, Message, Mode, PairFailure,
+    Capabilities, Codec, LatencyReport, LossReport, Message, Mode, PairFailure,
 };
 use punktfunk_core::native::pairing::{Binding, HostAwaitingConfirm};
 use tokio::sync::{Semaphore, mpsc};
@@ -25,6 +25,7 @@ use super::data::{DataKeys, DataStream, MakeFrameSource, StreamCmd};
 use super::lockout::PairingLockout;
 use super::quic::{ControlStream, peer_certificate};
 use crate::pairing::native::NativePairing;
+use crate::session::{EndReason, LiveSessions, SessionInfo, StreamProtocol};
 use crate::store::{NewClient, Protocol, Store};
 use punktfunk_core::crypto::rsa::sha256;
 use punktfunk_core::native::adaptive_fec::FecPolicy;
@@ -111,6 +112,9 @@ pub struct NativeContext {
     pub events: mpsc::Sender<NativeEvent>,
     /// What a negotiated stream sends.
     pub source: Option<SourceFactory>,
+    /// The host's registry of live sessions (status pages, the console's list, ending
+    /// a revoked device's stream), shared with GameStream.
+    pub live: LiveSessions,
 }
 
 impl NativeContext {
@@ -236,14 +240,26 @@ async fn session(
         .store
         .touch_client(fingerprint, crate::store::now_unix())
         .await;
+    // An authenticated client is a live session until it leaves or is ended from
+    // outside (revoked in the console, host stopping).
+    let mut live = ctx.live.start(SessionInfo {
+        client_fingerprint: fingerprint.to_owned(),
+        client_name: name.clone(),
+        app_id: 0,
+        app_title: "Desktop".into(),
+        protocol: StreamProtocol::Native,
+    });
     let mut epoch = 0u32;
     let mut next = first;
     loop {
         let msg = match next.take() {
             Some(m) => m,
-            None => match ctl.recv().await? {
-                Some(m) => m,
-                None => return Ok(()),
+            None => tokio::select! {
+                m = ctl.recv() => match m? {
+                    Some(m) => m,
+                    None => return Ok(()),
+                },
+                reason = live.ended() => bail!("the session was ended: {}", end_text(reason)),
             },
         };
         match msg {
@@ -282,6 +298,13 @@ async fn session(
                     epoch,
                 })
                 .await?;
+                live.update(|s| {
+                    s.width = Some(u32::from(mode.width));
+                    s.height = Some(u32::from(mode.height));
+                    s.fps = Some(f32::from(mode.fps));
+                    s.codec = Some(codec_name(mode.codec).to_owned());
+                    s.bitrate_kbps = Some(mode.bitrate_kbps);
+                });
                 ctx.emit(NativeEvent::Mode {
                     fingerprint: fingerprint.to_owned(),
                     mode,
@@ -295,6 +318,12 @@ async fn session(
                 ctx.emit(NativeEvent::IdrRequested);
             }
             Message::Loss(l) => {
+                if l.packets_expected > 0 {
+                    live.update(|s| {
+                        s.loss_percent =
+                            Some(100.0 * l.packets_lost as f32 / l.packets_expected as f32);
+                    });
+                }
                 if let Some(s) = stream.as_ref() {
                     s.command(StreamCmd::Loss(l));
                 }
@@ -305,6 +334,23 @@ async fn session(
             Message::Goodbye { .. } => return Ok(()),
             other => bail!("unexpected control message {other:?}"),
         }
+    }
+}
+
+/// How the goodbye names why a session was ended from outside.
+fn end_text(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Revoked => "this device was unpaired on the host",
+        EndReason::Shutdown => "the host is stopping",
+    }
+}
+
+/// How status pages name a codec.
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::H264 => "H.264",
+        Codec::H265 => "HEVC",
+        Codec::Av1 => "AV1",
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn run(state: Arc<crate::state::HostState>) -> Result<()> {
                 )
             }) as MakeFrameSource
         }))),
+        live: state.streams.registry().clone(),
     });
     let endpoint =
         match super::quic::server_config(&state.identity).and_then(|config| bind(&ctx, config)) {

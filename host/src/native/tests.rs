@@ -63,6 +63,7 @@ impl Host {
             lockout: Mutex::new(PairingLockout::default()),
             events: tx,
             source,
+            live: crate::session::LiveSessions::new(),
         });
         let endpoint = server::bind(&ctx, server_config(&identity).unwrap()).unwrap();
         let addr = endpoint.local_addr().unwrap();
@@ -219,6 +220,40 @@ async fn tofu_only_when_enabled() {
     assert!(c.host().paired);
 }
 
+/// A native client is listed with GameStream's sessions while connected, with the
+/// mode it streams; unpairing it in the console ends its session with a goodbye that
+/// says why, and the list empties.
+#[tokio::test]
+async fn a_native_session_is_listed_and_ends_when_its_device_is_revoked() {
+    use crate::session::{EndReason, StreamProtocol};
+    let host = Host::start(true).await;
+    let cert = ClientCert::generate("tablet").unwrap();
+    let mut c = host.connect(&cert, None).await.unwrap();
+    c.request_mode(MODE).await.unwrap();
+    let live = host.ctx.live.list();
+    assert_eq!(live.len(), 1, "{live:?}");
+    let s = &live[0];
+    assert_eq!(s.protocol, StreamProtocol::Native);
+    assert_eq!(s.client_fingerprint, hex::encode(cert.fingerprint()));
+    assert_eq!((s.stats.width, s.stats.height), (Some(1920), Some(1080)));
+    assert_eq!(s.stats.codec.as_deref(), Some("H.264"));
+
+    let fp = hex::encode(cert.fingerprint());
+    assert_eq!(host.ctx.live.end_client(&fp, EndReason::Revoked), 1);
+    match c.recv_within(Duration::from_secs(5)).await {
+        Ok(Message::Goodbye { reason }) => assert!(reason.contains("unpaired"), "{reason}"),
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !host.ctx.live.list().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session stays listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn mode_renegotiates_mid_stream_and_input_arrives() {
     let mut host = Host::start(true).await;
@@ -294,16 +329,13 @@ async fn garbage_on_the_control_stream_ends_that_connection_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     use super::data::{DataKeys, DataReceiver, SyntheticFrames};
-    use super::loopback::frame_intact;
+    use super::synthetic::Pattern;
     use rand::{Rng, SeedableRng};
 
     let factory = server::SourceFactory(Arc::new(|m: &Mode| {
         let bytes = u64::from(m.bitrate_kbps) * 1000 / 8 / u64::from(m.fps.max(1));
-        let source = SyntheticFrames {
-            bytes: bytes as usize,
-            keyframe_every: 120,
-        };
-        Box::new(move || Ok(Box::new(source) as Box<dyn super::data::FrameSource>))
+        let source = SyntheticFrames::new(bytes as usize, 120);
+        Box::new(move || Ok(Box::new(source.clone()) as Box<dyn super::data::FrameSource>))
             as super::data::MakeFrameSource
     }));
     let host = Host::start_with(true, Some(factory)).await;
@@ -325,7 +357,7 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     let rx = tokio::task::spawn_blocking(move || {
         let mut rx = DataReceiver::connect(data_addr, keys, max_frame).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-        let mut scratch = Vec::new();
+        let pattern = Pattern::new(max_frame);
         let (mut intact, mut corrupt) = (0u64, 0u64);
         let (mut first, mut last) = (None, 0u32);
         let garbage = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -340,7 +372,7 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
                 |f| {
                     first.get_or_insert(f.frame_id);
                     last = f.frame_id;
-                    if frame_intact(f.data, &mut scratch) {
+                    if pattern.intact(f.data) {
                         intact += 1;
                     } else {
                         corrupt += 1;

@@ -19,7 +19,7 @@
 pub mod live;
 pub mod router;
 
-use live::LiveSessions;
+pub use live::LiveSessions;
 pub use live::{
     EndReason, LiveSession, SessionEnded, SessionHandle, SessionInfo, SessionStats, StreamProtocol,
 };
@@ -134,6 +134,12 @@ impl SessionManager {
     /// [`SessionHandle::end_reason`]) to end it; dropping the handle unlists it.
     pub fn register(&self, info: SessionInfo) -> SessionHandle {
         self.live.start(info)
+    }
+
+    /// A handle to the one registry of live streams (cloning shares it), for a
+    /// service that registers its streams itself (punktfunk/1's server context).
+    pub fn registry(&self) -> &LiveSessions {
+        &self.live
     }
 
     /// Every live stream of every protocol, oldest first, with its latest figures.

@@ -127,6 +127,141 @@ pub fn read_barcode(pixels: &[u8], stride: usize, bytes_per_pixel: usize) -> Opt
     Some((values[0], values[1]))
 }
 
+/// The test pattern painted straight into NV12, as a producer that offers YUV would
+/// hand it over (a game or compositor rendering to a YUV buffer, a PipeWire node
+/// negotiated to NV12): the host then has no colour conversion to do. The same bars
+/// and barcode as [`TestPattern`], in the colour matrix and range the encoder is
+/// configured for (white cells at the range's top, black at its bottom).
+#[derive(Debug)]
+pub struct Nv12Pattern {
+    width: u32,
+    height: u32,
+    /// Luma of one row of bars, twice as wide as the frame.
+    y_row: Vec<u8>,
+    /// Interleaved chroma of that row (one UV pair per two pixels).
+    uv_row: Vec<u8>,
+    /// Luma of a white and a black barcode cell.
+    white: u8,
+    black: u8,
+    /// The picture: a Y plane, then the UV plane, rows `width` bytes apart.
+    pub y: Vec<u8>,
+    /// The UV plane.
+    pub uv: Vec<u8>,
+}
+
+impl Nv12Pattern {
+    /// A `width` x `height` (even) NV12 pattern in the matrix `m`.
+    pub fn new(width: u32, height: u32, m: &punktfunk_yuv::Matrix) -> Self {
+        use punktfunk_yuv::{Band, Chroma, Order, convert_band};
+        let (w, h) = (width as usize, height as usize);
+        let bars = TestPattern::new(width, height).bar_row;
+        // Two identical rows of the double-wide bar row, converted once.
+        let src = [bars.as_slice(), bars.as_slice()].concat();
+        let (mut y2, mut uv_row) = (vec![0u8; 4 * w], vec![0u8; 2 * w]);
+        convert_band(
+            Band {
+                src: &src,
+                src_stride: 8 * w,
+                y: &mut y2,
+                y_stride: 2 * w,
+                chroma: Chroma::Interleaved(&mut uv_row),
+                c_stride: 2 * w,
+                width: 2 * w,
+                rows: 2,
+            },
+            Order::Bgrx,
+            m,
+        );
+        y2.truncate(2 * w);
+        // The extremes of the range: convert a white and a black pixel pair.
+        let cell = |v: u8| {
+            let (mut yy, mut c) = ([0u8; 4], [0u8; 2]);
+            convert_band(
+                Band {
+                    src: &[v, v, v, 255, v, v, v, 255, v, v, v, 255, v, v, v, 255],
+                    src_stride: 8,
+                    y: &mut yy,
+                    y_stride: 2,
+                    chroma: Chroma::Interleaved(&mut c),
+                    c_stride: 2,
+                    width: 2,
+                    rows: 2,
+                },
+                Order::Bgrx,
+                m,
+            );
+            yy[0]
+        };
+        let (white, black) = (cell(255), cell(0));
+        Self {
+            width,
+            height,
+            y_row: y2,
+            uv_row,
+            white,
+            black,
+            y: vec![0; w * h],
+            uv: vec![128; w * h.div_ceil(2)],
+        }
+    }
+
+    /// Paints frame `number` captured at `unix_us`.
+    pub fn draw(&mut self, number: u64, unix_us: u64) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        // SPEED is even, so the chroma pairs stay aligned with the luma offset.
+        let offset = ((number * u64::from(SPEED)) % u64::from(self.width)) as usize;
+        for row in self.y.chunks_exact_mut(w) {
+            row.copy_from_slice(&self.y_row[offset..offset + w]);
+        }
+        let uv_offset = offset & !1;
+        for row in self.uv.chunks_exact_mut(w) {
+            row.copy_from_slice(&self.uv_row[uv_offset..uv_offset + w]);
+        }
+        let c = CELL as usize;
+        for (r, value) in [unix_us, number].into_iter().enumerate() {
+            for bit in 0..BITS as usize {
+                let (x0, y0) = (bit * c, r * c);
+                if x0 + c > w || y0 + c > h {
+                    continue;
+                }
+                let on = (value >> (63 - bit)) & 1 == 1;
+                let luma = if on { self.white } else { self.black };
+                for y in y0..y0 + c {
+                    self.y[y * w + x0..y * w + x0 + c].fill(luma);
+                }
+                for y in y0 / 2..(y0 + c) / 2 {
+                    self.uv[y * w + x0..y * w + x0 + c].fill(128);
+                }
+            }
+        }
+    }
+
+    /// The painted picture as a capture frame (NV12, borrowed), captured at `at`.
+    pub fn as_frame(&self, at: Instant, unix_us: u64) -> crate::capture::Frame<'_> {
+        use crate::capture::{CpuFrame, Frame, PixelFormat, Pixels, Plane};
+        let w = self.width as usize;
+        Frame {
+            width: self.width,
+            height: self.height,
+            captured_at: at,
+            captured_unix_us: unix_us,
+            pixels: Pixels::Cpu(CpuFrame {
+                format: PixelFormat::Nv12,
+                planes: [
+                    Plane {
+                        data: &self.y,
+                        stride: w,
+                    },
+                    Plane {
+                        data: &self.uv,
+                        stride: w,
+                    },
+                ],
+            }),
+        }
+    }
+}
+
 impl VideoSource for TestPattern {
     fn capture(&mut self, number: u64, frame: &mut CapturedFrame) -> anyhow::Result<()> {
         frame.captured_at = Instant::now();
@@ -171,6 +306,55 @@ mod tests {
         // Mean brightness far above moonlight-python's "black" threshold of 5.
         let mean = f.data.iter().map(|&b| f64::from(b)).sum::<f64>() / f.data.len() as f64;
         assert!(mean > 60.0, "{mean}");
+    }
+
+    #[test]
+    fn the_nv12_pattern_is_the_bgrx_pattern_converted() {
+        use crate::encode::convert::{ConvertPath, Converter};
+        ffmpeg_next::init().unwrap();
+        let (w, h) = (640u32, 360u32);
+        let m = punktfunk_yuv::Matrix::bt601(false);
+        let mut nv = Nv12Pattern::new(w, h, &m);
+        nv.draw(42, 1_700_000_000_123_456);
+        let p = TestPattern::new(w, h);
+        let mut f = CapturedFrame::new(w, h);
+        p.draw(42, 1_700_000_000_123_456, &mut f);
+        let mut c = Converter::new(
+            w,
+            h,
+            ffmpeg_next::ffi::SWS_CS_ITU601,
+            false,
+            ffmpeg_next::format::Pixel::NV12,
+            ConvertPath::Fast { slices: 1 },
+        );
+        c.convert(&f.as_frame()).unwrap();
+        let (ys, cs) = (c.picture.stride(0), c.picture.stride(1));
+        for y in 0..h as usize {
+            assert_eq!(
+                &c.picture.data(0)[y * ys..y * ys + w as usize],
+                &nv.y[y * w as usize..(y + 1) * w as usize],
+                "luma row {y}"
+            );
+        }
+        // Chroma too, except where a 2x2 block straddles two bars (the converter
+        // averages them; the pattern's row was converted at another offset).
+        let differ = (0..h as usize / 2)
+            .flat_map(|y| (0..w as usize).map(move |x| (y, x)))
+            .filter(|&(y, x)| c.picture.data(1)[y * cs + x] != nv.uv[y * w as usize + x])
+            .count();
+        assert!(
+            differ <= 8 * 2 * h as usize / 2,
+            "{differ} chroma bytes differ"
+        );
+        // The converter takes it as a plain copy.
+        let t = Instant::now();
+        c.convert(&nv.as_frame(t, 0)).unwrap();
+        assert_eq!(&c.picture.data(0)[..w as usize], &nv.y[..w as usize]);
+        let row = (h as usize / 2 - 1) * cs;
+        assert_eq!(
+            &c.picture.data(1)[row..row + w as usize],
+            &nv.uv[(h as usize / 2 - 1) * w as usize..h as usize / 2 * w as usize]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use punktfunk_core::gamestream::video::{
-    FrameType, PacketBatch, VideoConfig, VideoError, VideoFrame, VideoPacketizer,
+    FrameType, PacketRun, VideoConfig, VideoError, VideoFrame, VideoPacketizer,
 };
 use punktfunk_core::time::{rtp_90khz, tenths_of_ms};
 
@@ -51,7 +51,7 @@ pub struct FramePipeline {
     encoder: VideoEncoder,
     packetizer: VideoPacketizer,
     encoded: EncodedFrame,
-    batch: PacketBatch,
+    batch: PacketRun,
     start: Instant,
     /// The capture time of the last packetized frame.
     captured_at: Instant,
@@ -75,7 +75,7 @@ impl FramePipeline {
             encoder,
             packetizer: VideoPacketizer::new(packets)?,
             encoded: EncodedFrame::default(),
-            batch: PacketBatch::new(),
+            batch: PacketRun::new(),
             start,
             captured_at: start,
             fec: (packets.fec_percent, packets.fec_percent),
@@ -167,13 +167,18 @@ impl FramePipeline {
     }
 
     /// The packets of the last [`Outcome::Ready`] frame.
-    pub fn batch(&self) -> &PacketBatch {
+    pub fn batch(&self) -> &PacketRun {
         &self.batch
     }
 
     /// The encoder, for bitrate changes and IDR requests between frames.
     pub fn encoder_mut(&mut self) -> &mut VideoEncoder {
         &mut self.encoder
+    }
+
+    /// The last encoded frame's bitstream (the bench decodes it for the PSNR).
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded.data
     }
 
     /// Size of the last encoded frame, bytes.

@@ -118,6 +118,11 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let mut capture = capture::open(&ctx.capture)
         .map_err(|e| anyhow::anyhow!("opening the video source: {e}"))?;
     tracing::info!(source = capture.describe(), "capturing video");
+    // A source that paints YUV (the test pattern) does so in the client's matrix: the
+    // host then converts nothing (the pipeline bench's "NV12 from the source" lever).
+    if ctx.settings.yuv_source && capture.offer_nv12(&enc_cfg.yuv_matrix()) {
+        tracing::info!("the source hands over NV12: no colour conversion");
+    }
     // The client enabled encrypted video (SS_ENC_VIDEO) in its ANNOUNCE.
     let mut sealer = if c.encryption & SS_ENC_VIDEO != 0 {
         tracing::info!("video is encrypted (AES-GCM)");

@@ -30,7 +30,7 @@ fn packet_layout_matches_video_h() {
         min_parity: 0,
     };
     let mut p = VideoPacketizer::new(cfg).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let data = bytes(30, 1); // 8 + 30 = 38 bytes: 2 data packets, last has 14 bytes
     p.packetize(&frame(&data, 7), &mut batch).unwrap();
     assert_eq!(batch.len(), 3, "2 data + ceil(2 * 50%) = 1 parity");
@@ -81,7 +81,7 @@ fn parity_payload_is_the_cauchy_combination_of_whole_packets() {
         min_parity: 1,
     };
     let mut p = VideoPacketizer::new(cfg).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let data = bytes(400, 9);
     p.packetize(&frame(&data, 3), &mut batch).unwrap();
     let k = batch.blocks()[0].data;
@@ -141,7 +141,7 @@ fn recovered_packets_keep_their_flags_and_payload() {
         ..VideoConfig::default()
     };
     let mut p = VideoPacketizer::new(cfg).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let data = bytes(20_000, 3);
     p.packetize(&frame(&data, 1), &mut batch).unwrap();
     let blk = batch.blocks()[0];
@@ -175,7 +175,7 @@ fn deliver_all(cfg: VideoConfig, packets: &[Vec<u8>]) -> (Vec<ReassembledFrame>,
 fn multi_block_frame_roundtrips_with_loss_in_every_block() {
     let cfg = VideoConfig::default();
     let mut p = VideoPacketizer::new(cfg).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let data = bytes(700 * 1376, 5); // ~700 packets: 4 blocks
     p.packetize(&frame(&data, 1), &mut batch).unwrap();
     assert_eq!(batch.blocks().len(), 4);
@@ -203,7 +203,7 @@ fn multi_block_frame_roundtrips_with_loss_in_every_block() {
 fn too_much_loss_loses_the_frame_but_never_yields_wrong_bytes() {
     let cfg = VideoConfig::default();
     let mut p = VideoPacketizer::new(cfg).unwrap();
-    let mut batch = PacketBatch::new();
+    let mut batch = PacketRun::new();
     let data = bytes(50 * 1376, 8);
     p.packetize(&frame(&data, 1), &mut batch).unwrap();
     let blk = batch.blocks()[0];
@@ -232,7 +232,7 @@ proptest! {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let cfg = VideoConfig { packet_size, fec_percent, min_parity: 2 };
         let mut p = VideoPacketizer::new(cfg).unwrap();
-        let mut batch = PacketBatch::new();
+        let mut batch = PacketRun::new();
         let mut r = VideoReassembler::new(cfg).unwrap();
         for (n, size) in sizes.iter().enumerate() {
             let data = bytes(*size, n as u8);
@@ -276,7 +276,7 @@ proptest! {
     fn corrupted_real_packets_never_panic(flips in proptest::collection::vec((0usize..64, any::<u8>()), 1..8), truncate in 0usize..1500) {
         let cfg = VideoConfig::default();
         let mut p = VideoPacketizer::new(cfg).unwrap();
-        let mut batch = PacketBatch::new();
+        let mut batch = PacketRun::new();
         p.packetize(&frame(&bytes(5000, 1), 1), &mut batch).unwrap();
         let mut r = VideoReassembler::new(cfg).unwrap();
         for pk in batch.packets() {

@@ -3,8 +3,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::native::packetizer::{NativeBatch, NativeConfig, NativePacketizer};
+use crate::native::packetizer::{NativeConfig, NativePacketizer};
 use crate::native::wire::{PacketOpener, PacketSealer, SALT_HOST_DATA};
+use crate::packet_run::PacketRun;
 
 const KEY: [u8; 16] = *b"native-test-key!";
 
@@ -18,7 +19,7 @@ struct Link {
     packetizer: NativePacketizer,
     opener: PacketOpener,
     reassembler: Reassembler,
-    batch: NativeBatch,
+    batch: PacketRun,
 }
 
 impl Link {
@@ -31,7 +32,7 @@ impl Link {
             .unwrap(),
             opener: PacketOpener::new(&KEY, SALT_HOST_DATA).unwrap(),
             reassembler: Reassembler::new(ReassemblyLimits::default()),
-            batch: NativeBatch::default(),
+            batch: PacketRun::new(),
         }
     }
 
@@ -121,7 +122,15 @@ fn stale_and_late_shards_are_dropped_and_counted() {
     // The rest of frame 1 is now stale; its shards are counted, not delivered.
     assert!(link.deliver(&all[0][1..]).is_empty());
     assert!(link.reassembler.stats().stale >= 1);
+    let before = link.reassembler.stats();
     assert_eq!(link.deliver(&all[2]).len(), 1);
+    // Frame 3's parity arrives after its data completed it: surplus, not stale.
+    let parity = NativeConfig::default().shape_for(5000).unwrap().parity as u64;
+    let after = link.reassembler.stats();
+    assert_eq!(
+        (after.surplus - before.surplus, after.stale - before.stale),
+        (parity, 0)
+    );
 }
 
 #[test]

@@ -21,17 +21,18 @@ mod buffers;
 pub mod select;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipewire as pw;
 use pw::spa;
-use pw::spa::pod::{Pod, Value};
+use pw::spa::pod::Pod;
 use pw::stream::{StreamFlags, StreamState};
 
 use self::buffers::{Lent, Negotiated};
-use self::select::{NodeInfo, select_node};
+use self::select::select_node;
 use super::{CaptureError, Frame, NodeTarget, PixelFormat, VideoCapture};
+use crate::pw_graph::{Connection, Graph, Pick, Watcher, lock, pod_bytes};
 
 /// How long [`PipeWireCapture::open`] waits for the node to appear (a compositor
 /// that was just started publishes its node a moment later).
@@ -43,10 +44,8 @@ pub const NEGOTIATE_WAIT: Duration = Duration::from_secs(5);
 /// What the callbacks tell the capture.
 #[derive(Debug, Default)]
 struct State {
-    nodes: Vec<NodeInfo>,
-    /// The node being captured, once chosen.
-    target: Option<NodeInfo>,
-    synced: bool,
+    /// The nodes there are, and the one being captured once chosen.
+    graph: Graph,
     format: Option<Negotiated>,
     /// The newest buffer dequeued and not yet handed out, with when it came.
     pending: Option<(*mut pw::sys::pw_buffer, Instant)>,
@@ -58,22 +57,31 @@ struct State {
     closing: bool,
 }
 
-impl State {
+impl Watcher for State {
+    fn graph(&mut self) -> &mut Graph {
+        &mut self.graph
+    }
+
     fn end(&mut self, reason: String) {
         if self.ended.is_none() && !self.closing {
             tracing::info!(reason, "PipeWire capture ending");
             self.ended = Some(reason);
         }
     }
+
+    fn object_error(&mut self, id: u32, res: i32, message: &str) {
+        self.failed
+            .get_or_insert_with(|| format!("PipeWire error on object {id}: {message} ({res})"));
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.ended.clone().or_else(|| self.failed.clone())
+    }
 }
 
 /// The state the callbacks share with the capture. A mutex, not a `RefCell`:
 /// libpipewire may run stream callbacks on its data-loop thread.
 type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A running PipeWire capture. Fields drop in order: listeners before what they
 /// listen to, the loop last.
@@ -85,12 +93,7 @@ pub struct PipeWireCapture {
     opened: Instant,
     _stream_listener: pw::stream::StreamListener<()>,
     stream: pw::stream::StreamRc,
-    _registry_listener: pw::registry::Listener,
-    _core_listener: pw::core::Listener,
-    _registry: pw::registry::RegistryRc,
-    _core: pw::core::CoreRc,
-    _context: pw::context::ContextRc,
-    main_loop: pw::main_loop::MainLoopRc,
+    connection: Connection,
 }
 
 impl std::fmt::Debug for PipeWireCapture {
@@ -112,97 +115,20 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CaptureError {
     CaptureError::Failed(format!("{what}: {e}"))
 }
 
-fn pod_bytes(value: Value) -> Result<Vec<u8>, CaptureError> {
-    Ok(
-        spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
-            .map_err(|e| failed("building a PipeWire parameter", format!("{e:?}")))?
-            .0
-            .into_inner(),
-    )
-}
-
 impl PipeWireCapture {
     /// Connects to the PipeWire daemon (the one in `runtime_dir`, else the
     /// environment's), finds `node` (waiting up to [`NODE_WAIT`] for it to appear)
     /// and links a capture stream to it.
     pub fn open(node: &NodeTarget, runtime_dir: Option<&Path>) -> Result<Self, CaptureError> {
-        pw::init();
-        let main_loop = pw::main_loop::MainLoopRc::new(None)
-            .map_err(|e| failed("creating a PipeWire loop", e))?;
-        let context = pw::context::ContextRc::new(&main_loop, None)
-            .map_err(|e| failed("creating a PipeWire context", e))?;
-        let mut props = pw::properties::PropertiesBox::new();
-        if let Some(dir) = runtime_dir {
-            props.insert(
-                "remote.name",
-                dir.join("pipewire-0").to_string_lossy().as_ref(),
-            );
-        }
-        let core = context.connect_rc(Some(props)).map_err(|e| {
-            let place = runtime_dir.map_or_else(
-                || "this user's".to_owned(),
-                |d| format!("the one in {}", d.display()),
-            );
-            failed(&format!("connecting to the PipeWire daemon ({place})"), e)
-        })?;
         let state: Shared = Arc::default();
-        let core_listener = {
-            let state = state.clone();
-            let on_error = state.clone();
-            core.add_listener_local()
-                .done(move |id, _seq| {
-                    if id == pw::core::PW_ID_CORE {
-                        lock(&state).synced = true;
-                    }
-                })
-                .error(move |id, _seq, res, message| {
-                    let mut st = lock(&on_error);
-                    if id == pw::core::PW_ID_CORE {
-                        st.end(format!(
-                            "lost the connection to PipeWire ({message}, {res})"
-                        ));
-                    } else {
-                        st.failed.get_or_insert_with(|| {
-                            format!("PipeWire error on object {id}: {message} ({res})")
-                        });
-                    }
-                })
-                .register()
-        };
-        let registry = core
-            .get_registry_rc()
-            .map_err(|e| failed("reading the PipeWire registry", e))?;
-        let registry_listener = {
-            let on_global = state.clone();
-            let on_remove = state.clone();
-            registry
-                .add_listener_local()
-                .global(move |global| {
-                    if global.type_ != pw::types::ObjectType::Node {
-                        return;
-                    }
-                    let get = |k: &str| global.props.and_then(|p| p.get(k));
-                    lock(&on_global).nodes.push(NodeInfo {
-                        id: global.id,
-                        serial: get("object.serial").and_then(|s| s.parse().ok()),
-                        name: get("node.name").unwrap_or_default().to_owned(),
-                        media_class: get("media.class").unwrap_or_default().to_owned(),
-                        pid: get("application.process.id").and_then(|s| s.parse().ok()),
-                    });
-                })
-                .global_remove(move |id| {
-                    let mut st = lock(&on_remove);
-                    st.nodes.retain(|n| n.id != id);
-                    if let Some(t) = st.target.as_ref().filter(|t| t.id == id) {
-                        let reason = format!("PipeWire node {} (id {}) was removed", t.name, t.id);
-                        st.end(reason);
-                    }
-                })
-                .register()
-        };
-        core.sync(0)
-            .map_err(|e| failed("syncing with PipeWire", e))?;
-        let target = Self::wait_for_node(&main_loop, &state, node)?;
+        let connection = Connection::open(runtime_dir, &state).map_err(CaptureError::Failed)?;
+        let target = connection
+            .wait_for(&state, NODE_WAIT, |nodes| match select_node(nodes, node) {
+                Ok(found) => Pick::Found(found.clone()),
+                Err(e) if !e.may_appear() => Pick::Fail(e.to_string()),
+                Err(e) => Pick::Missing(e.to_string()),
+            })
+            .map_err(CaptureError::Failed)?;
         tracing::info!(
             node = target.name,
             id = target.id,
@@ -210,7 +136,6 @@ impl PipeWireCapture {
             pid = target.pid,
             "capturing PipeWire node"
         );
-        lock(&state).target = Some(target.clone());
 
         let mut props = pw::properties::PropertiesBox::new();
         props.insert(*pw::keys::MEDIA_TYPE, "Video");
@@ -220,13 +145,15 @@ impl PipeWireCapture {
         if let Some(serial) = target.serial {
             props.insert("target.object", serial.to_string().as_str());
         }
-        let stream = pw::stream::StreamRc::new(core.clone(), "punktfunk-capture", props)
-            .map_err(|e| failed("creating a PipeWire stream", e))?;
+        let stream =
+            pw::stream::StreamRc::new(connection.core().clone(), "punktfunk-capture", props)
+                .map_err(|e| failed("creating a PipeWire stream", e))?;
         let stream_listener = Self::listen(&stream, &state)?;
         let formats: Vec<Vec<u8>> = buffers::FORMATS
             .iter()
             .map(|f| pod_bytes(buffers::enum_format(*f)))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(CaptureError::Failed)?;
         let mut params: Vec<&Pod> = formats.iter().filter_map(|b| Pod::from_bytes(b)).collect();
         stream
             .connect(
@@ -242,46 +169,8 @@ impl PipeWireCapture {
             opened: Instant::now(),
             _stream_listener: stream_listener,
             stream,
-            _registry_listener: registry_listener,
-            _core_listener: core_listener,
-            _registry: registry,
-            _core: core,
-            _context: context,
-            main_loop,
+            connection,
         })
-    }
-
-    fn wait_for_node(
-        main_loop: &pw::main_loop::MainLoopRc,
-        state: &Shared,
-        node: &NodeTarget,
-    ) -> Result<NodeInfo, CaptureError> {
-        let deadline = Instant::now() + NODE_WAIT;
-        loop {
-            {
-                let st = lock(state);
-                if let Some(reason) = st.ended.as_ref().or(st.failed.as_ref()) {
-                    return Err(CaptureError::Failed(reason.clone()));
-                }
-                if st.synced {
-                    match select_node(&st.nodes, node) {
-                        Ok(found) => return Ok(found.clone()),
-                        Err(e) if !e.may_appear() || Instant::now() >= deadline => {
-                            return Err(CaptureError::Failed(e.to_string()));
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
-            if Instant::now() >= deadline && !lock(state).synced {
-                return Err(CaptureError::Failed(
-                    "the PipeWire daemon did not answer".into(),
-                ));
-            }
-            main_loop
-                .loop_()
-                .iterate(pw::loop_::Timeout::Finite(Duration::from_millis(50)));
-        }
     }
 
     fn listen(
@@ -415,7 +304,7 @@ impl VideoCapture for PipeWireCapture {
                 if st.format.is_none() && self.opened.elapsed() > NEGOTIATE_WAIT {
                     return Err(CaptureError::Failed(format!(
                         "PipeWire node {} agreed on no format we take (BGRx, RGBx, BGRA, NV12) in {} s",
-                        st.target.as_ref().map_or("?", |t| t.name.as_str()),
+                        st.graph.target.as_ref().map_or("?", |t| t.name.as_str()),
                         NEGOTIATE_WAIT.as_secs()
                     )));
                 }
@@ -440,9 +329,7 @@ impl VideoCapture for PipeWireCapture {
             if now >= deadline {
                 return Ok(None);
             }
-            self.main_loop
-                .loop_()
-                .iterate(pw::loop_::Timeout::Finite(deadline - now));
+            self.connection.iterate(deadline - now);
         };
         let lent = self.lent.insert(lent);
         // SAFETY: the buffer stays dequeued (ours) until the next call or drop, both of
@@ -454,7 +341,7 @@ impl VideoCapture for PipeWireCapture {
 
     fn describe(&self) -> String {
         let st = lock(&self.state);
-        match (&st.target, &st.format) {
+        match (&st.graph.target, &st.format) {
             (Some(t), Some(f)) => format!(
                 "PipeWire node {} (id {}) {:?} {}x{}",
                 t.name, t.id, f.format, f.width, f.height

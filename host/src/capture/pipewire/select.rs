@@ -7,34 +7,7 @@
 
 use crate::capture::NodeTarget;
 
-/// The `media.class` of nodes that publish pictures.
-pub const VIDEO_SOURCE: &str = "Video/Source";
-
-/// A node as the registry announced it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeInfo {
-    /// Object id.
-    pub id: u32,
-    /// `object.serial` (unique for the daemon's lifetime; ids are reused).
-    pub serial: Option<u64>,
-    /// `node.name`.
-    pub name: String,
-    /// `media.class`.
-    pub media_class: String,
-    /// `application.process.id`, where the node's client announced it.
-    pub pid: Option<u32>,
-}
-
-impl NodeInfo {
-    /// Whether the node publishes pictures.
-    pub fn is_video_source(&self) -> bool {
-        self.media_class == VIDEO_SOURCE
-    }
-
-    fn label(&self) -> String {
-        format!("{} (id {})", self.name, self.id)
-    }
-}
+use crate::pw_graph::Node;
 
 /// Why no node was chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,15 +43,12 @@ impl SelectError {
 }
 
 /// The node `target` names among `nodes`.
-pub fn select_node<'a>(
-    nodes: &'a [NodeInfo],
-    target: &NodeTarget,
-) -> Result<&'a NodeInfo, SelectError> {
+pub fn select_node<'a>(nodes: &'a [Node], target: &NodeTarget) -> Result<&'a Node, SelectError> {
     let missing = || {
         let mut available: Vec<String> = nodes
             .iter()
             .filter(|n| n.is_video_source())
-            .map(NodeInfo::label)
+            .map(Node::label)
             .collect();
         if available.is_empty() {
             available.push("none".into());
@@ -103,7 +73,7 @@ pub fn select_node<'a>(
             Ok(node)
         }
         NodeTarget::Name(name) => {
-            let matching: Vec<&NodeInfo> = nodes
+            let matching: Vec<&Node> = nodes
                 .iter()
                 .filter(|n| n.name == *name && n.is_video_source())
                 .collect();
@@ -133,9 +103,10 @@ pub fn select_node<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pw_graph::VIDEO_SOURCE;
 
-    fn node(id: u32, name: &str, class: &str) -> NodeInfo {
-        NodeInfo {
+    fn node(id: u32, name: &str, class: &str) -> Node {
+        Node {
             id,
             serial: Some(u64::from(id) + 1000),
             name: name.into(),
@@ -144,7 +115,7 @@ mod tests {
         }
     }
 
-    fn nodes() -> Vec<NodeInfo> {
+    fn nodes() -> Vec<Node> {
         vec![
             node(30, "alsa_output.pci", "Audio/Sink"),
             node(41, "gamescope", VIDEO_SOURCE),
