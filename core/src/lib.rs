@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod crypto;
 pub mod fec;
 pub mod gamestream;

@@ -15,16 +15,7 @@ pub const SS_FF_PEN_TOUCH: u32 = 0x01;
 /// `x-ss-general.featureFlags` bit: the host takes controller touch and motion events.
 pub const SS_FF_CONTROLLER_TOUCH: u32 = 0x02;
 
-/// A video codec as `x-nv-vqos[0].bitStreamFormat` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-    /// H.264 (0).
-    H264,
-    /// HEVC (1).
-    Hevc,
-    /// AV1 (2).
-    Av1,
-}
+pub use crate::codec::VideoCodec;
 
 /// An Opus multistream layout for more than two channels.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,6 +71,16 @@ pub enum Codec {
     Av1 = 4,
 }
 
+impl From<Codec> for crate::codec::VideoCodec {
+    fn from(c: Codec) -> Self {
+        match c {
+            Codec::H264 => Self::H264,
+            Codec::H265 => Self::Hevc,
+            Codec::Av1 => Self::Av1,
+        }
+    }
+}
+
 impl Codec {
     fn from_u8(v: u8) -> Result<Self, ControlError> {
         match v {

@@ -9,37 +9,23 @@
 use ffmpeg_next as ffmpeg;
 use punktfunk_core::gamestream::nvhttp::scm;
 
-/// A video codec GameStream can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// H.264 / AVC.
-    H264,
-    /// H.265 / HEVC.
-    Hevc,
-    /// AV1.
-    Av1,
+pub use punktfunk_core::codec::VideoCodec as Codec;
+
+/// FFmpeg encoder names to try for `codec`, best first: NVIDIA, VAAPI, then software.
+pub fn candidates(codec: Codec) -> &'static [&'static str] {
+    match codec {
+        Codec::H264 => &["h264_nvenc", "h264_vaapi", "libx264"],
+        Codec::Hevc => &["hevc_nvenc", "hevc_vaapi", "libx265"],
+        Codec::Av1 => &["av1_nvenc", "av1_vaapi", "libsvtav1"],
+    }
 }
 
-impl Codec {
-    /// All codecs, in the order they are probed.
-    pub const ALL: [Codec; 3] = [Codec::H264, Codec::Hevc, Codec::Av1];
-
-    /// FFmpeg encoder names to try, best first: NVIDIA, VAAPI, then software.
-    pub fn candidates(self) -> &'static [&'static str] {
-        match self {
-            Codec::H264 => &["h264_nvenc", "h264_vaapi", "libx264"],
-            Codec::Hevc => &["hevc_nvenc", "hevc_vaapi", "libx265"],
-            Codec::Av1 => &["av1_nvenc", "av1_vaapi", "libsvtav1"],
-        }
-    }
-
-    /// The `ServerCodecModeSupport` bit.
-    pub fn scm_bit(self) -> u32 {
-        match self {
-            Codec::H264 => scm::H264,
-            Codec::Hevc => scm::HEVC,
-            Codec::Av1 => scm::AV1_MAIN8,
-        }
+/// The `ServerCodecModeSupport` bit of `codec`.
+pub fn scm_bit(codec: Codec) -> u32 {
+    match codec {
+        Codec::H264 => scm::H264,
+        Codec::Hevc => scm::HEVC,
+        Codec::Av1 => scm::AV1_MAIN8,
     }
 }
 
@@ -92,7 +78,7 @@ impl Encoders {
 
     /// `ServerCodecModeSupport` for these encoders.
     pub fn codec_mode_support(&self) -> u32 {
-        self.chosen.iter().fold(0, |acc, a| acc | a.codec.scm_bit())
+        self.chosen.iter().fold(0, |acc, a| acc | scm_bit(a.codec))
     }
 
     /// Probes every candidate and keeps the first that opens for each codec.
@@ -113,7 +99,7 @@ impl Encoders {
         let mut chosen = Vec::new();
         let mut available = Vec::new();
         for codec in Codec::ALL {
-            for &name in codec.candidates() {
+            for &name in candidates(codec) {
                 match try_open_bounded(name, PROBE_TIMEOUT) {
                     Ok(()) => {
                         let hardware = !name.starts_with("lib");
@@ -157,7 +143,7 @@ pub fn probe_all() -> Vec<(Codec, &'static str, Result<(), String>)> {
     }
     let out = Codec::ALL
         .iter()
-        .flat_map(|c| c.candidates().iter().map(move |n| (*c, *n)))
+        .flat_map(|c| candidates(*c).iter().map(move |n| (*c, *n)))
         .map(|(c, n)| (c, n, try_open_bounded(n, PROBE_TIMEOUT)))
         .collect();
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Warning);

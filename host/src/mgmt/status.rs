@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use super::Mgmt;
 use super::auth::AdminSession;
 use super::error::{ApiResult, ErrorBody};
-use crate::encode::probe::Codec;
 use crate::session::StreamProtocol;
 
 /// An encoder that opened at start-up.
@@ -140,14 +139,6 @@ pub struct Status {
     pub checks: Vec<crate::doctor::Check>,
 }
 
-fn codec_name(c: Codec) -> &'static str {
-    match c {
-        Codec::H264 => "h264",
-        Codec::Hevc => "hevc",
-        Codec::Av1 => "av1",
-    }
-}
-
 /// `ab12..` as `AB:12:..`.
 pub fn colon_hex(hex: &str) -> String {
     hex.as_bytes()
@@ -251,7 +242,7 @@ pub async fn status(State(state): State<Arc<Mgmt>>, _: AdminSession) -> ApiResul
             .chosen
             .iter()
             .map(|a| EncoderView {
-                codec: codec_name(a.codec).into(),
+                codec: a.codec.api_name().into(),
                 name: a.name.into(),
                 hardware: a.hardware,
             })

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use punktfunk_core::codec::VideoCodec;
 use punktfunk_core::gamestream::input::InputEvent;
 use punktfunk_core::native::control::{
-    Capabilities, Codec, LatencyReport, LossReport, Message, Mode, PairFailure,
+    Capabilities, LatencyReport, LossReport, Message, Mode, PairFailure,
 };
 use punktfunk_core::native::pairing::{Binding, HostAwaitingConfirm};
 use tokio::sync::{Semaphore, mpsc};
@@ -302,7 +303,7 @@ async fn session(
                     s.width = Some(u32::from(mode.width));
                     s.height = Some(u32::from(mode.height));
                     s.fps = Some(f32::from(mode.fps));
-                    s.codec = Some(codec_name(mode.codec).to_owned());
+                    s.codec = Some(VideoCodec::from(mode.codec).display_name().to_owned());
                     s.bitrate_kbps = Some(mode.bitrate_kbps);
                 });
                 ctx.emit(NativeEvent::Mode {
@@ -342,15 +343,6 @@ fn end_text(reason: EndReason) -> &'static str {
     match reason {
         EndReason::Revoked => "this device was unpaired on the host",
         EndReason::Shutdown => "the host is stopping",
-    }
-}
-
-/// How status pages name a codec.
-fn codec_name(codec: Codec) -> &'static str {
-    match codec {
-        Codec::H264 => "H.264",
-        Codec::H265 => "HEVC",
-        Codec::Av1 => "AV1",
     }
 }
 

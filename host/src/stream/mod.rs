@@ -54,15 +54,7 @@ pub fn capabilities(config: &Config, encoders: &Encoders) -> HostCapabilities {
 }
 
 pub(crate) fn codecs(encoders: &Encoders) -> Vec<VideoCodec> {
-    encoders
-        .chosen
-        .iter()
-        .map(|a| match a.codec {
-            Codec::H264 => VideoCodec::H264,
-            Codec::Hevc => VideoCodec::Hevc,
-            Codec::Av1 => VideoCodec::Av1,
-        })
-        .collect()
+    encoders.chosen.iter().map(|a| a.codec).collect()
 }
 
 #[cfg(test)]

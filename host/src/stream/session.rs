@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use punktfunk_core::gamestream::apps::LaunchedApp;
 use punktfunk_core::gamestream::handshake::HandshakeParams;
-use punktfunk_core::gamestream::sdp::{StreamConfig, VideoCodec};
+use punktfunk_core::gamestream::sdp::StreamConfig;
 use punktfunk_core::gamestream::session::{Channel, Ended, SessionParams, StreamSession};
 
 use super::stats::{LiveStream, StreamStats};
@@ -102,15 +102,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
-}
-
-/// The codec's name as status pages show it.
-pub fn codec_name(codec: VideoCodec) -> &'static str {
-    match codec {
-        VideoCodec::H264 => "H.264",
-        VideoCodec::Hevc => "HEVC",
-        VideoCodec::Av1 => "AV1",
-    }
 }
 
 /// State the stream's threads share.
@@ -362,7 +353,7 @@ impl ActiveStream {
             width: self.config.width,
             height: self.config.height,
             fps: self.config.fps,
-            codec: codec_name(self.config.codec),
+            codec: self.config.codec.display_name(),
             bitrate_kbps: stats.bitrate_kbps(self.config.fps),
             latency_ms: stats.median_latency_ms(),
             loss_percent: stats.loss_percent(),

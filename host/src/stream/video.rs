@@ -17,17 +17,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use punktfunk_core::gamestream::fec_control::{FecController, FecTuning};
-use punktfunk_core::gamestream::sdp::{SS_ENC_VIDEO, VideoCodec};
+use punktfunk_core::gamestream::sdp::SS_ENC_VIDEO;
 use punktfunk_core::gamestream::session::Channel;
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
 use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
 
 use super::pipeline::{FramePipeline, Outcome};
-use super::session::{Shared, StreamContext, codec_name};
+use super::session::{Shared, StreamContext};
 use super::stats::{FrameTiming, StreamStats};
 use crate::capture::{self, CaptureError};
-use crate::encode::probe::Codec;
 use crate::encode::software::Tuning;
 use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
 use crate::net::udp_batch::SendStats;
@@ -73,14 +72,6 @@ fn bitrate_differs(current: u32, wanted: u32) -> bool {
 /// request ("start A") and its requests until it decodes a picture are not loss.
 const LOSS_REQUESTS_AFTER_FRAMES: u64 = 30;
 
-fn codec_of(c: VideoCodec) -> Codec {
-    match c {
-        VideoCodec::H264 => Codec::H264,
-        VideoCodec::Hevc => Codec::Hevc,
-        VideoCodec::Av1 => Codec::Av1,
-    }
-}
-
 /// Runs the video pipeline until the stream stops.
 pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let c = &ctx.config;
@@ -90,7 +81,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     let fec_percent = fec.percent();
     let mut feedback = LossFeedback::default();
     let enc_cfg = VideoEncoderConfig {
-        codec: codec_of(c.codec),
+        codec: c.codec,
         width: c.width,
         height: c.height,
         fps: c.fps,
@@ -329,7 +320,7 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
         s.width = Some(c.width);
         s.height = Some(c.height);
         s.fps = Some(fps as f32);
-        s.codec = Some(codec_name(c.codec).to_owned());
+        s.codec = Some(c.codec.display_name().to_owned());
         s.bitrate_kbps = Some(stats.bitrate_kbps(c.fps).min(u64::from(u32::MAX)) as u32);
         s.latency_ms = Some(stats.median_latency_ms() as f32);
         s.loss_percent = Some(stats.loss_percent() as f32);
