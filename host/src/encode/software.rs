@@ -63,7 +63,6 @@ pub struct FfmpegEncoder {
     /// Whether the converter holds a picture (what a repeat re-encodes).
     has_picture: bool,
     idr_requested: bool,
-    fps: u32,
     packet: ffmpeg::Packet,
     pts: i64,
     /// What it was opened with, to reopen it (see [`forces_key_frames`]).
@@ -314,7 +313,6 @@ impl FfmpegEncoder {
             converter,
             has_picture: false,
             idr_requested: false,
-            fps: cfg.fps,
             packet: ffmpeg::Packet::empty(),
             pts: 0,
             cfg: *cfg,
@@ -392,7 +390,7 @@ impl Encode for FfmpegEncoder {
         if !(self.name == "libx264" || self.name.ends_with("_nvenc")) {
             bail!("{} cannot change its bitrate without reopening", self.name);
         }
-        set_rates(&mut self.encoder, bitrate_kbps, self.fps);
+        set_rates(&mut self.encoder, bitrate_kbps, self.cfg.fps);
         self.cfg.bitrate_kbps = bitrate_kbps;
         tracing::info!(encoder = self.name, kbps = bitrate_kbps, "bitrate changed");
         Ok(())
