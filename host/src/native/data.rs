@@ -28,7 +28,7 @@ use punktfunk_core::native::wire::{
     PacketOpener, PacketSealer, SALT_CLIENT_DATA, SALT_HOST_DATA,
 };
 
-use super::sender::FrameSender;
+use super::sender::{FrameSender, SendPacing};
 use crate::clock;
 use crate::net::udp_batch::{BatchSocket, SendStats};
 
@@ -230,7 +230,16 @@ fn send_loop(
     )?;
     let fps = u32::from(mode.fps.max(1));
     let interval = Duration::from_secs(1) / fps;
-    let mut sender = FrameSender::new(socket, dest, packetizer, fps, 0.5);
+    let mut sender = FrameSender::new(
+        socket,
+        dest,
+        packetizer,
+        SendPacing {
+            fps,
+            spread: 0.5,
+            bitrate_kbps: u64::from(mode.bitrate_kbps),
+        },
+    );
     let epoch = clock::now();
     let mut frame = Vec::new();
     let start = clock::now();
