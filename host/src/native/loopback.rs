@@ -73,6 +73,10 @@ pub struct LoopbackArgs {
     /// compare): every frame, keyframes too, is squeezed into the spread.
     #[arg(long)]
     pub no_rate_ceiling: bool,
+    /// Keep the send and receive threads at normal priority (by default they pace
+    /// and receive real-time where the process may: see `realtime.rs`).
+    #[arg(long)]
+    pub normal_priority: bool,
 }
 
 impl Default for LoopbackArgs {
@@ -91,6 +95,7 @@ impl Default for LoopbackArgs {
             veth: false,
             veth_segment: false,
             no_rate_ceiling: false,
+            normal_priority: false,
         }
     }
 }
@@ -181,6 +186,9 @@ struct TxResult {
 pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
     if args.bitrate_mbps == 0 || !(0.0..100.0).contains(&args.loss) {
         bail!("bitrate must be positive and loss in [0, 100)");
+    }
+    if args.normal_priority {
+        crate::realtime::disable();
     }
     let path = if args.veth {
         BenchPath::Veth(VethPair::create(args.veth_segment)?)
