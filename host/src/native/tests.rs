@@ -10,9 +10,11 @@ use punktfunk_core::native::control::{Capabilities, Codec, Message, Mode, PairFa
 use tokio::sync::mpsc;
 
 use super::client::{NativeClient, PairOutcome};
+use super::data::MakeFrameSource;
 use super::lockout::{MAX_FAILURES, PairingLockout};
 use super::quic::{ClientCert, server_config};
 use super::server::{self, NativeContext, NativeEvent, NativeOptions};
+use super::streaming::{BoxFuture, NativeSession, SessionSource};
 use crate::identity::HostIdentity;
 use crate::pairing::native::NativePairing;
 use crate::store::{Protocol, Store};
@@ -40,7 +42,7 @@ impl Host {
 
     pub(super) async fn start_with(
         allow_tofu: bool,
-        source: Option<server::SourceFactory>,
+        sessions: Option<Arc<dyn SessionSource>>,
     ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
@@ -62,7 +64,7 @@ impl Host {
             pairing: Arc::new(NativePairing::default()),
             lockout: Mutex::new(PairingLockout::default()),
             events: tx,
-            source,
+            sessions,
             live: crate::session::LiveSessions::new(),
         });
         let endpoint = server::bind(&ctx, server_config(&identity).unwrap()).unwrap();
@@ -101,6 +103,50 @@ impl Host {
             .expect("an event within 5 s")
             .expect("event channel open")
     }
+}
+
+/// Sessions with no display: every stream sends what the function makes (synthetic
+/// frames), and input is dropped.
+#[derive(Clone)]
+pub(super) struct FramesOnly {
+    make: Arc<dyn Fn(&Mode) -> MakeFrameSource + Send + Sync>,
+    ended: Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+impl FramesOnly {
+    pub(super) fn new(make: impl Fn(&Mode) -> MakeFrameSource + Send + Sync + 'static) -> Self {
+        Self {
+            make: Arc::new(make),
+            ended: Arc::new(tokio::sync::watch::channel(None).0),
+        }
+    }
+}
+
+impl std::fmt::Debug for FramesOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FramesOnly")
+    }
+}
+
+impl SessionSource for FramesOnly {
+    fn open<'a>(
+        &'a self,
+        _client: &'a crate::session::SessionInfo,
+        _mode: &'a Mode,
+    ) -> BoxFuture<'a, anyhow::Result<Arc<dyn NativeSession>>> {
+        Box::pin(async move { Ok(Arc::new(self.clone()) as Arc<dyn NativeSession>) })
+    }
+}
+
+impl NativeSession for FramesOnly {
+    fn stream(&self, mode: &Mode) -> anyhow::Result<MakeFrameSource> {
+        Ok((self.make)(mode))
+    }
+    fn input(&self, _event: InputEvent) {}
+    fn ended(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.ended.subscribe()
+    }
+    fn end(&self, _reason: &str) {}
 }
 
 fn wrong(pin: &str) -> &'static str {
@@ -332,13 +378,13 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
     use super::synthetic::Pattern;
     use rand::{Rng, SeedableRng};
 
-    let factory = server::SourceFactory(Arc::new(|m: &Mode| {
+    let sessions = FramesOnly::new(|m: &Mode| {
         let bytes = u64::from(m.bitrate_kbps) * 1000 / 8 / u64::from(m.fps.max(1));
-        let source = SyntheticFrames::new(bytes as usize, 120);
-        Box::new(move || Ok(Box::new(source.clone()) as Box<dyn super::data::FrameSource>))
-            as super::data::MakeFrameSource
-    }));
-    let host = Host::start_with(true, Some(factory)).await;
+        let source = SyntheticFrames::new(bytes as usize, 120).at_fps(u32::from(m.fps));
+        Box::new(move || Ok(Box::new(source) as Box<dyn super::data::FrameSource>))
+            as MakeFrameSource
+    });
+    let host = Host::start_with(true, Some(Arc::new(sessions))).await;
     let cert = ClientCert::generate("probe").unwrap();
     let mut c = host.connect(&cert, None).await.unwrap();
     // 30 fps of ~100 KB frames (~75 packets each), starting at 10% parity.
@@ -418,28 +464,33 @@ async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
 }
 
 #[test]
-fn native_input_events_reach_the_input_sink() {
+fn native_input_reaches_the_sessions_sink_on_its_own_thread() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("input.jsonl");
-    let (tx, rx) = mpsc::channel(8);
-    tx.try_send(NativeEvent::IdrRequested).unwrap();
-    tx.try_send(NativeEvent::Input(InputEvent::Key {
-        code: 0x41,
-        down: true,
-        modifiers: 0,
-        flags: 0,
-    }))
-    .unwrap();
-    tx.try_send(NativeEvent::Input(InputEvent::MouseMove { dx: 5, dy: 6 }))
-        .unwrap();
-    drop(tx);
     let p = path.clone();
-    super::service::forward_events(rx, move || {
+    let forwarder = crate::session::native::InputForwarder::start(move || {
         Ok(
             Box::new(crate::input::recording::RecordingSink::create(&p)?)
                 as Box<dyn crate::input::InputSink>,
         )
+    })
+    .unwrap();
+    forwarder.send(InputEvent::Key {
+        code: 0x41,
+        down: true,
+        modifiers: 0,
+        flags: 0,
     });
-    let recorded = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(recorded.lines().count(), 2, "{recorded}");
+    forwarder.send(InputEvent::MouseMove { dx: 5, dy: 6 });
+    // Dropping the forwarder ends its thread once the queue is drained.
+    drop(forwarder);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded.lines().count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{recorded}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
