@@ -18,7 +18,14 @@ from pathlib import Path
 
 from conftest import HOST_BIN, REPO, Host, WebSession, free_port_base
 from streamclient import session_tag
-from test_sway_session import marked_processes, painter, session_config, wait_for  # noqa: F401 (painter: a fixture)
+from test_sway_session import (  # noqa: F401 (painter: a fixture)
+    collect,
+    marked_processes,
+    paired_client,
+    painter,
+    session_config,
+    wait_for,
+)
 
 PROBE_BIN = REPO / "target" / "debug" / "punktfunk-probe"
 # An unusual size, so a picture at the host's default mode cannot pass; wide enough
@@ -112,4 +119,30 @@ def test_revoking_a_native_device_ends_its_session_and_processes(tmp_path: Path,
         if run is not None:
             run.kill()
             run.wait()
+        host.stop()
+
+
+def test_a_gamestream_client_and_a_native_client_each_get_their_own_session(tmp_path: Path, painter: Path):
+    host, native_port = native_host(tmp_path, painter)
+    host.start()
+    try:
+        probe = pair_probe(host, native_port, tmp_path / "probe")
+        ml = paired_client(host)
+        run = subprocess.Popen([*probe, *stream_args(12)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        native_sid = wait_for(lambda: native_session(host), 20, "the native session's display")["display"]["id"]
+        gs = collect(ml.client, "Painter", 5, 1280, 720)
+        gs_sid = next(s for s in host.status()["sessions"] if s.get("protocol") == "gamestream")["display"]["id"]
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, f"{out}\n{err}\n{host.log()}"
+        r = json.loads(out)
+        print(f"\nat once: GameStream decoded {gs['decoded']} at 1280x720, native decoded {r['decoded']} at {r['sizes']}")
+        assert native_sid != gs_sid
+        # Each client sees its own session's painter, at its own mode.
+        assert gs["numbers"] and set(gs["tags"]) == {session_tag(gs_sid)}, gs["tags"][:5]
+        assert all(shape == (720, 1280) for shape in gs["shapes"])
+        assert r["decoded"] >= 30 and r["sizes"] == [[WIDTH, HEIGHT]], r
+        assert r["tags"] == [session_tag(native_sid)], r
+        assert wait_for(lambda: marked_processes(native_sid) == [], 10, "the native session's processes to exit")
+        assert marked_processes(gs_sid), "the GameStream session runs on"
+    finally:
         host.stop()

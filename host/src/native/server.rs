@@ -238,8 +238,9 @@ async fn session(
     let info = SessionInfo {
         client_fingerprint: fingerprint.to_owned(),
         client_name: name.clone(),
+        // Named once the first mode starts the session's app.
         app_id: 0,
-        app_title: "Desktop".into(),
+        app_title: String::new(),
         protocol: StreamProtocol::Native,
     };
     let mut live = ctx.live.start(info.clone());
@@ -279,7 +280,12 @@ async fn session(
                     };
                     let started = streaming.start(source.as_ref(), &info, mode, target).await;
                     match started {
-                        Ok(port) => data_port = port,
+                        Ok(port) => {
+                            data_port = port;
+                            if let Some((id, title)) = streaming.app() {
+                                live.set_app(id, &title);
+                            }
+                        }
                         Err(e) => {
                             // The client hears why; the connection stays for another try.
                             tracing::warn!("native stream could not start: {e:#}");

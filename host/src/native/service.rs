@@ -4,6 +4,7 @@
 //! encode stage GameStream streams from, with the client's input going into it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow};
@@ -138,9 +139,11 @@ impl SessionSource for HostSessions {
             Ok(Arc::new(HostSession {
                 state: self.state.clone(),
                 id: start.id,
+                app: (app.id, app.title.clone()),
                 mode: Mutex::new(mode),
                 ended: start.ended,
                 input: Mutex::new(None),
+                done: AtomicBool::new(false),
             }) as Arc<dyn NativeSession>)
         })
     }
@@ -150,11 +153,29 @@ impl SessionSource for HostSessions {
 struct HostSession {
     state: Arc<HostState>,
     id: u64,
+    /// The app it runs: catalog id and title.
+    app: (u32, String),
     /// The mode the session's display is at.
     mode: Mutex<Mode>,
     ended: watch::Receiver<Option<String>>,
     /// Feeds the session's input sink; replaced when the display moves.
     input: Mutex<Option<InputForwarder>>,
+    /// [`NativeSession::end`] ran.
+    done: AtomicBool,
+}
+
+impl Drop for HostSession {
+    /// A connection task that died without ending its session (a panic) must not
+    /// leave the compositor and app running: they end on a thread of their own, as
+    /// drop may run on the async runtime.
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::Acquire) {
+            let (state, id) = (self.state.clone(), self.id);
+            let _ = std::thread::Builder::new()
+                .name("pf-native-end".into())
+                .spawn(move || state.end_session(id, "the connection went away"));
+        }
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,7 +217,12 @@ impl NativeSession for HostSession {
     }
 
     fn end(&self, reason: &str) {
+        self.done.store(true, Ordering::Release);
         locked(&self.input).take();
         self.state.end_session(self.id, reason);
+    }
+
+    fn app(&self) -> (u32, String) {
+        self.app.clone()
     }
 }

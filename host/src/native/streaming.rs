@@ -46,6 +46,8 @@ pub trait NativeSession: Send + Sync {
     fn ended(&self) -> watch::Receiver<Option<String>>;
     /// Ends the session and everything it runs. Blocks: call it off the runtime.
     fn end(&self, reason: &str);
+    /// The app it runs: catalog id and title.
+    fn app(&self) -> (u32, String);
 }
 
 /// A connection's session and its current data stream.
@@ -109,6 +111,11 @@ impl Streaming {
         if let Some(s) = &self.stream {
             s.command(cmd);
         }
+    }
+
+    /// The app the session runs, once it has one.
+    pub fn app(&self) -> Option<(u32, String)> {
+        self.session.as_ref().map(|s| s.app())
     }
 
     /// Feeds input into the session, once it has one.

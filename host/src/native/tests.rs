@@ -147,6 +147,9 @@ impl NativeSession for FramesOnly {
         self.ended.subscribe()
     }
     fn end(&self, _reason: &str) {}
+    fn app(&self) -> (u32, String) {
+        (crate::catalog::DESKTOP_ID, "Desktop".into())
+    }
 }
 
 fn wrong(pin: &str) -> &'static str {
