@@ -24,4 +24,6 @@ pub mod synthetic;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_frames;
+#[cfg(test)]
 mod tests_stream;

@@ -427,15 +427,6 @@ impl SessionManager {
         session.active.map(|a| a.stop(reason))
     }
 
-    /// The ids of the running punktfunk/1 sessions.
-    pub fn native_sessions(&self) -> Vec<u64> {
-        self.lock()
-            .iter()
-            .filter(|(_, s)| s.native.is_some())
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
     /// Takes the streams that ended by themselves (client gone, source ended), with
     /// their sessions and reasons; their threads are joined here, so call it off the
     /// async runtime.

@@ -132,6 +132,17 @@ impl SessionManager {
     }
 }
 
+impl SessionManager {
+    /// The ids of the running punktfunk/1 sessions.
+    pub fn native_sessions(&self) -> Vec<u64> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| s.native.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
 /// Events a session's input thread buffers before new ones are dropped (a sink that
 /// stalls must not hold up the control plane).
 const INPUT_QUEUE: usize = 1024;
