@@ -146,3 +146,29 @@ def test_a_gamestream_client_and_a_native_client_each_get_their_own_session(tmp_
         assert marked_processes(gs_sid), "the GameStream session runs on"
     finally:
         host.stop()
+
+
+def test_a_native_session_whose_app_exits_ends_and_tells_the_client(tmp_path: Path, painter: Path):
+    port_base = free_port_base()
+    native_port = port_base + 40
+    config = session_config(tmp_path, painter, extra=f"[native]\nport = {native_port}\napp = \"Painter exits\"\n")
+    host = Host(state_dir=tmp_path / "state", port_base=port_base, config=config)
+    host.start()
+    run = None
+    try:
+        probe = pair_probe(host, native_port, tmp_path / "probe")
+        run = subprocess.Popen([*probe, *stream_args(30)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sid = wait_for(lambda: native_session(host), 20, "the native session's display")["display"]["id"]
+        # The painter exits by itself after 3 s with code 7: the session ends with it.
+        ended = wait_for(lambda: (s := host.status()["session"]) and s["id"] == sid and s["state"] == "app_exited" and s,
+                         15, "the session to end with its app")
+        assert ended["exit_code"] == 7, ended
+        assert wait_for(lambda: marked_processes(sid) == [], 10, "the session's processes to exit")
+        assert wait_for(lambda: native_session(host) is None, 5, "the session to leave the status")
+        assert wait_for(lambda: "native connection ended: the session ended: the app exited by itself" in host.log(),
+                        10, "the connection to end with the app's exit")
+    finally:
+        if run is not None:
+            run.kill()
+            run.wait()
+        host.stop()
