@@ -15,6 +15,7 @@ pub mod display;
 pub mod doctor;
 pub mod encode;
 pub mod gamestream;
+pub mod handoff;
 pub mod identity;
 pub mod input;
 pub mod lifecycle;

@@ -31,6 +31,7 @@ use punktfunk_core::native::wire::{
 use super::sender::{FrameSender, SendPacing};
 use crate::clock;
 use crate::encode::stage::{EncodeStage, Next};
+use crate::handoff::{Handoff, Recycler};
 use crate::net::udp_batch::{BatchSocket, SendStats};
 
 /// The longest the send thread waits for a frame before it looks at commands and
@@ -266,7 +267,7 @@ fn send_loop(
         PacketSealer::new(&keys.host_to_client, SALT_HOST_DATA)?,
     )?;
     let fps = u32::from(mode.fps.max(1));
-    let mut sender = FrameSender::new(
+    let sender = FrameSender::new(
         socket,
         dest,
         packetizer,
@@ -276,6 +277,11 @@ fn send_loop(
             bitrate_kbps: u64::from(mode.bitrate_kbps),
         },
     );
+    // Pacing (half the frame interval) runs on its own thread, so the next frame is
+    // captured and encoded meanwhile (see `crate::handoff`).
+    let mut tx = Handoff::start("pf-native-pace", 2, move |queued, recycler| {
+        pace_frames(sender, &queued, &recycler)
+    })?;
     // The encoder's first frame is an IDR anyway; asking makes it so for any source.
     source.request_idr();
     // Frames are numbered as sent, from 0: the receiver counts a gap as loss.
@@ -285,7 +291,7 @@ fn send_loop(
             match cmd {
                 StreamCmd::Loss(r) => {
                     let p = fec.on_report(clock::now(), &r);
-                    sender.set_parity_percent(u16::from(p));
+                    tx.send(ToPace::Parity(u16::from(p)))?;
                 }
                 StreamCmd::Idr => source.request_idr(),
             }
@@ -298,11 +304,47 @@ fn send_loop(
             continue;
         }
         let flags = if frame.keyframe { FLAG_KEYFRAME } else { 0 };
-        sender.send_frame(n, flags, frame.data)?;
+        let mut data = tx.buffer()?;
+        data.clear();
+        data.extend_from_slice(frame.data);
+        tx.send(ToPace::Frame { n, flags, data })?;
         n = n.wrapping_add(1);
         summary.frames += 1;
     }
-    summary.sends = sender.stats();
+    summary.sends = tx.finish()??;
     summary.final_parity = fec.percent();
     Ok(summary)
+}
+
+/// What the native stream's pacing thread is handed.
+#[derive(Debug)]
+enum ToPace {
+    /// Frame `n`'s encoded bytes and flags.
+    Frame { n: u32, flags: u8, data: Vec<u8> },
+    /// Adaptive FEC's new parity percentage, from the next frame on.
+    Parity(u16),
+}
+
+/// The pacing thread: packetizes and paces each frame out, hands its buffer back.
+fn pace_frames(
+    mut sender: FrameSender,
+    queued: &mpsc::Receiver<ToPace>,
+    recycler: &Recycler,
+) -> Result<SendStats> {
+    while let Ok(message) = queued.recv() {
+        match message {
+            ToPace::Parity(p) => sender.set_parity_percent(p),
+            ToPace::Frame { n, flags, data } => {
+                if let Err(e) = sender.send_frame(n, flags, &data) {
+                    // The stream thread only learns that this thread ended: say why.
+                    tracing::warn!("native pacing stopped: {e:#}");
+                    return Err(e);
+                }
+                if !recycler.give_back(data) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(sender.stats())
 }

@@ -26,7 +26,7 @@ use punktfunk_core::pacing::{Pacer, PacerConfig};
 use super::pipeline::FramePackets;
 use super::session::{Shared, StreamContext};
 use super::stats::{FrameTiming, StreamStats};
-use super::video_send::{Outgoing, VideoSender};
+use super::video_send::{self, Outgoing};
 use crate::encode::software::Tuning;
 use crate::encode::stage::{EncodeStage, Next, StageConfig, StageError};
 use crate::encode::video::VideoEncoderConfig;
@@ -116,7 +116,7 @@ pub fn run(ctx: &StreamContext, shared: &Arc<Shared>) -> Result<()> {
         },
         Instant::now(),
     );
-    let mut sender = VideoSender::start(ctx.sockets.clone(), shared.clone(), pacer)?;
+    let mut sender = video_send::start(ctx.sockets.clone(), shared.clone(), pacer)?;
     let mut frame_index: u32 = 1;
     let mut rejected = 0u64;
 

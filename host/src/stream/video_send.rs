@@ -20,11 +20,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
 use punktfunk_core::pacing::{Pacer, Release};
 
 use super::session::Shared;
 use super::stats::FrameTiming;
+use crate::handoff::{Handoff, Recycler};
 use crate::net::udp_batch::SendStats;
 use crate::session::router::MediaSockets;
 
@@ -56,74 +57,14 @@ pub struct Outgoing {
 }
 
 /// The video thread's end of the send thread.
-#[derive(Debug)]
-pub struct VideoSender {
-    frames: Option<mpsc::SyncSender<Outgoing>>,
-    spare: mpsc::Receiver<Vec<u8>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
+pub type VideoSender = Handoff<Outgoing, ()>;
 
-impl VideoSender {
-    /// Starts the send thread for a stream on `sockets`' video socket, pacing with
-    /// `pacer`, recording each frame in `shared`'s stats.
-    pub fn start(sockets: Arc<MediaSockets>, shared: Arc<Shared>, pacer: Pacer) -> Result<Self> {
-        let (frames, queued) = mpsc::sync_channel::<Outgoing>(1);
-        let (give_back, spare) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        for _ in 0..BUFFERS {
-            give_back
-                .send(Vec::new())
-                .expect("the channel holds BUFFERS");
-        }
-        let thread = thread::Builder::new()
-            .name("pf-video-tx".into())
-            .spawn(move || send_loop(&sockets, &shared, pacer, &queued, &give_back))
-            .context("starting the video send thread")?;
-        Ok(Self {
-            frames: Some(frames),
-            spare,
-            thread: Some(thread),
-        })
-    }
-
-    /// A packet buffer to fill: waits while both are in flight (the link is behind
-    /// the encoder).
-    pub fn buffer(&mut self) -> Result<Vec<u8>> {
-        match self.spare.recv() {
-            Ok(buffer) => Ok(buffer),
-            Err(_) => Err(self.died()),
-        }
-    }
-
-    /// Hands a frame to the send thread.
-    pub fn send(&mut self, frame: Outgoing) -> Result<()> {
-        let sent = self.frames.as_ref().is_some_and(|f| f.send(frame).is_ok());
-        if sent { Ok(()) } else { Err(self.died()) }
-    }
-
-    /// The send thread is gone: re-raises its panic on this thread (so the stream's
-    /// panic record names it), or says it stopped.
-    fn died(&mut self) -> anyhow::Error {
-        self.frames = None;
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-        {
-            std::panic::resume_unwind(panic);
-        }
-        anyhow!("the video send thread stopped")
-    }
-}
-
-impl Drop for VideoSender {
-    /// Lets the send thread finish the frame it has and end.
-    fn drop(&mut self) {
-        self.frames = None;
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-            && !thread::panicking()
-        {
-            std::panic::resume_unwind(panic);
-        }
-    }
+/// Starts the send thread for a stream on `sockets`' video socket, pacing with
+/// `pacer`, recording each frame in `shared`'s stats.
+pub fn start(sockets: Arc<MediaSockets>, shared: Arc<Shared>, pacer: Pacer) -> Result<VideoSender> {
+    Handoff::start("pf-video-tx", BUFFERS, move |queued, recycler| {
+        send_loop(&sockets, &shared, pacer, &queued, &recycler);
+    })
 }
 
 fn send_loop(
@@ -131,7 +72,7 @@ fn send_loop(
     shared: &Shared,
     mut pacer: Pacer,
     queued: &mpsc::Receiver<Outgoing>,
-    give_back: &mpsc::SyncSender<Vec<u8>>,
+    recycler: &Recycler,
 ) {
     crate::realtime::enter();
     let mut stats = SendStats::default();
@@ -152,7 +93,7 @@ fn send_loop(
             // the client's minimum parity packets).
             s.fec_percent = frame.fec_percent;
         }
-        if give_back.send(std::mem::take(&mut frame.wire)).is_err() {
+        if !recycler.give_back(std::mem::take(&mut frame.wire)) {
             break;
         }
     }
