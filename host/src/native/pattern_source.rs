@@ -39,6 +39,7 @@ impl EncodedPattern {
                 fps: u32::from(mode.fps),
                 bitrate_kbps: mode.bitrate_kbps,
                 csc_mode: 2, // BT.709, limited range
+                ten_bit: false,
             },
             &crate::encode::software::Tuning {
                 filler: true,
