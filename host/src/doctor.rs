@@ -229,7 +229,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
                 ten.join(", ")
             )
         },
-        Some("x265 and SVT-AV1 encode 10-bit on the CPU; hardware needs a Main10-capable driver"),
+        Some("x265 encodes HEVC Main10 on the CPU; AV1 10-bit needs a hardware encoder (SVT-AV1 1.4's is not offered)"),
         false,
     ));
     let cuda = crate::encode::cuda::driver();

@@ -14,13 +14,16 @@ fn software_h264_always_opens_and_sets_its_bit() {
     assert!(try_open(h264.name, false).is_ok());
     assert!(try_open("no_such_encoder", false).is_err());
     assert!(e.available.contains(h264));
-    // Debian 12's x265 and SVT-AV1 encode 10-bit (multilib x265); H.264 is never
-    // offered at 10 bits.
+    // Debian 12's x265 encodes 10-bit (multilib x265); SVT-AV1 does too but is
+    // refused (TEN_BIT_REFUSED); H.264 is never offered at 10 bits.
     let ten: Vec<_> = e.ten_bit.iter().map(|a| (a.codec, a.name)).collect();
     assert!(ten.contains(&(Codec::Hevc, "libx265")), "{ten:?}");
     assert!(e.codec_mode_support() & scm::HEVC_MAIN10 != 0);
     assert!(e.ten_bit_supported());
     assert!(try_open("libx264", true).is_err());
+    assert!(!ten.iter().any(|(_, n)| *n == "libsvtav1"), "{ten:?}");
+    assert!(e.codec_mode_support() & scm::AV1_MAIN10 == 0);
+    assert!(ten_bit_allowed("libsvtav1").is_err() && ten_bit_allowed("av1_vaapi").is_ok());
 }
 
 #[test]
