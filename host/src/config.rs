@@ -210,6 +210,10 @@ pub struct NativeSettings {
     pub fec_min_percent: u8,
     /// Highest FEC percentage a mode may use (adaptive FEC stays within these bounds).
     pub fec_max_percent: u8,
+    /// The title of the catalog app a native client's session runs (in its own
+    /// display session at the client's mode, as a Moonlight launch would). Unset: the
+    /// catalog's first app, the built-in Desktop (an empty desktop).
+    pub app: Option<String>,
 }
 
 impl Default for NativeSettings {
@@ -219,6 +223,7 @@ impl Default for NativeSettings {
             allow_tofu: false,
             fec_min_percent: 5,
             fec_max_percent: 50,
+            app: None,
         }
     }
 }

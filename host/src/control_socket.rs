@@ -221,17 +221,26 @@ fn status(state: &HostState) -> serde_json::Value {
             "seconds": s.started.elapsed().as_secs_f64(),
         })
     };
+    let native = state.streams.native_sessions().into_iter().map(|id| {
+        serde_json::json!({
+            "id": id,
+            "protocol": "native",
+            "display": state.display.session_status(id),
+        })
+    });
     let sessions: Vec<_> = apps
         .iter()
         .map(|a| {
             serde_json::json!({
                 "id": a.session,
+                "protocol": "gamestream",
                 "client": a.owner,
                 "app": { "id": a.app_id, "generation": a.generation },
                 "stream": live.iter().find(|(id, _)| *id == a.session).map(|(_, s)| stream_json(s)),
                 "display": state.display.session_status(a.session),
             })
         })
+        .chain(native)
         .collect();
     let newest = apps.iter().max_by_key(|a| a.session);
     let app = newest.map(|a| serde_json::json!({ "id": a.app_id, "generation": a.generation }));

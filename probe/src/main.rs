@@ -198,7 +198,11 @@ fn receive(
     } else {
         None
     };
-    let mut rep = Report::default();
+    let mut rep = Report {
+        numbers_in_order: true,
+        ..Report::default()
+    };
+    let mut last_number = None;
     let (mut reassembled, mut decoded) = (Vec::new(), Vec::new());
     let mut bytes = 0u64;
     let start = Instant::now();
@@ -246,7 +250,16 @@ fn receive(
             };
             for pic in pictures {
                 rep.decoded += 1;
-                if let Some((capture_us, _)) = pic.barcode {
+                if !rep.sizes.contains(&(pic.width, pic.height)) {
+                    rep.sizes.push((pic.width, pic.height));
+                }
+                if let Some(tag) = pic.tag.filter(|t| !rep.tags.contains(t)) {
+                    rep.tags.push(tag);
+                }
+                if let Some((capture_us, number)) = pic.barcode {
+                    // A repeat of a still screen shows the same number again.
+                    rep.numbers_in_order &= last_number.is_none_or(|n| number >= n);
+                    last_number = Some(number);
                     rep.barcodes += 1;
                     reassembled.push(at.saturating_sub(capture_us));
                     decoded.push(unix_us().saturating_sub(capture_us));

@@ -25,6 +25,13 @@ pub struct Report {
     pub decoded: u64,
     /// Barcodes read back.
     pub barcodes: u64,
+    /// Every size a decoded picture had, `[width, height]`, in order of appearance.
+    pub sizes: Vec<(u32, u32)>,
+    /// Every value of barcode row 2 read back (a session painter's tag of its
+    /// session id), in order of appearance.
+    pub tags: Vec<u64>,
+    /// Whether the barcodes' frame numbers never went backwards.
+    pub numbers_in_order: bool,
     /// Frames the decoder refused (then a keyframe is requested).
     pub decode_errors: u64,
     /// Keyframes requested after a lost frame or a decode error.

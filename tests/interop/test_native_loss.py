@@ -45,7 +45,10 @@ def test_native_stream_survives_1_5_and_20_percent_loss(tmp_path: Path, lossy_ne
     native_port = port_base + 40
     # Room above the 47% that 20% loss calls for: on a loaded 2-core machine the
     # debug-build probe also overruns its socket now and then, which adds to the loss.
-    config = make_config(tmp_path, f"[native]\nport = {native_port}\nfec_max_percent = 80\n")
+    # x264's filler pads the simple test pattern to the asked bitrate, so the data plane
+    # carries what a game's stream would.
+    config = make_config(tmp_path, f"[native]\nport = {native_port}\nfec_max_percent = 80\n"
+                                   "[stream]\nx264_filler = true\n")
     host = Host(state_dir=tmp_path / "state", port_base=port_base, config=config, bind=host_ip)
     host.start()
     probe_state = tmp_path / "probe"

@@ -1,5 +1,6 @@
 //! Encoding through FFmpeg: audio (Opus), and video behind one trait
-//! ([`video::Encode`]) with software, VAAPI and NVENC backends.
+//! ([`video::Encode`]) with software, VAAPI and NVENC backends, and the encode stage
+//! both streaming protocols share ([`stage`]: capture, conversion, encoder).
 
 pub mod audio;
 pub mod convert;
@@ -10,6 +11,7 @@ pub mod prime;
 pub mod probe;
 pub mod slices;
 pub mod software;
+pub mod stage;
 pub mod vaapi;
 pub mod video;
 pub mod vpp;

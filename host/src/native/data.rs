@@ -28,9 +28,14 @@ use punktfunk_core::native::wire::{
     PacketOpener, PacketSealer, SALT_CLIENT_DATA, SALT_HOST_DATA,
 };
 
-use super::sender::FrameSender;
+use super::sender::{FrameSender, SendPacing};
 use crate::clock;
+use crate::encode::stage::{EncodeStage, Next};
 use crate::net::udp_batch::{BatchSocket, SendStats};
+
+/// The longest the send thread waits for a frame before it looks at commands and
+/// the stop flag again.
+const POLL: Duration = Duration::from_millis(10);
 
 /// The two data-plane keys of a session.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,12 +75,44 @@ impl DataKeys {
     }
 }
 
-/// Produces the frames a stream sends. Created on the send thread (FFmpeg encoders
-/// are not `Send`), by a [`MakeFrameSource`].
+/// One frame a [`FrameSource`] yields.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceFrame<'a> {
+    /// The access unit.
+    pub data: &'a [u8],
+    /// Whether it is a keyframe.
+    pub keyframe: bool,
+}
+
+/// Produces the frames a stream sends, at its own pace: the encode stage follows its
+/// capture (see [`crate::encode::stage`]), synthetic frames follow a clock. Created on
+/// the send thread (FFmpeg encoders are not `Send`), by a [`MakeFrameSource`].
 pub trait FrameSource {
-    /// Writes frame `n` into `out` (cleared by the caller) and says whether it is a
-    /// keyframe; `idr` asks for one.
-    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool>;
+    /// The next frame, waiting at most `wait`; `None` when nothing is due yet.
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<SourceFrame<'_>>>;
+
+    /// Makes the next frame a keyframe.
+    fn request_idr(&mut self);
+}
+
+impl FrameSource for EncodeStage {
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<SourceFrame<'_>>> {
+        match self.next(wait)? {
+            Next::Frame(info) => Ok(Some(SourceFrame {
+                data: self.data(),
+                keyframe: info.keyframe,
+            })),
+            Next::Idle => Ok(None),
+            Next::Rejected(e) => {
+                tracing::debug!("skipping a captured frame: {e:#}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn request_idr(&mut self) {
+        EncodeStage::request_idr(self);
+    }
 }
 
 /// Opens a [`FrameSource`] on the send thread, once the client has announced itself.
@@ -229,43 +266,40 @@ fn send_loop(
         PacketSealer::new(&keys.host_to_client, SALT_HOST_DATA)?,
     )?;
     let fps = u32::from(mode.fps.max(1));
-    let interval = Duration::from_secs(1) / fps;
-    let mut sender = FrameSender::new(socket, dest, packetizer, fps, 0.5);
-    let epoch = clock::now();
-    let mut frame = Vec::new();
-    let start = clock::now();
-    let mut idr = true;
-    for n in 0u32.. {
-        if stop.load(Ordering::Acquire) {
-            break;
-        }
+    let mut sender = FrameSender::new(
+        socket,
+        dest,
+        packetizer,
+        SendPacing {
+            fps,
+            spread: 0.5,
+            bitrate_kbps: u64::from(mode.bitrate_kbps),
+        },
+    );
+    // The encoder's first frame is an IDR anyway; asking makes it so for any source.
+    source.request_idr();
+    // Frames are numbered as sent, from 0: the receiver counts a gap as loss.
+    let mut n = 0u32;
+    while !stop.load(Ordering::Acquire) {
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
                 StreamCmd::Loss(r) => {
                     let p = fec.on_report(clock::now(), &r);
                     sender.set_parity_percent(u16::from(p));
                 }
-                StreamCmd::Idr => idr = true,
+                StreamCmd::Idr => source.request_idr(),
             }
         }
-        let due = start + interval * n;
-        if let Some(wait) = due.checked_duration_since(clock::now()) {
-            thread::sleep(wait);
+        // Short waits, so commands and the stop flag are seen within a few ms.
+        let Some(frame) = source.next_frame(POLL)? else {
+            continue;
+        };
+        if frame.data.is_empty() {
+            continue;
         }
-        let now = clock::now();
-        frame.clear();
-        let key = source.frame(
-            n,
-            now.duration_since(epoch).as_micros() as u64,
-            idr,
-            &mut frame,
-        )?;
-        if frame.is_empty() {
-            continue; // the encoder produced nothing for this one
-        }
-        idr = false;
-        let flags = if key { FLAG_KEYFRAME } else { 0 };
-        sender.send_frame(n, flags, &frame)?;
+        let flags = if frame.keyframe { FLAG_KEYFRAME } else { 0 };
+        sender.send_frame(n, flags, frame.data)?;
+        n = n.wrapping_add(1);
         summary.frames += 1;
     }
     summary.sends = sender.stats();

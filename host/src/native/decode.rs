@@ -7,7 +7,7 @@ use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 use punktfunk_core::native::control::Codec;
 
-use crate::source::test_pattern::read_barcode;
+use crate::source::test_pattern::{read_barcode, read_row};
 
 /// A decoded picture's size and barcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub struct Decoded {
     pub height: u32,
     /// `(capture time us, frame number)` when the barcode reads.
     pub barcode: Option<(u64, u64)>,
+    /// Barcode row 2, when it reads: the session painter's tag of its session id
+    /// (`tests/painter`), so a test knows it sees that session's app.
+    pub tag: Option<u64>,
 }
 
 /// An FFmpeg video decoder with a BGR converter.
@@ -81,10 +84,13 @@ impl VideoDecoder {
             scaler
                 .run(&self.frame, &mut self.bgr)
                 .context("converting to BGR")?;
+            let (pixels, stride) = (self.bgr.data(0), self.bgr.stride(0));
+            let barcode = read_barcode(pixels, stride, 3);
             out.push(Decoded {
                 width: w,
                 height: h,
-                barcode: read_barcode(self.bgr.data(0), self.bgr.stride(0), 3),
+                barcode,
+                tag: barcode.and_then(|_| read_row(pixels, stride, 3, 2)),
             });
         }
         Ok(out)

@@ -22,9 +22,10 @@ use punktfunk_core::native::control::{
 use punktfunk_core::native::pairing::{Binding, HostAwaitingConfirm};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::data::{DataKeys, DataStream, MakeFrameSource, StreamCmd};
+use super::data::{DataKeys, StreamCmd};
 use super::lockout::PairingLockout;
 use super::quic::{ControlStream, peer_certificate};
+use super::streaming::{SessionSource, StreamTarget, Streaming};
 use crate::pairing::native::NativePairing;
 use crate::session::{EndReason, LiveSessions, SessionInfo, StreamProtocol};
 use crate::store::{NewClient, Protocol, Store};
@@ -82,20 +83,6 @@ pub enum NativeEvent {
     Input(InputEvent),
 }
 
-/// Makes the frame source of a stream in a given mode (the encoder, or synthetic
-/// frames). Without one the host negotiates modes but streams nothing.
-#[derive(Clone)]
-pub struct SourceFactory(pub Arc<MakeSource>);
-
-/// The function behind a [`SourceFactory`].
-pub type MakeSource = dyn Fn(&Mode) -> MakeFrameSource + Send + Sync;
-
-impl std::fmt::Debug for SourceFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SourceFactory(..)")
-    }
-}
-
 /// Everything a connection task needs.
 #[derive(Debug)]
 pub struct NativeContext {
@@ -111,8 +98,8 @@ pub struct NativeContext {
     pub lockout: Mutex<PairingLockout>,
     /// Where events go; dropped (and logged) if the receiver lags.
     pub events: mpsc::Sender<NativeEvent>,
-    /// What a negotiated stream sends.
-    pub source: Option<SourceFactory>,
+    /// Where a connection's session (what it streams, where its input goes) comes from.
+    pub sessions: Option<Arc<dyn SessionSource>>,
     /// The host's registry of live sessions (status pages, the console's list, ending
     /// a revoked device's stream), shared with GameStream.
     pub live: LiveSessions,
@@ -173,9 +160,14 @@ async fn connection(incoming: quinn::Incoming, ctx: &NativeContext) -> Result<()
         .await
         .context("no control stream")??;
     let mut ctl = ControlStream::new(send, recv);
-    let mut stream = None;
-    let result = session(&mut ctl, ctx, client_fp, &peer, &conn, &mut stream).await;
-    stop_stream(stream.take()).await;
+    let mut streaming = Streaming::default();
+    let result = session(&mut ctl, ctx, client_fp, &peer, &conn, &mut streaming).await;
+    let why = match &result {
+        Ok(()) => "the client left".to_owned(),
+        Err(e) => format!("{e:#}"),
+    };
+    // The session's display and app end with the connection.
+    streaming.finish(&why).await;
     if let Err(e) = &result {
         let _ = ctl
             .send(&Message::Goodbye {
@@ -203,7 +195,7 @@ async fn session(
     client_fp: [u8; 32],
     peer: &Peer,
     conn: &quinn::Connection,
-    stream: &mut Option<DataStream>,
+    streaming: &mut Streaming,
 ) -> Result<()> {
     let fingerprint = peer.fingerprint.as_str();
     let Message::Hello { name, caps: _ } = ctl.recv_within(STEP_TIMEOUT).await? else {
@@ -243,13 +235,15 @@ async fn session(
         .await;
     // An authenticated client is a live session until it leaves or is ended from
     // outside (revoked in the console, host stopping).
-    let mut live = ctx.live.start(SessionInfo {
+    let info = SessionInfo {
         client_fingerprint: fingerprint.to_owned(),
         client_name: name.clone(),
+        // Named once the first mode starts the session's app.
         app_id: 0,
-        app_title: "Desktop".into(),
+        app_title: String::new(),
         protocol: StreamProtocol::Native,
-    });
+    };
+    let mut live = ctx.live.start(info.clone());
     let mut epoch = 0u32;
     let mut next = first;
     loop {
@@ -261,6 +255,7 @@ async fn session(
                     None => return Ok(()),
                 },
                 reason = live.ended() => bail!("the session was ended: {}", end_text(reason)),
+                reason = streaming.ended_by_host() => bail!("the session ended: {reason}"),
             },
         };
         match msg {
@@ -272,26 +267,37 @@ async fn session(
             }
             Message::ModeRequest(want) => {
                 let mode = clamp(&want, &ctx.options);
-                epoch += 1;
-                // A new mode is a new stream: the old one stops, a new port opens.
-                stop_stream(stream.take()).await;
                 let mut data_port = ctx.options.data_port;
-                if let Some(factory) = &ctx.source {
-                    let policy = FecPolicy {
-                        min_percent: ctx.options.fec_bounds.0,
-                        max_percent: ctx.options.fec_bounds.1,
-                        ..FecPolicy::default()
+                if let Some(source) = &ctx.sessions {
+                    let target = StreamTarget {
+                        ip: ctx.options.bind.ip(),
+                        keys: DataKeys::export(conn)?,
+                        policy: FecPolicy {
+                            min_percent: ctx.options.fec_bounds.0,
+                            max_percent: ctx.options.fec_bounds.1,
+                            ..FecPolicy::default()
+                        },
                     };
-                    let s = DataStream::start(
-                        ctx.options.bind.ip(),
-                        DataKeys::export(conn)?,
-                        mode,
-                        policy,
-                        (factory.0)(&mode),
-                    )?;
-                    data_port = s.port();
-                    *stream = Some(s);
+                    let started = streaming.start(source.as_ref(), &info, mode, target).await;
+                    match started {
+                        Ok(port) => {
+                            data_port = port;
+                            if let Some((id, title)) = streaming.app() {
+                                live.set_app(id, &title);
+                            }
+                        }
+                        Err(e) => {
+                            // The client hears why; the connection stays for another try.
+                            tracing::warn!("native stream could not start: {e:#}");
+                            ctl.send(&Message::ModeRefused {
+                                reason: format!("the host could not start the stream: {e:#}"),
+                            })
+                            .await?;
+                            continue;
+                        }
+                    }
                 }
+                epoch += 1;
                 ctl.send(&Message::ModeAck {
                     mode,
                     data_port,
@@ -313,9 +319,7 @@ async fn session(
                 });
             }
             Message::RequestIdr => {
-                if let Some(s) = stream.as_ref() {
-                    s.command(StreamCmd::Idr);
-                }
+                streaming.command(StreamCmd::Idr);
                 ctx.emit(NativeEvent::IdrRequested);
             }
             Message::Loss(l) => {
@@ -325,13 +329,15 @@ async fn session(
                             Some(100.0 * l.packets_lost as f32 / l.packets_expected as f32);
                     });
                 }
-                if let Some(s) = stream.as_ref() {
-                    s.command(StreamCmd::Loss(l));
-                }
+                streaming.command(StreamCmd::Loss(l));
                 ctx.emit(NativeEvent::Loss(l));
             }
             Message::Latency(l) => ctx.emit(NativeEvent::Latency(l)),
-            Message::Input(e) => ctx.emit(NativeEvent::Input(e)),
+            Message::Input(e) => {
+                // Into this session's compositor, never another's.
+                streaming.input(e.clone());
+                ctx.emit(NativeEvent::Input(e));
+            }
             Message::Goodbye { .. } => return Ok(()),
             other => bail!("unexpected control message {other:?}"),
         }
@@ -406,17 +412,6 @@ async fn pair(
     ctl.send(&Message::PairOk).await?;
     tracing::info!(%name, "native client paired");
     Ok(())
-}
-
-/// Stops a stream's send thread off the runtime.
-async fn stop_stream(stream: Option<DataStream>) {
-    if let Some(s) = stream {
-        match tokio::task::spawn_blocking(move || s.stop()).await {
-            Ok(Ok(summary)) => tracing::info!(?summary, "native stream ended"),
-            Ok(Err(e)) => tracing::warn!("native stream failed: {e:#}"),
-            Err(e) => tracing::warn!("native stream join failed: {e}"),
-        }
-    }
 }
 
 fn lock(ctx: &NativeContext) -> std::sync::MutexGuard<'_, PairingLockout> {

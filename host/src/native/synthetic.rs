@@ -9,10 +9,11 @@
 //! wrong place still fails the check.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::data::FrameSource;
+use super::data::{FrameSource, SourceFrame};
 
 /// Bytes of the per-frame header: send time (µs, BE u64), frame id (BE u32).
 pub const FRAME_META: usize = 12;
@@ -91,7 +92,8 @@ pub fn sent_us(data: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(data.get(..8)?.try_into().ok()?))
 }
 
-/// A [`FrameSource`] of synthetic frames (the network tests' stand-in for an encoder).
+/// A [`FrameSource`] of synthetic frames (the network tests' stand-in for the encode
+/// stage), paced at a frame rate the way a capture is.
 #[derive(Debug, Clone)]
 pub struct SyntheticFrames {
     /// Bytes of an ordinary frame.
@@ -99,27 +101,66 @@ pub struct SyntheticFrames {
     /// Every n-th frame is a keyframe twice the size.
     pub keyframe_every: u32,
     pattern: Pattern,
+    interval: Duration,
+    due: Option<Instant>,
+    epoch: Instant,
+    n: u32,
+    idr: bool,
+    buf: Vec<u8>,
 }
 
 impl SyntheticFrames {
-    /// Frames of `bytes`, with a double-size keyframe every `keyframe_every`.
+    /// Frames of `bytes`, with a double-size keyframe every `keyframe_every`, at 60
+    /// frames a second.
     pub fn new(bytes: usize, keyframe_every: u32) -> Self {
         let bytes = bytes.max(FRAME_META);
         Self {
             bytes,
             keyframe_every,
             pattern: Pattern::new(bytes * 2),
+            interval: Duration::from_secs(1) / 60,
+            due: None,
+            epoch: Instant::now(),
+            n: 0,
+            idr: false,
+            buf: Vec::new(),
         }
+    }
+
+    /// The same frames at `fps` a second.
+    pub fn at_fps(mut self, fps: u32) -> Self {
+        self.interval = Duration::from_secs(1) / fps.max(1);
+        self
     }
 }
 
 impl FrameSource for SyntheticFrames {
-    fn frame(&mut self, n: u32, capture_us: u64, idr: bool, out: &mut Vec<u8>) -> Result<bool> {
-        let key = idr || n.is_multiple_of(self.keyframe_every.max(1));
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<SourceFrame<'_>>> {
+        let now = Instant::now();
+        let due = *self.due.get_or_insert(now);
+        if due > now + wait {
+            std::thread::sleep(wait);
+            return Ok(None);
+        }
+        if let Some(left) = due.checked_duration_since(now) {
+            std::thread::sleep(left);
+        }
+        self.due = Some(due + self.interval);
+        let n = self.n;
+        self.n += 1;
+        let key = std::mem::take(&mut self.idr) || n.is_multiple_of(self.keyframe_every.max(1));
         let len = self.bytes * if key { 2 } else { 1 };
-        out.resize(len, 0);
-        self.pattern.fill(out, n, capture_us);
-        Ok(key)
+        self.buf.resize(len, 0);
+        let sent_us = self.epoch.elapsed().as_micros() as u64;
+        self.pattern.fill(&mut self.buf, n, sent_us);
+        Ok(Some(SourceFrame {
+            data: &self.buf,
+            keyframe: key,
+        }))
+    }
+
+    fn request_idr(&mut self) {
+        self.idr = true;
     }
 }
 

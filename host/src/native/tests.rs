@@ -13,6 +13,7 @@ use super::client::{NativeClient, PairOutcome};
 use super::lockout::{MAX_FAILURES, PairingLockout};
 use super::quic::{ClientCert, server_config};
 use super::server::{self, NativeContext, NativeEvent, NativeOptions};
+use super::streaming::SessionSource;
 use crate::identity::HostIdentity;
 use crate::pairing::native::NativePairing;
 use crate::store::{Protocol, Store};
@@ -40,7 +41,7 @@ impl Host {
 
     pub(super) async fn start_with(
         allow_tofu: bool,
-        source: Option<server::SourceFactory>,
+        sessions: Option<Arc<dyn SessionSource>>,
     ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
@@ -62,7 +63,7 @@ impl Host {
             pairing: Arc::new(NativePairing::default()),
             lockout: Mutex::new(PairingLockout::default()),
             events: tx,
-            source,
+            sessions,
             live: crate::session::LiveSessions::new(),
         });
         let endpoint = server::bind(&ctx, server_config(&identity).unwrap()).unwrap();
@@ -107,7 +108,7 @@ fn wrong(pin: &str) -> &'static str {
     if pin == "000000" { "000001" } else { "000000" }
 }
 
-const MODE: Mode = Mode {
+pub(super) const MODE: Mode = Mode {
     codec: Codec::H264,
     width: 1920,
     height: 1080,
@@ -326,120 +327,34 @@ async fn garbage_on_the_control_stream_ends_that_connection_only() {
     host.endpoint.close(0u32.into(), b"test over");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frames_cross_the_network_and_adaptive_fec_survives_20_percent_loss() {
-    use super::data::{DataKeys, DataReceiver, SyntheticFrames};
-    use super::synthetic::Pattern;
-    use rand::{Rng, SeedableRng};
-
-    let factory = server::SourceFactory(Arc::new(|m: &Mode| {
-        let bytes = u64::from(m.bitrate_kbps) * 1000 / 8 / u64::from(m.fps.max(1));
-        let source = SyntheticFrames::new(bytes as usize, 120);
-        Box::new(move || Ok(Box::new(source.clone()) as Box<dyn super::data::FrameSource>))
-            as super::data::MakeFrameSource
-    }));
-    let host = Host::start_with(true, Some(factory)).await;
-    let cert = ClientCert::generate("probe").unwrap();
-    let mut c = host.connect(&cert, None).await.unwrap();
-    // 30 fps of ~100 KB frames (~75 packets each), starting at 10% parity.
-    let mode = Mode {
-        fps: 30,
-        bitrate_kbps: 24_000,
-        fec_percent: 10,
-        ..MODE
-    };
-    let granted = c.request_mode(mode).await.unwrap();
-    assert_ne!(granted.data_port, 0);
-    let keys = DataKeys::export(c.connection()).unwrap();
-    let data_addr = std::net::SocketAddr::new(host.addr.ip(), granted.data_port);
-    let max_frame = granted.max_frame_bytes as usize;
-    let (reports_tx, mut reports) = tokio::sync::mpsc::channel(64);
-    let rx = tokio::task::spawn_blocking(move || {
-        let mut rx = DataReceiver::connect(data_addr, keys, max_frame).unwrap();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-        let pattern = Pattern::new(max_frame);
-        let (mut intact, mut corrupt) = (0u64, 0u64);
-        let (mut first, mut last) = (None, 0u32);
-        let garbage = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let start = std::time::Instant::now();
-        let mut last_report = start;
-        while start.elapsed() < Duration::from_secs(8) {
-            if first.is_none() {
-                rx.send_announce().unwrap();
-            }
-            rx.poll(
-                || rng.random_bool(0.2),
-                |f| {
-                    first.get_or_insert(f.frame_id);
-                    last = f.frame_id;
-                    if pattern.intact(f.data) {
-                        intact += 1;
-                    } else {
-                        corrupt += 1;
-                    }
-                },
-            )
-            .unwrap();
-            if last_report.elapsed() >= Duration::from_millis(100) {
-                let r = rx.loss_report(last_report.elapsed());
-                last_report = std::time::Instant::now();
-                let _ = reports_tx.blocking_send(r);
-                // Forged datagrams: counted and dropped, the stream goes on.
-                garbage
-                    .send_to(&[0x01; 120], rx.local_addr().unwrap())
-                    .unwrap();
-            }
-        }
-        // The stream starts at frame 0: frames lost before the first report count too.
-        assert!(first.is_some(), "no frame arrived");
-        let span = u64::from(last) + 1;
-        (intact, corrupt, span, rx.stats())
-    });
-    let forward = async {
-        while let Some(r) = reports.recv().await {
-            c.send(&Message::Loss(r)).await.unwrap();
-        }
-    };
-    let (result, ()) = tokio::join!(rx, forward);
-    let (intact, corrupt, span, stats) = result.unwrap();
-    assert_eq!(corrupt, 0, "{stats:?}");
-    assert!(
-        stats.malformed > 0,
-        "forged datagrams are counted: {stats:?}"
-    );
-    assert!(span >= 120, "streamed {span} frames in 8 s: {stats:?}");
-    let kept = intact as f64 / span as f64;
-    eprintln!(
-        "20% loss: kept {intact}/{span} frames ({:.1}%), {stats:?}",
-        kept * 100.0
-    );
-    assert!(kept >= 0.95, "kept {intact} of {span} frames: {stats:?}");
-    assert!(stats.recovered_frames > 0, "{stats:?}");
-}
-
 #[test]
-fn native_input_events_reach_the_input_sink() {
+fn native_input_reaches_the_sessions_sink_on_its_own_thread() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("input.jsonl");
-    let (tx, rx) = mpsc::channel(8);
-    tx.try_send(NativeEvent::IdrRequested).unwrap();
-    tx.try_send(NativeEvent::Input(InputEvent::Key {
-        code: 0x41,
-        down: true,
-        modifiers: 0,
-        flags: 0,
-    }))
-    .unwrap();
-    tx.try_send(NativeEvent::Input(InputEvent::MouseMove { dx: 5, dy: 6 }))
-        .unwrap();
-    drop(tx);
     let p = path.clone();
-    super::service::forward_events(rx, move || {
+    let forwarder = crate::session::native::InputForwarder::start(move || {
         Ok(
             Box::new(crate::input::recording::RecordingSink::create(&p)?)
                 as Box<dyn crate::input::InputSink>,
         )
+    })
+    .unwrap();
+    forwarder.send(InputEvent::Key {
+        code: 0x41,
+        down: true,
+        modifiers: 0,
+        flags: 0,
     });
-    let recorded = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(recorded.lines().count(), 2, "{recorded}");
+    forwarder.send(InputEvent::MouseMove { dx: 5, dy: 6 });
+    // Dropping the forwarder ends its thread once the queue is drained.
+    drop(forwarder);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded.lines().count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{recorded}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -265,6 +265,16 @@ impl SessionHandle {
         }
     }
 
+    /// Names the app the session streams, once known (a punktfunk/1 session learns
+    /// it when its first mode starts the app, after it registered).
+    pub fn set_app(&self, app_id: u32, app_title: &str) {
+        let mut inner = self.registry.lock();
+        if let Some(e) = inner.sessions.get_mut(&self.id) {
+            e.session.app_id = app_id;
+            app_title.clone_into(&mut e.session.app_title);
+        }
+    }
+
     /// Why the session was ended from outside, if it was (for a per-frame thread).
     pub fn end_reason(&self) -> Option<EndReason> {
         *self.end.borrow()

@@ -15,8 +15,12 @@
 //! how a revoked device's streams are told to end. GameStream streams register in it
 //! when they start; a stream of another protocol (punktfunk/1) registers with
 //! [`SessionManager::register`] and keeps the handle for as long as it runs.
+//!
+//! punktfunk/1 sessions live here too ([`native`]): each gets a display session and the
+//! same encode stage, and [`SessionManager::stop`] ends either kind.
 
 pub mod live;
+pub mod native;
 pub mod router;
 
 pub use live::LiveSessions;
@@ -26,6 +30,7 @@ pub use live::{
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use anyhow::Result;
@@ -76,6 +81,8 @@ struct Session {
     /// What the streams of a launch capture (generation, spec), when set by hand
     /// rather than by the session's display.
     capture: Option<(u64, CaptureSpec)>,
+    /// A punktfunk/1 session's end signal (its connection watches it).
+    native: Option<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 /// Whether a stream's end reason means the client vanished (its pings or control
@@ -103,6 +110,8 @@ pub struct SessionManager {
     panics: Arc<ThreadPanics>,
     sessions: Mutex<BTreeMap<u64, Session>>,
     display: OnceLock<Arc<DisplayManager>>,
+    /// Native sessions started, for their ids ([`native::NATIVE_SESSION_BASE`]).
+    native_ids: AtomicU64,
 }
 
 impl SessionManager {
@@ -118,6 +127,7 @@ impl SessionManager {
             panics: Arc::new(ThreadPanics::default()),
             sessions: Mutex::new(BTreeMap::new()),
             display: OnceLock::new(),
+            native_ids: AtomicU64::new(0),
         })
     }
 
@@ -395,19 +405,26 @@ impl SessionManager {
     }
 
     /// Ends `session`'s stream and forgets the session (cancel, revoke, its app
-    /// exiting). Returns the stream's threads to join, off the async runtime.
+    /// exiting), of either protocol. Returns a GameStream stream's threads to join,
+    /// off the async runtime; a native session's connection is told and ends itself.
     pub fn stop(&self, session: u64, reason: &str) -> Option<Stopping> {
-        let removed = self.lock().remove(&session);
-        removed.and_then(|s| s.active).map(|a| a.stop(reason))
+        let removed = self.lock().remove(&session)?;
+        Self::end(removed, reason)
     }
 
     /// Ends every session (shutdown). Join the returned threads off the runtime.
     pub fn stop_all(&self, reason: &str) -> Vec<Stopping> {
         let all = std::mem::take(&mut *self.lock());
         all.into_values()
-            .filter_map(|s| s.active)
-            .map(|a| a.stop(reason))
+            .filter_map(|s| Self::end(s, reason))
             .collect()
+    }
+
+    fn end(session: Session, reason: &str) -> Option<Stopping> {
+        if let Some(native) = &session.native {
+            native.send_replace(Some(reason.to_owned()));
+        }
+        session.active.map(|a| a.stop(reason))
     }
 
     /// Takes the streams that ended by themselves (client gone, source ended), with

@@ -103,28 +103,34 @@ impl TestPattern {
 /// Reads a barcode back from BGR(x) pixels: `(capture time us, frame number)`, or
 /// `None` when a cell is neither clearly white nor clearly black.
 pub fn read_barcode(pixels: &[u8], stride: usize, bytes_per_pixel: usize) -> Option<(u64, u64)> {
-    let mut values = [0u64; 2];
-    for (row, value) in values.iter_mut().enumerate() {
-        for bit in 0..BITS as usize {
-            // Sample the cell's centre 8x8 and average the green channel.
-            let cx = bit * CELL as usize + 4;
-            let cy = row * CELL as usize + 4;
-            let mut sum = 0u32;
-            for y in cy..cy + 8 {
-                for x in cx..cx + 8 {
-                    sum += u32::from(*pixels.get(y * stride + x * bytes_per_pixel + 1)?);
-                }
+    Some((
+        read_row(pixels, stride, bytes_per_pixel, 0)?,
+        read_row(pixels, stride, bytes_per_pixel, 1)?,
+    ))
+}
+
+/// Reads barcode row `row` (64 cells, most significant bit first) from BGR(x)
+/// pixels; the session painter (`tests/painter`) paints its session's tag in row 2.
+pub fn read_row(pixels: &[u8], stride: usize, bytes_per_pixel: usize, row: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for bit in 0..BITS as usize {
+        // Sample the cell's centre 8x8 and average the green channel.
+        let cx = bit * CELL as usize + 4;
+        let cy = row * CELL as usize + 4;
+        let mut sum = 0u32;
+        for y in cy..cy + 8 {
+            for x in cx..cx + 8 {
+                sum += u32::from(*pixels.get(y * stride + x * bytes_per_pixel + 1)?);
             }
-            let avg = sum / 64;
-            let bit_value = match avg {
-                0..=64 => 0,
-                192..=255 => 1,
-                _ => return None,
-            };
-            *value = (*value << 1) | bit_value;
         }
+        let bit_value = match sum / 64 {
+            0..=64 => 0,
+            192..=255 => 1,
+            _ => return None,
+        };
+        value = (value << 1) | bit_value;
     }
-    Some((values[0], values[1]))
+    Some(value)
 }
 
 /// The test pattern painted straight into NV12, as a producer that offers YUV would

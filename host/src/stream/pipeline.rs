@@ -1,8 +1,11 @@
-//! One video frame through the host, from captured pixels to wire packets: colour
-//! conversion and encoding, then GameStream packetization with FEC.
+//! One video frame through GameStream's half of the host: the encode stage's access
+//! unit becomes Moonlight's packets with FEC ([`FramePackets`]).
 //!
-//! The stream's video thread and the pipeline benchmark (`host/benches/pipeline.rs`)
-//! both drive this, so the benchmark measures exactly the code that streams.
+//! The video thread runs [`crate::encode::stage::EncodeStage`] and then
+//! [`FramePackets`]; the pipeline benchmarks (`host/benches/pipeline.rs`,
+//! `sessions.rs`, `sources.rs`) feed their own pictures to [`FramePipeline`], which is
+//! the stage's [`FrameEncoder`] followed by the same [`FramePackets`], so they measure
+//! exactly the code that streams.
 
 use std::time::Instant;
 
@@ -13,7 +16,8 @@ use punktfunk_core::gamestream::video::{
 use punktfunk_core::time::{rtp_90khz, tenths_of_ms};
 
 use crate::capture::Frame;
-use crate::encode::video::{Encode, EncodedFrame, VideoEncoder};
+use crate::encode::stage::{Encoded, EncodedInfo, FrameEncoder};
+use crate::encode::video::VideoEncoder;
 
 /// What one frame cost, stage by stage, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,11 +50,10 @@ pub enum Outcome {
     Dropped(VideoError),
 }
 
-/// An open encoder plus the packetizer, with the buffers they reuse every frame.
-pub struct FramePipeline {
-    encoder: VideoEncoder,
+/// GameStream's packetizer with the packet run it reuses every frame.
+#[derive(Debug)]
+pub struct FramePackets {
     packetizer: VideoPacketizer,
-    encoded: EncodedFrame,
     batch: PacketRun,
     start: Instant,
     /// The capture time of the last packetized frame.
@@ -59,59 +62,16 @@ pub struct FramePipeline {
     fec: (u8, u8),
 }
 
-impl std::fmt::Debug for FramePipeline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FramePipeline")
-            .field("encoder", &self.encoder)
-            .field("packets", &self.batch.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl FramePipeline {
-    /// A pipeline whose RTP clock starts at `start`.
-    pub fn new(encoder: VideoEncoder, packets: VideoConfig, start: Instant) -> Result<Self> {
+impl FramePackets {
+    /// A packetizer whose RTP clock starts at `start`.
+    pub fn new(packets: VideoConfig, start: Instant) -> Result<Self> {
         Ok(Self {
-            encoder,
             packetizer: VideoPacketizer::new(packets)?,
-            encoded: EncodedFrame::default(),
             batch: PacketRun::new(),
             start,
             captured_at: start,
             fec: (packets.fec_percent, packets.fec_percent),
         })
-    }
-
-    /// Encodes `frame` (as an IDR when `force_idr`) and packetizes it as
-    /// `frame_index`. The frame header carries the host latency so far: capture until
-    /// packetization starts, the moment the first packet is about to exist.
-    pub fn process(
-        &mut self,
-        frame: &Frame<'_>,
-        frame_index: u32,
-        force_idr: bool,
-    ) -> Result<Outcome> {
-        let convert_us = match self.encoder.convert(frame) {
-            Ok(us) => us,
-            Err(e) => return Ok(Outcome::Rejected(e)),
-        };
-        if !self
-            .encoder
-            .encode_picture(force_idr, convert_us, &mut self.encoded)?
-        {
-            return Ok(Outcome::Held);
-        }
-        self.packetize(frame.captured_at, frame_index)
-    }
-
-    /// Encodes the last picture again as `frame_index` (a still screen: see
-    /// [`crate::stream::video::REPEAT_INTERVAL`]); its capture time is now.
-    pub fn repeat(&mut self, frame_index: u32, force_idr: bool) -> Result<Outcome> {
-        let now = Instant::now();
-        if !self.encoder.repeat(force_idr, &mut self.encoded)? {
-            return Ok(Outcome::Held);
-        }
-        self.packetize(now, frame_index)
     }
 
     /// The FEC percentages of the next frames: `p_frame` for P-frames, `idr` for IDR
@@ -120,69 +80,144 @@ impl FramePipeline {
         self.fec = (p_frame, idr);
     }
 
-    /// The encoder's new target bitrate, without reopening it.
-    pub fn set_bitrate(&mut self, kbps: u32) -> Result<()> {
-        self.encoder.set_bitrate(kbps)
-    }
-
-    /// Whether a picture was encoded yet (what [`FramePipeline::repeat`] needs).
-    pub fn has_picture(&self) -> bool {
-        self.encoder.has_picture()
-    }
-
-    fn packetize(&mut self, captured_at: Instant, frame_index: u32) -> Result<Outcome> {
+    /// Packetizes the access unit `data` as `frame_index`. The frame header carries
+    /// the host latency so far: capture until packetization starts, the moment the
+    /// first packet is about to exist.
+    pub fn packetize(
+        &mut self,
+        data: &[u8],
+        info: &EncodedInfo,
+        frame_index: u32,
+    ) -> Result<PreparedFrame, VideoError> {
+        let captured_at = info.captured_at;
         self.captured_at = captured_at;
         let t_pkt = Instant::now();
         let video_frame = VideoFrame {
-            data: &self.encoded.data,
+            data,
             frame_index,
             rtp_timestamp: rtp_90khz(captured_at.saturating_duration_since(self.start)),
-            frame_type: if self.encoded.keyframe {
+            frame_type: if info.keyframe {
                 FrameType::Idr
             } else {
                 FrameType::P
             },
             host_latency: tenths_of_ms(t_pkt.saturating_duration_since(captured_at)),
         };
-        self.packetizer.set_fec_percent(if self.encoded.keyframe {
+        self.packetizer.set_fec_percent(if info.keyframe {
             self.fec.1
         } else {
             self.fec.0
         });
-        if let Err(e) = self.packetizer.packetize(&video_frame, &mut self.batch) {
-            return Ok(Outcome::Dropped(e));
-        }
-        Ok(Outcome::Ready(PreparedFrame {
-            convert_us: self.encoded.convert_us,
-            encode_us: self.encoded.encode_us,
+        self.packetizer.packetize(&video_frame, &mut self.batch)?;
+        Ok(PreparedFrame {
+            convert_us: info.convert_us,
+            encode_us: info.encode_us,
             packetize_us: t_pkt.elapsed().as_micros() as u64,
-            keyframe: self.encoded.keyframe,
+            keyframe: info.keyframe,
             host_latency_us: t_pkt.saturating_duration_since(captured_at).as_micros() as u64,
-        }))
+        })
     }
 
-    /// When the last [`Outcome::Ready`] frame was captured (now, for a repeat).
+    /// When the last packetized frame was captured (now, for a repeat).
     pub fn captured_at(&self) -> Instant {
         self.captured_at
     }
 
-    /// The packets of the last [`Outcome::Ready`] frame.
+    /// The packets of the last packetized frame.
     pub fn batch(&self) -> &PacketRun {
         &self.batch
+    }
+}
+
+/// The stage's encoder plus GameStream's packetizer, for callers that bring their own
+/// pictures (the benches): what the video thread runs, minus the capture.
+#[derive(Debug)]
+pub struct FramePipeline {
+    frames: FrameEncoder,
+    packets: FramePackets,
+}
+
+impl FramePipeline {
+    /// A pipeline whose RTP clock starts at `start`.
+    pub fn new(encoder: VideoEncoder, packets: VideoConfig, start: Instant) -> Result<Self> {
+        Ok(Self {
+            frames: FrameEncoder::new(encoder),
+            packets: FramePackets::new(packets, start)?,
+        })
+    }
+
+    /// Encodes `frame` (as an IDR when `force_idr`) and packetizes it as
+    /// `frame_index`.
+    pub fn process(
+        &mut self,
+        frame: &Frame<'_>,
+        frame_index: u32,
+        force_idr: bool,
+    ) -> Result<Outcome> {
+        let encoded = self.frames.encode(frame, force_idr)?;
+        Ok(self.packetize(encoded, frame_index))
+    }
+
+    /// Encodes the last picture again as `frame_index` (a still screen: see
+    /// [`crate::encode::stage::REPEAT_INTERVAL`]); its capture time is now.
+    pub fn repeat(&mut self, frame_index: u32, force_idr: bool) -> Result<Outcome> {
+        let encoded = self.frames.repeat(force_idr)?;
+        Ok(self.packetize(encoded, frame_index))
+    }
+
+    fn packetize(&mut self, encoded: Encoded, frame_index: u32) -> Outcome {
+        match encoded {
+            Encoded::Ready(info) => {
+                match self
+                    .packets
+                    .packetize(self.frames.data(), &info, frame_index)
+                {
+                    Ok(p) => Outcome::Ready(p),
+                    Err(e) => Outcome::Dropped(e),
+                }
+            }
+            Encoded::Held => Outcome::Held,
+            Encoded::Rejected(e) => Outcome::Rejected(e),
+        }
+    }
+
+    /// The FEC percentages of the next frames (see [`FramePackets::set_fec`]).
+    pub fn set_fec(&mut self, p_frame: u8, idr: u8) {
+        self.packets.set_fec(p_frame, idr);
+    }
+
+    /// The encoder's new target bitrate, without reopening it.
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<()> {
+        self.frames.set_bitrate(kbps)
+    }
+
+    /// Whether a picture was encoded yet (what [`FramePipeline::repeat`] needs).
+    pub fn has_picture(&self) -> bool {
+        self.frames.has_picture()
+    }
+
+    /// When the last [`Outcome::Ready`] frame was captured (now, for a repeat).
+    pub fn captured_at(&self) -> Instant {
+        self.packets.captured_at()
+    }
+
+    /// The packets of the last [`Outcome::Ready`] frame.
+    pub fn batch(&self) -> &PacketRun {
+        self.packets.batch()
     }
 
     /// The encoder, for bitrate changes and IDR requests between frames.
     pub fn encoder_mut(&mut self) -> &mut VideoEncoder {
-        &mut self.encoder
+        self.frames.encoder_mut()
     }
 
     /// The last encoded frame's bitstream (the bench decodes it for the PSNR).
     pub fn encoded(&self) -> &[u8] {
-        &self.encoded.data
+        self.frames.data()
     }
 
     /// Size of the last encoded frame, bytes.
     pub fn encoded_len(&self) -> usize {
-        self.encoded.data.len()
+        self.frames.data().len()
     }
 }

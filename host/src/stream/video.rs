@@ -1,9 +1,9 @@
-//! The video thread: capture, encoder, GameStream packetizer with FEC, pacer, UDP.
+//! The video thread: the encode stage, GameStream packetizer with FEC, pacer, UDP.
 //!
-//! It opens the stream's capture ([`StreamContext::capture`]) and follows it: a frame
-//! is encoded when the capture delivers one, so the source sets the frame rate (a
-//! game at 60, a variable-rate compositor slower when little moves). When the screen
-//! is still, the last picture is encoded again every [`REPEAT_INTERVAL`].
+//! The encode stage ([`crate::encode::stage`], shared with punktfunk/1) opens the
+//! stream's capture ([`StreamContext::capture`]) and follows it, repeating the last
+//! picture of a still screen; this thread packetizes what it yields the GameStream
+//! way and paces it out.
 //!
 //! It follows the stream's session logic, which the control thread drives: where to
 //! send (learned from the client's pings, which the router hands the session), an IDR
@@ -11,7 +11,7 @@
 //! screen, with the next repeat). It ends the stream when the source goes away (the
 //! client then gets a termination with the reason).
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,28 +21,18 @@ use punktfunk_core::gamestream::sdp::SS_ENC_VIDEO;
 use punktfunk_core::gamestream::session::Channel;
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
-use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
+use punktfunk_core::pacing::{Pacer, PacerConfig};
 
-use super::pipeline::{FramePipeline, Outcome};
+use super::pipeline::FramePackets;
 use super::session::{Shared, StreamContext};
 use super::stats::{FrameTiming, StreamStats};
-use crate::capture::{self, CaptureError};
+use super::video_send::{Outgoing, VideoSender};
 use crate::encode::software::Tuning;
-use crate::encode::video::{VideoEncoder, VideoEncoderConfig};
-use crate::net::udp_batch::SendStats;
+use crate::encode::stage::{EncodeStage, Next, StageConfig, StageError};
+use crate::encode::video::VideoEncoderConfig;
 use crate::session::EndReason;
 
-/// How often the last picture is encoded again while the source delivers nothing new
-/// (a still desktop, a paused game, a variable-rate compositor that only sends
-/// damage): 10 a second.
-///
-/// Why repeat at all: the client's decoder and its frame-rate and loss statistics
-/// only move when frames arrive; a stream that goes silent for seconds looks dead to
-/// the user (and to Moonlight's connection-quality warning), and an IDR the client
-/// asks for after loss has to travel in a frame. Why this slowly: a repeated picture
-/// encodes to skip blocks of a few hundred bytes, so 10 a second costs next to no
-/// bandwidth or CPU, yet the client never waits more than 100 ms for a frame.
-pub const REPEAT_INTERVAL: Duration = Duration::from_millis(100);
+pub use crate::encode::stage::REPEAT_INTERVAL;
 
 /// The longest the thread waits for a frame before it looks at pings, IDR requests
 /// and stop requests again.
@@ -73,7 +63,7 @@ fn bitrate_differs(current: u32, wanted: u32) -> bool {
 const LOSS_REQUESTS_AFTER_FRAMES: u64 = 30;
 
 /// Runs the video pipeline until the stream stops.
-pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
+pub fn run(ctx: &StreamContext, shared: &Arc<Shared>) -> Result<()> {
     let c = &ctx.config;
     let fec_percent = c.fec_percent.unwrap_or(ctx.settings.fec_percent);
     let tuning = FecTuning::new(ctx.settings.fec_min_percent, ctx.settings.fec_max_percent);
@@ -91,15 +81,18 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     };
     let start = Instant::now();
     let mut encoder_kbps_now = enc_cfg.bitrate_kbps;
-    let mut pipeline = FramePipeline::new(
-        VideoEncoder::open_chosen(
-            &enc_cfg,
-            &ctx.encoders,
-            &Tuning {
-                filler: ctx.settings.x264_filler,
-                ..Tuning::default()
-            },
-        )?,
+    let mut stage = EncodeStage::open(&StageConfig {
+        capture: ctx.capture.clone(),
+        encoder: enc_cfg,
+        encoders: ctx.encoders.clone(),
+        tuning: Tuning {
+            filler: ctx.settings.x264_filler,
+            ..Tuning::default()
+        },
+        yuv_source: ctx.settings.yuv_source,
+        first_frame: ctx.first_frame.clone(),
+    })?;
+    let mut packets = FramePackets::new(
         VideoConfig {
             packet_size: c.packet_size,
             fec_percent,
@@ -107,14 +100,6 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         start,
     )?;
-    let mut capture = capture::open(&ctx.capture)
-        .map_err(|e| anyhow::anyhow!("opening the video source: {e}"))?;
-    tracing::info!(source = capture.describe(), "capturing video");
-    // A source that paints YUV (the test pattern) does so in the client's matrix: the
-    // host then converts nothing (the pipeline bench's "NV12 from the source" lever).
-    if ctx.settings.yuv_source && capture.offer_nv12(&enc_cfg.yuv_matrix()) {
-        tracing::info!("the source hands over NV12: no colour conversion");
-    }
     // The client enabled encrypted video (SS_ENC_VIDEO) in its ANNOUNCE.
     let mut sealer = if c.encryption & SS_ENC_VIDEO != 0 {
         tracing::info!("video is encrypted (AES-GCM)");
@@ -122,10 +107,8 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     } else {
         None
     };
-    let mut sealed = Vec::new();
-    let mut send_stats = SendStats::default();
     let interval = Duration::from_secs(1) / c.fps;
-    let mut pacer = Pacer::new(
+    let pacer = Pacer::new(
         PacerConfig {
             frame_interval: interval,
             spread: ctx.settings.pacing_spread,
@@ -134,7 +117,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         Instant::now(),
     );
-    let mut last_sent = Instant::now();
+    let mut sender = VideoSender::start(ctx.sockets.clone(), shared.clone(), pacer)?;
     let mut frame_index: u32 = 1;
     let mut rejected = 0u64;
 
@@ -153,120 +136,91 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
             frames_at_report = report(ctx, shared, last_report.elapsed(), frames_at_report);
             last_report = Instant::now();
         }
-        // Where the client's pings (fed by the router to the session logic) say to
-        // send; IDR requests come as `shared.idr`, the end as `stopping`.
-        let peer = shared.peer(Channel::Video);
-        // Wait for a frame, but no longer than until a repeat is due.
-        let wait = POLL.min(REPEAT_INTERVAL.saturating_sub(last_sent.elapsed()));
-        let frame = match capture.next_frame(wait) {
-            Ok(frame) => frame,
-            Err(CaptureError::Ended(reason)) => {
-                shared.end(&format!("the video source ended: {reason}"));
-                break;
+        // Until the client's first ping there is nowhere to send: frames are
+        // dropped unencoded, which hands their buffers back to the capture (and
+        // keeps the encoder's first frame, an IDR, for the client).
+        let Some(peer) = shared.peer(Channel::Video) else {
+            match stage.skip(POLL) {
+                Ok(()) => continue,
+                Err(StageError::SourceEnded(reason)) => {
+                    shared.end(&format!("the video source ended: {reason}"));
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        };
-        // Until the client's first ping there is nowhere to send; the frame is
-        // dropped here, which hands its buffer back to the capture.
-        let Some(peer) = peer else {
-            continue;
         };
         // Parity for this frame from the loss the client reported, and the
         // encoder's share of the client's bitrate to match.
         let pct = fec.poll(Instant::now());
-        pipeline.set_fec(pct, idr_fec_percent(pct, tuning.max_percent));
+        packets.set_fec(pct, idr_fec_percent(pct, tuning.max_percent));
         let wanted_kbps = encoder_kbps(c.bitrate_kbps, pct);
         if bitrate_differs(encoder_kbps_now, wanted_kbps) {
             // An encoder that cannot change its bitrate keeps the one it opened with
             // (parity then rides on top); said once per change, not per frame.
-            if let Err(e) = pipeline.set_bitrate(wanted_kbps) {
+            if let Err(e) = stage.set_bitrate(wanted_kbps) {
                 tracing::warn!(fec_percent = pct, "video bitrate stays: {e:#}");
             }
             encoder_kbps_now = wanted_kbps;
         }
-        let outcome = match frame {
-            Some(frame) => {
-                if let Some(first) = &ctx.first_frame {
-                    first.mark();
-                }
-                let force_idr = shared.idr.swap(false, Ordering::AcqRel);
-                let outcome = pipeline.process(&frame, frame_index, force_idr)?;
-                if matches!(outcome, Outcome::Rejected(_)) && force_idr {
-                    shared.idr.store(true, Ordering::Release);
-                }
-                outcome
-            }
-            None => {
-                // A still screen: repeat the last picture. An IDR the client asked
-                // for rides on the next frame or on this repeat, whichever comes
-                // first (repeating at once instead would show a live source's last
-                // frame twice).
-                if !pipeline.has_picture() || last_sent.elapsed() < REPEAT_INTERVAL {
-                    continue;
-                }
-                let force_idr = shared.idr.swap(false, Ordering::AcqRel);
-                pipeline.repeat(frame_index, force_idr)?
-            }
-        };
-        let prepared = match outcome {
-            Outcome::Ready(p) => p,
-            Outcome::Held => continue,
-            Outcome::Rejected(e) => {
+        // IDR requests come as `shared.idr`; the stage owes one until a frame or a
+        // repeat carries it.
+        if shared.idr.swap(false, Ordering::AcqRel) {
+            stage.request_idr();
+        }
+        let info = match stage.next(POLL) {
+            Ok(Next::Frame(info)) => info,
+            Ok(Next::Idle) => continue,
+            Ok(Next::Rejected(e)) => {
                 rejected += 1;
                 if rejected.is_power_of_two() {
                     tracing::warn!(rejected, "skipping a captured frame: {e:#}");
                 }
                 continue;
             }
-            Outcome::Dropped(e) => {
+            Err(StageError::SourceEnded(reason)) => {
+                shared.end(&format!("the video source ended: {reason}"));
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let prepared = match packets.packetize(stage.data(), &info, frame_index) {
+            Ok(p) => p,
+            Err(e) => {
                 tracing::warn!("dropping frame {frame_index}: {e}");
                 shared.idr.store(true, Ordering::Release);
                 continue;
             }
         };
-        let captured_at = pipeline.captured_at();
-        let batch = pipeline.batch();
-        let t_send = Instant::now();
-        let wire = match sealer.as_mut() {
+        let batch = packets.batch();
+        let mut wire = sender.buffer()?;
+        let len = match sealer.as_mut() {
             Some(sealer) => {
-                sealer.seal_batch(
-                    batch.as_bytes(),
-                    batch.packet_len(),
-                    frame_index,
-                    &mut sealed,
-                )?;
-                Wire {
-                    bytes: &sealed,
-                    len: batch.packet_len() + PREFIX_LEN,
-                }
+                sealer.seal_batch(batch.as_bytes(), batch.packet_len(), frame_index, &mut wire)?;
+                batch.packet_len() + PREFIX_LEN
             }
-            None => Wire {
-                bytes: batch.as_bytes(),
-                len: batch.packet_len(),
+            None => {
+                wire.clear();
+                wire.extend_from_slice(batch.as_bytes());
+                batch.packet_len()
+            }
+        };
+        sender.send(Outgoing {
+            wire,
+            len,
+            peer,
+            captured_at: info.captured_at,
+            timing: FrameTiming {
+                convert_us: prepared.convert_us,
+                encode_us: prepared.encode_us,
+                packetize_us: prepared.packetize_us,
+                ..FrameTiming::default()
             },
-        };
-        let first_packet_us = send_paced(ctx, &mut pacer, &wire, peer, &mut send_stats)?
-            .map_or(0, |first| (first - captured_at).as_micros() as u64);
-        last_sent = Instant::now();
-        let timing = FrameTiming {
-            convert_us: prepared.convert_us,
-            encode_us: prepared.encode_us,
-            packetize_us: prepared.packetize_us,
-            send_us: t_send.elapsed().as_micros() as u64,
-            first_packet_us,
-            bytes: wire.bytes.len() as u64,
-        };
-        {
-            let mut stats = shared.stats();
-            stats.record(timing, batch.len(), prepared.keyframe);
-            if prepared.keyframe {
-                stats.last_idr_frame = frame_index;
-            }
-            // The controller's share (a tiny frame's block may carry more, to reach
-            // the client's minimum parity packets).
-            stats.fec_percent = pct;
-            feedback.apply(&mut stats, &mut fec, Instant::now());
-        }
+            packets: batch.len(),
+            keyframe: prepared.keyframe,
+            frame_index,
+            fec_percent: pct,
+        })?;
+        feedback.apply(&mut shared.stats(), &mut fec, Instant::now());
         let (data, parity) = batch
             .blocks()
             .iter()
@@ -328,47 +282,6 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
         s.frames = Some(stats.frames);
     });
     stats.frames
-}
-
-/// A frame's packets as they go on the wire (encrypted or not), `len` bytes apart.
-struct Wire<'a> {
-    bytes: &'a [u8],
-    len: usize,
-}
-
-/// Sends `wire` to `peer` under the pacer; returns when the first packet left.
-fn send_paced(
-    ctx: &StreamContext,
-    pacer: &mut Pacer,
-    wire: &Wire<'_>,
-    peer: SocketAddr,
-    stats: &mut SendStats,
-) -> Result<Option<Instant>> {
-    let len = wire.len;
-    pacer.begin_frame(Instant::now(), wire.bytes.len() / len.max(1));
-    let mut sent = 0;
-    let mut first = None;
-    loop {
-        match pacer.poll(Instant::now()) {
-            Release::Send(n) => {
-                let bytes = &wire.bytes[sent * len..(sent + n) * len];
-                if let Err(e) = ctx.sockets.video.send_packets(peer, bytes, len, stats) {
-                    // A full or unreachable path loses this burst; FEC or an IDR recovers.
-                    tracing::debug!("video send failed: {e}");
-                }
-                first.get_or_insert_with(Instant::now);
-                pacer.sent(n);
-                sent += n;
-            }
-            Release::WaitUntil(t) => {
-                let now = Instant::now();
-                if t > now {
-                    std::thread::sleep(t - now);
-                }
-            }
-            Release::Idle => return Ok(first),
-        }
-    }
 }
 
 #[cfg(test)]
