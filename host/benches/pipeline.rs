@@ -301,6 +301,7 @@ fn conversion_table(case: &Case, frames: usize) -> Result<Vec<serde_json::Value>
         fps: case.fps,
         bitrate_kbps: 1000,
         csc_mode: 0,
+        ten_bit: false,
     })?;
     let space = ffmpeg::ffi::SWS_CS_ITU601;
     let mut paths: Vec<(&str, Option<Converter>)> =
@@ -554,6 +555,7 @@ fn main() -> Result<()> {
             fps: case.fps,
             bitrate_kbps: encoder_kbps(case.kbps, FEC_PERCENT),
             csc_mode: 0,
+            ten_bit: false,
         };
         let packets = VideoConfig {
             packet_size: PACKET_SIZE as usize,

@@ -49,6 +49,7 @@ fn session(frames: u32) -> Result<Measured> {
         fps: FPS,
         bitrate_kbps: encoder_kbps(KBPS, 20),
         csc_mode: 0,
+        ten_bit: false,
     };
     let enc = VideoEncoder::open_tuned("libx264", &cfg, &Tuning::default())?;
     let mut pipeline = FramePipeline::new(

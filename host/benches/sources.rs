@@ -218,6 +218,7 @@ fn run(
         fps: 60,
         bitrate_kbps: encoder_kbps(kbps, FEC_PERCENT),
         csc_mode: 0,
+        ten_bit: false,
     };
     let mut pipeline = FramePipeline::new(
         VideoEncoder::open_named(encoder, &cfg)?,

@@ -213,6 +213,25 @@ pub fn checks(config: &Config) -> Vec<Check> {
             false,
         ));
     }
+    let ten: Vec<_> = crate::encode::probe::probe_all_ten_bit()
+        .into_iter()
+        .filter(|(_, _, outcome)| outcome.is_ok())
+        .map(|(codec, name, _)| format!("{codec:?} by {name}"))
+        .collect();
+    rows.push(row(
+        "10-bit (HDR)",
+        !ten.is_empty(),
+        if ten.is_empty() {
+            "no encoder encodes 10-bit: clients get 8-bit streams and no HDR offer".into()
+        } else {
+            format!(
+                "{}: offered to clients as 10-bit (IsHdrSupported); the desktop is SDR, so streams are 10-bit SDR",
+                ten.join(", ")
+            )
+        },
+        Some("x265 encodes HEVC Main10 on the CPU; AV1 10-bit needs a hardware encoder (SVT-AV1 1.4's is not offered)"),
+        false,
+    ));
     let cuda = crate::encode::cuda::driver();
     rows.push(row(
         "NVENC DMA-BUF import",

@@ -15,6 +15,8 @@
 //! The arithmetic is 15-bit fixed point on `i32` lanes, written so LLVM vectorises
 //! it; the AVX2 build of the same loop is picked at run time where the CPU has it.
 
+pub mod ten_bit;
+
 /// The colour matrix and range of the YUV output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Matrix {

@@ -220,6 +220,8 @@ pub struct Converter {
     full_range: bool,
     path: ConvertPath,
     matrix: Matrix,
+    /// The same matrix for 10-bit pictures ([`super::convert10`]).
+    matrix10: punktfunk_yuv::ten_bit::Matrix10,
     worker: Option<SliceWorker>,
     /// The last captured picture's format and size, to log when it changes (a mode
     /// change), whichever conversion path takes it.
@@ -249,7 +251,8 @@ unsafe impl Sync for SendPtr {}
 type Job = (SendPtr, [SendPtr; 4], [SendPtr; 4], usize);
 
 impl Converter {
-    /// A converter to `width` x `height` YUV 4:2:0 (`out`: `YUV420P` or `NV12`) with
+    /// A converter to `width` x `height` YUV 4:2:0 (`out`: `YUV420P` or `NV12`, or
+    /// the 10-bit `YUV420P10LE` or `P010LE`) with
     /// the swscale colour matrix `sws_space` (`SWS_CS_*`) and range, converting packed
     /// RGB of that size along `path`.
     pub fn new(
@@ -281,6 +284,7 @@ impl Converter {
             full_range,
             path,
             matrix: matrix(sws_space, full_range),
+            matrix10: super::convert10::matrix10(sws_space, full_range),
             worker,
             last_input: None,
         }
@@ -371,7 +375,21 @@ impl Converter {
                 "the captured picture changed; converting the new one"
             );
         }
+        let same_size = (width, height) == (self.width, self.height);
+        if super::convert10::is_ten_bit(self.picture.format())
+            && same_size
+            && super::convert10::convert(
+                &mut self.picture,
+                cpu,
+                &self.matrix10,
+                self.full_range,
+                self.worker.as_ref(),
+            )
+        {
+            return Ok(());
+        }
         let fast = matches!(self.path, ConvertPath::Fast { .. })
+            && !super::convert10::is_ten_bit(self.picture.format())
             && (width, height) == (self.width, self.height)
             && width.is_multiple_of(2)
             && height.is_multiple_of(2);

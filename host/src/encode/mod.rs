@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod convert;
+pub mod convert10;
 pub mod cuda;
 pub mod nvenc;
 pub mod prime;
@@ -17,3 +18,5 @@ pub mod vpp;
 
 #[cfg(test)]
 mod round_trip;
+#[cfg(test)]
+mod round_trip10;

@@ -8,6 +8,9 @@
 //!   and NVENC converts RGB to YUV itself. That encoder opens on the first DMA-BUF
 //!   frame; a switch between the two paths starts with an IDR, since they do not
 //!   share references.
+//! - **10-bit streams** (HEVC Main10, AV1 10-bit) take the CPU path: the capture is
+//!   converted to P010 and uploaded. FFmpeg 5.1's NVENC wrapper picks the bit depth
+//!   from the input format, so RGB CUDA frames would come out 8-bit ([`gpu_path_for`]).
 //! - Without the CUDA driver (or where the import fails), a linear DMA-BUF is mapped
 //!   and read by the CPU, with the reason logged once; a tiled one is refused with the
 //!   reason ([`import_plan`]), so the caller falls back.
@@ -221,6 +224,16 @@ pub fn driver_present() -> Result<()> {
     Ok(())
 }
 
+/// Whether a stream of `cfg` may take the CUDA import path, or why not.
+pub fn gpu_path_for(cfg: &VideoEncoderConfig) -> std::result::Result<(), &'static str> {
+    if cfg.ten_bit {
+        return Err(
+            "a 10-bit stream is converted to P010 on the CPU (NVENC would encode RGB CUDA frames at 8 bits)",
+        );
+    }
+    Ok(())
+}
+
 impl NvencEncoder {
     /// Opens `name` (`h264_nvenc`, `hevc_nvenc`, `av1_nvenc`). Fails with the reason
     /// where no NVIDIA driver or NVENC-capable GPU is present (Hopper datacenter GPUs
@@ -243,6 +256,15 @@ impl NvencEncoder {
     /// Takes `dmabuf` on the GPU path, opening it on first use (or again for another
     /// format); `Ok(false)` when the GPU path is unavailable here.
     fn take_on_gpu(&mut self, frame: &Frame<'_>, dmabuf: &DmaBufFrame<'_>) -> Result<bool> {
+        if let Err(why) = gpu_path_for(&self.cfg) {
+            if !std::mem::replace(&mut self.take_failed, true) {
+                tracing::info!(
+                    encoder = self.name,
+                    "DMA-BUF frames go through the CPU: {why}"
+                );
+            }
+            return Ok(false);
+        }
         let plan = import_plan(frame.width, frame.height, dmabuf)?;
         if (frame.width, frame.height) != (self.cfg.width, self.cfg.height) {
             // NVENC does not scale; the CPU path does.
@@ -392,6 +414,29 @@ mod tests {
     }
 
     #[test]
+    fn ten_bit_streams_feed_nvenc_p010_from_the_cpu() {
+        use super::super::software::input_format;
+        let t = Tuning::default();
+        for name in ["hevc_nvenc", "av1_nvenc"] {
+            assert_eq!(input_format(name, &t, true).unwrap(), Pixel::P010LE);
+            assert_eq!(input_format(name, &t, false).unwrap(), Pixel::NV12);
+        }
+        assert!(input_format("h264_nvenc", &t, true).is_err());
+        let mut cfg = VideoEncoderConfig {
+            codec: super::super::probe::Codec::Hevc,
+            width: 1280,
+            height: 720,
+            fps: 60,
+            bitrate_kbps: 10_000,
+            csc_mode: 0,
+            ten_bit: false,
+        };
+        assert!(gpu_path_for(&cfg).is_ok());
+        cfg.ten_bit = true;
+        assert!(gpu_path_for(&cfg).unwrap_err().contains("P010"));
+    }
+
+    #[test]
     fn without_a_gpu_nvenc_fails_to_open_with_a_reason() {
         ffmpeg_next::init().unwrap();
         let cfg = VideoEncoderConfig {
@@ -401,6 +446,7 @@ mod tests {
             fps: 60,
             bitrate_kbps: 4000,
             csc_mode: 0,
+            ten_bit: false,
         };
         let opened = NvencEncoder::open("h264_nvenc", &cfg, &Tuning::default());
         if let Err(why) = driver_present() {

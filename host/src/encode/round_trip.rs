@@ -37,6 +37,7 @@ fn round_trip(encoder: &'static str, codec: Codec, frames: u64, idr_at: u64) -> 
         fps: 30,
         bitrate_kbps: 6000,
         csc_mode: 0,
+        ten_bit: false,
     };
     let mut enc = VideoEncoder::open_named(encoder, &cfg).unwrap();
     let mut dec = VideoDecoder::open(match codec {

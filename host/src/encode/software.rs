@@ -141,14 +141,23 @@ fn options(name: &str, cfg: &VideoEncoderConfig, tuning: &Tuning) -> ffmpeg::Dic
     o
 }
 
-/// The pixel format `name` is fed: NV12 where the encoder takes it and `tuning` asks.
-fn input_format(name: &str, tuning: &Tuning) -> Pixel {
+/// The pixel format `name` is fed: NV12 where the encoder takes it and `tuning` asks;
+/// for a 10-bit stream the 10-bit layout the encoder takes (x265 and SVT-AV1 read
+/// `yuv420p10le`, NVENC reads P010), or the reason it has none.
+pub fn input_format(name: &str, tuning: &Tuning, ten_bit: bool) -> Result<Pixel> {
+    if ten_bit {
+        return match name {
+            "libx265" | "libsvtav1" => Ok(Pixel::YUV420P10LE),
+            n if n.starts_with("hevc_") || n.starts_with("av1_") => Ok(Pixel::P010LE),
+            _ => bail!("{name} has no 10-bit profile a Moonlight client decodes"),
+        };
+    }
     let takes_nv12 = name == "libx264" || name.ends_with("_nvenc");
-    if tuning.nv12 && takes_nv12 {
+    Ok(if tuning.nv12 && takes_nv12 {
         Pixel::NV12
     } else {
         Pixel::YUV420P
-    }
+    })
 }
 
 /// Whether `name` makes a key frame when a picture asks for one. SVT-AV1 (1.4, as in
@@ -274,7 +283,7 @@ fn open_encoder(
     cfg: &VideoEncoderConfig,
     tuning: &Tuning,
 ) -> Result<(ffmpeg::encoder::video::Encoder, Pixel, libc::c_int)> {
-    let format = input_format(name, tuning);
+    let format = input_format(name, tuning, cfg.ten_bit)?;
     let encoder = open_context(name, cfg, tuning, format, None)?;
     Ok((encoder, format, cfg.colour().3))
 }
@@ -304,6 +313,7 @@ impl FfmpegEncoder {
             height = cfg.height,
             fps = cfg.fps,
             kbps = cfg.bitrate_kbps,
+            ten_bit = cfg.ten_bit,
             ?tuning,
             "video encoder open"
         );

@@ -338,6 +338,7 @@ mod tests {
             fps,
             bitrate_kbps: 2000,
             csc_mode: 2,
+            ten_bit: false,
         };
         let capture = capture::open(&CaptureSpec::TestPattern {
             width: 320,

@@ -73,6 +73,8 @@ pub struct VaapiEncoder {
     /// The mapped RGB surface VPP reads.
     rgb: ffmpeg::frame::Video,
     out: VppOutput,
+    /// A 10-bit stream: P010 surfaces (see [`dmabuf_route`]).
+    ten_bit: bool,
 }
 
 impl std::fmt::Debug for VaapiEncoder {
@@ -80,6 +82,37 @@ impl std::fmt::Debug for VaapiEncoder {
         f.debug_struct("VaapiEncoder")
             .field("encoder", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// The encoder's surface format: NV12, or P010 for a 10-bit stream (FFmpeg's VAAPI
+/// encoders pick HEVC Main10 / AV1 10-bit from a P010 frames context).
+pub fn surface_format(ten_bit: bool) -> ffi::AVPixelFormat {
+    if ten_bit {
+        ffi::AVPixelFormat::AV_PIX_FMT_P010LE
+    } else {
+        ffi::AVPixelFormat::AV_PIX_FMT_NV12
+    }
+}
+
+/// How a DMA-BUF of `format` reaches an encoder surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Mapped onto an encoder surface as is (NV12 into an 8-bit stream).
+    Surface,
+    /// Mapped as RGB and converted by the video processor (to NV12 or P010).
+    Vpp,
+    /// Read and converted by the CPU, then uploaded: an 8-bit NV12 buffer cannot be a
+    /// 10-bit stream's P010 surface.
+    Cpu,
+}
+
+/// The route of a DMA-BUF of `format` into an (8- or 10-bit) stream.
+pub fn dmabuf_route(format: PixelFormat, ten_bit: bool) -> Route {
+    match (format, ten_bit) {
+        (PixelFormat::Nv12, false) => Route::Surface,
+        (PixelFormat::Nv12, true) => Route::Cpu,
+        _ => Route::Vpp,
     }
 }
 
@@ -111,7 +144,7 @@ impl VaapiEncoder {
             }
             let fc = (*frames.0).data.cast::<ffi::AVHWFramesContext>();
             (*fc).format = ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
-            (*fc).sw_format = ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+            (*fc).sw_format = surface_format(cfg.ten_bit);
             (*fc).width = cfg.width as libc::c_int;
             (*fc).height = cfg.height as libc::c_int;
             (*fc).initial_pool_size = 4;
@@ -153,7 +186,11 @@ impl VaapiEncoder {
             cfg.height,
             sws_space,
             cfg.full_range(),
-            Pixel::NV12,
+            if cfg.ten_bit {
+                Pixel::P010LE
+            } else {
+                Pixel::NV12
+            },
             ConvertPath::default(),
         );
         tracing::info!(encoder = name, node = %node.display(), "VAAPI encoder open");
@@ -176,7 +213,9 @@ impl VaapiEncoder {
                 fps: cfg.fps,
                 bt709: sws_space == ffi::SWS_CS_ITU709,
                 full_range: cfg.full_range(),
+                ten_bit: cfg.ten_bit,
             },
+            ten_bit: cfg.ten_bit,
         })
     }
 
@@ -247,17 +286,19 @@ impl Encode for VaapiEncoder {
             Pixels::Cpu(_) => None,
         };
         match (&frame.pixels, format) {
-            (Pixels::DmaBuf(d), Some(PixelFormat::Nv12)) => {
+            (Pixels::DmaBuf(d), Some(f)) if dmabuf_route(f, self.ten_bit) == Route::Surface => {
                 map_onto(
                     self.device.0,
                     frame,
                     d,
                     self.frames.0,
-                    ffi::AVPixelFormat::AV_PIX_FMT_NV12,
+                    surface_format(false),
                     &mut self.surface,
                 )?;
             }
-            (Pixels::DmaBuf(d), Some(f)) if self.through_vpp(frame, d, f)? => {}
+            (Pixels::DmaBuf(d), Some(f))
+                if dmabuf_route(f, self.ten_bit) == Route::Vpp
+                    && self.through_vpp(frame, d, f)? => {}
             _ => {
                 self.converter.convert(frame)?;
                 self.upload()?;
@@ -310,6 +351,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ten_bit_streams_take_p010_surfaces_and_nv12_buffers_go_through_the_cpu() {
+        use ffi::AVPixelFormat as F;
+        assert_eq!(surface_format(false), F::AV_PIX_FMT_NV12);
+        assert_eq!(surface_format(true), F::AV_PIX_FMT_P010LE);
+        assert_eq!(dmabuf_route(PixelFormat::Nv12, false), Route::Surface);
+        assert_eq!(dmabuf_route(PixelFormat::Nv12, true), Route::Cpu);
+        for f in [PixelFormat::Bgrx, PixelFormat::Bgra, PixelFormat::Rgbx] {
+            assert_eq!(dmabuf_route(f, false), Route::Vpp);
+            assert_eq!(dmabuf_route(f, true), Route::Vpp);
+        }
+    }
+
+    #[test]
     fn without_a_device_opening_fails_with_a_reason() {
         ffmpeg::init().unwrap();
         let cfg = VideoEncoderConfig {
@@ -319,6 +373,7 @@ mod tests {
             fps: 60,
             bitrate_kbps: 4000,
             csc_mode: 0,
+            ten_bit: false,
         };
         if render_node().is_none() {
             let e = VaapiEncoder::open("h264_vaapi", &cfg).unwrap_err();

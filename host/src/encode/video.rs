@@ -32,9 +32,20 @@ pub struct VideoEncoderConfig {
     /// The client's `encoderCscMode`: colour space (0 BT.601, 1 BT.709, 2 BT.2020) << 1,
     /// plus 1 for full range.
     pub csc_mode: u32,
+    /// A 10-bit stream (HEVC Main10, AV1 Main 10-bit): the client's ANNOUNCE asked
+    /// for it (`x-nv-video[0].dynamicRangeMode:1`), which moonlight-common-c does only
+    /// when serverinfo offered the codec's 10-bit `SCM_*` bit. The capture is SDR, so
+    /// this is 10-bit SDR: the client's matrix and transfer, no PQ (see
+    /// [`VideoEncoderConfig::colour`]).
+    pub ten_bit: bool,
 }
 
 impl VideoEncoderConfig {
+    /// The colour space, primaries, transfer and swscale matrix to convert and tag
+    /// with, following the client's `encoderCscMode`. The host's sources are SDR
+    /// desktops, so even a 10-bit stream keeps an SDR transfer: BT.2020 at 10 bits is
+    /// tagged `bt2020-10` (as Sunshine tags "BT.2020 SDR"), never SMPTE 2084 (PQ),
+    /// which would make the client's display stretch SDR levels into HDR brightness.
     pub(crate) fn colour(
         &self,
     ) -> (
@@ -54,7 +65,11 @@ impl VideoEncoderConfig {
             2 => (
                 Space::BT2020NCL,
                 Primaries::BT2020,
-                TransferCharacteristic::BT709,
+                if self.ten_bit {
+                    TransferCharacteristic::BT2020_10
+                } else {
+                    TransferCharacteristic::BT709
+                },
                 ffmpeg::ffi::SWS_CS_BT2020,
             ),
             _ => (
@@ -74,6 +89,11 @@ impl VideoEncoderConfig {
     /// itself ([`crate::capture::VideoCapture::offer_nv12`]).
     pub fn yuv_matrix(&self) -> punktfunk_yuv::Matrix {
         super::convert::matrix(self.colour().3, self.full_range())
+    }
+
+    /// The 10-bit converter's matrix for the client's colour space and range.
+    pub fn yuv_matrix10(&self) -> punktfunk_yuv::ten_bit::Matrix10 {
+        super::convert10::matrix10(self.colour().3, self.full_range())
     }
 }
 
@@ -185,12 +205,26 @@ impl VideoEncoder {
         encoders: &Encoders,
         tuning: &Tuning,
     ) -> Result<Self> {
+        let mut cfg = *cfg;
+        if cfg.ten_bit {
+            if let Some(ten) = encoders.ten_bit.iter().find(|a| a.codec == cfg.codec) {
+                tracing::info!(encoder = ten.name, codec = ?cfg.codec, "10-bit stream");
+                return Self::open_tuned(ten.name, &cfg, tuning);
+            }
+            // The host never offers 10-bit without an encoder for it; a client that
+            // asks anyway gets the 8-bit stream its decoder also plays.
+            tracing::warn!(
+                codec = ?cfg.codec,
+                "the client asked for 10-bit, which no encoder here produces; streaming 8-bit"
+            );
+            cfg.ten_bit = false;
+        }
         let chosen = encoders
             .chosen
             .iter()
             .find(|a| a.codec == cfg.codec)
             .ok_or_else(|| anyhow!("no encoder opens for {:?} on this machine", cfg.codec))?;
-        Self::open_tuned(chosen.name, cfg, tuning)
+        Self::open_tuned(chosen.name, &cfg, tuning)
     }
 
     /// Opens the FFmpeg encoder `name` with the host's default tuning.
@@ -294,6 +328,7 @@ mod tests {
             fps: 60,
             bitrate_kbps: 4000,
             csc_mode: 0,
+            ten_bit: false,
         };
         let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
         let mut src = TestPattern::new(640, 360);
@@ -346,6 +381,7 @@ mod tests {
             fps: 60,
             bitrate_kbps: 4000,
             csc_mode: 0,
+            ten_bit: false,
         };
         let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
         let mut frame = crate::source::CapturedFrame::new(320, 240);

@@ -25,11 +25,18 @@ pub fn rgb_sw_format(format: PixelFormat) -> Option<ffi::AVPixelFormat> {
     }
 }
 
-/// The `scale_vaapi` arguments: NV12 at the encoder's size, in the client's matrix
-/// and range (`out_color_matrix`, `out_range`).
-pub fn filter_spec(width: u32, height: u32, bt709: bool, full_range: bool) -> String {
+/// The `scale_vaapi` arguments: NV12 (P010 for a 10-bit stream) at the encoder's
+/// size, in the client's matrix and range (`out_color_matrix`, `out_range`).
+pub fn filter_spec(
+    width: u32,
+    height: u32,
+    bt709: bool,
+    full_range: bool,
+    ten_bit: bool,
+) -> String {
     format!(
-        "scale_vaapi=w={width}:h={height}:format=nv12:out_color_matrix={}:out_range={}",
+        "scale_vaapi=w={width}:h={height}:format={}:out_color_matrix={}:out_range={}",
+        if ten_bit { "p010" } else { "nv12" },
         if bt709 { "bt709" } else { "bt601" },
         if full_range { "full" } else { "limited" }
     )
@@ -81,6 +88,8 @@ pub struct VppOutput {
     pub bt709: bool,
     /// Full range.
     pub full_range: bool,
+    /// P010 output, for a 10-bit stream.
+    pub ten_bit: bool,
 }
 
 impl Vpp {
@@ -143,6 +152,7 @@ impl Vpp {
                 out.height,
                 out.bt709,
                 out.full_range,
+                out.ten_bit,
             ))
             .context("building the VPP filter (scale_vaapi)")?;
         graph
@@ -198,10 +208,11 @@ mod tests {
     #[test]
     fn the_filter_follows_the_clients_colour_and_the_encoders_size() {
         assert_eq!(
-            filter_spec(1920, 1080, true, false),
+            filter_spec(1920, 1080, true, false, false),
             "scale_vaapi=w=1920:h=1080:format=nv12:out_color_matrix=bt709:out_range=limited"
         );
-        assert!(filter_spec(1280, 720, false, true).ends_with("bt601:out_range=full"));
+        assert!(filter_spec(1280, 720, false, true, false).ends_with("bt601:out_range=full"));
+        assert!(filter_spec(1280, 720, true, false, true).contains(":format=p010:"));
         assert!(source_args(2560, 1440, 60).starts_with("video_size=2560x1440:pix_fmt="));
     }
 

@@ -61,6 +61,7 @@ async fn host_state(dir: &Path) -> Arc<HostState> {
     let encoders = Encoders {
         chosen: vec![x264.clone()],
         available: vec![x264],
+        ten_bit: vec![],
     };
     let streams = crate::session::SessionManager::new(
         config.clone(),

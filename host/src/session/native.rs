@@ -118,6 +118,7 @@ impl SessionManager {
                     bitrate_kbps: mode.bitrate_kbps,
                     // BT.709, limited range: what native clients decode.
                     csc_mode: 2,
+                    ten_bit: false,
                 },
                 encoders: self.encoders.clone(),
                 tuning: Tuning {

@@ -77,6 +77,7 @@ pub fn run(ctx: &StreamContext, shared: &Arc<Shared>) -> Result<()> {
         fps: c.fps,
         bitrate_kbps: encoder_kbps(c.bitrate_kbps, fec_percent),
         csc_mode: c.csc_mode,
+        ten_bit: c.hdr,
     };
     let start = Instant::now();
     let mut encoder_kbps_now = enc_cfg.bitrate_kbps;

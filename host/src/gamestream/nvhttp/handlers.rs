@@ -237,12 +237,16 @@ async fn applist(state: &HostState) -> Response<Body> {
         Ok(a) => a,
         Err(e) => return internal(format!("{e:#}")),
     };
+    // Where Sunshine says it (nvhttp.cpp, per app): 1 once a 10-bit encoder passed the
+    // start-up probe. The client's actual switch is ServerCodecModeSupport's Main10
+    // bits in serverinfo; this one only lets a client show HDR as available.
+    let hdr = u8::from(state.encoders.ten_bit_supported());
     let mut reply = XmlReply::ok();
     for app in apps {
         reply = reply.raw(&xml::element(
             "App",
             &[
-                ("IsHdrSupported", &0),
+                ("IsHdrSupported", &hdr),
                 ("AppTitle", &app.title),
                 ("ID", &app.id),
             ],

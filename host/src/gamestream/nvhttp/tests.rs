@@ -30,6 +30,11 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Encoders::default()).await
+}
+
+/// The fixture with `encoders` as the start-up probe's outcome.
+async fn fixture_with(encoders: Encoders) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let args = ConfigArgs {
         state_dir: Some(dir.path().to_owned()),
@@ -59,7 +64,6 @@ async fn fixture() -> Fixture {
         Duration::from_secs(1),
     );
     let catalog = Catalog::new(&[], store.clone());
-    let encoders = Encoders::default();
     let streams = SessionManager::new(
         config.clone(),
         encoders.clone(),
@@ -226,6 +230,43 @@ async fn unpaired_and_plain_http_clients_are_refused() {
     let req = Request::post("/serverinfo").body(()).unwrap();
     let resp = handle(&f.state, &conn(false, None), req).await;
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// HDR is offered (Main10 bits in serverinfo, `IsHdrSupported` in the app list)
+/// exactly when the probe kept a 10-bit encoder.
+#[tokio::test]
+async fn ten_bit_is_offered_only_with_a_ten_bit_encoder() {
+    use crate::encode::probe::{Available, Codec};
+    let a = |codec, name| Available {
+        codec,
+        name,
+        hardware: false,
+    };
+    let chosen = vec![a(Codec::H264, "libx264"), a(Codec::Hevc, "libx265")];
+    let paired = conn(true, Some(PAIRED_FP));
+    for (ten_bit, codecs, hdr) in [
+        (vec![], 0x101, 0),
+        (vec![a(Codec::Hevc, "libx265")], 0x301, 1),
+    ] {
+        let f = fixture_with(Encoders {
+            chosen: chosen.clone(),
+            available: chosen.clone(),
+            ten_bit,
+        })
+        .await;
+        let (_, _, info) = get(&f.state, &conn(false, None), "/serverinfo").await;
+        assert!(
+            info.contains(&format!(
+                "<ServerCodecModeSupport>{codecs}</ServerCodecModeSupport>"
+            )),
+            "{info}"
+        );
+        let (_, _, apps) = get(&f.state, &paired, "/applist").await;
+        assert!(
+            apps.contains(&format!("<IsHdrSupported>{hdr}</IsHdrSupported>")),
+            "{apps}"
+        );
+    }
 }
 
 #[tokio::test]
