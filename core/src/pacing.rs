@@ -75,6 +75,12 @@ impl Pacer {
         }
     }
 
+    /// Changes the link-rate ceiling from the next [`Pacer::begin_frame`] on (a
+    /// sender whose bitrate or parity changed).
+    pub fn set_max_packets_per_sec(&mut self, rate: Option<u64>) {
+        self.config.max_packets_per_sec = rate;
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &PacerConfig {
         &self.config

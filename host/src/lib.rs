@@ -25,6 +25,7 @@ pub mod native;
 pub mod net;
 pub mod pairing;
 pub mod pw_graph;
+pub mod realtime;
 pub mod serve;
 pub mod service_notify;
 pub mod session;

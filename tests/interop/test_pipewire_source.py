@@ -162,3 +162,22 @@ def test_a_missing_node_fails_the_stream_not_the_host(pw_host: Host, node_name: 
         run_stream(ml.client, 2, 640, 360, 30, "h264", 4000)
     assert f'no PipeWire video source named \\"{node_name}\\"' in full_log(pw_host), pw_host.log()
     assert pw_host.proc.poll() is None
+
+
+def test_an_nv12_producer_hands_over_yuv_in_the_clients_matrix(
+    pw_host: Host, session: PipeWireSession, node_name: str
+):
+    """A producer that offers NV12 with a choice of matrix and range (as gamescope
+    does) is asked for NV12 in the encoder's own matrix: the host copies the planes
+    instead of converting colour, and the client still sees the exact bars."""
+    ml = Moonlight(pw_host)
+    error, _ = ml.pair()
+    assert error is None, repr(error)
+    producer = session.producer(node_name, "--nv12")
+    result = run_stream(ml.client, 6, 1280, 720, 60, "h264", 10000)
+    s = check_video(pw_host, result)
+    assert s["sent"] >= 6 * 60 * 0.8, f"only {s['sent']} producer frames in 6 s at 60 fps"
+    log = full_log(pw_host)
+    assert "format=Nv12" in log, log[-3000:]
+    assert "hands over NV12 in the encoder's matrix" in log, log[-3000:]
+    session.stop_producer(producer)

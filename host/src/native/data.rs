@@ -28,7 +28,7 @@ use punktfunk_core::native::wire::{
     PacketOpener, PacketSealer, SALT_CLIENT_DATA, SALT_HOST_DATA,
 };
 
-use super::sender::FrameSender;
+use super::sender::{FrameSender, SendPacing};
 use crate::clock;
 use crate::encode::stage::{EncodeStage, Next};
 use crate::net::udp_batch::{BatchSocket, SendStats};
@@ -266,7 +266,16 @@ fn send_loop(
         PacketSealer::new(&keys.host_to_client, SALT_HOST_DATA)?,
     )?;
     let fps = u32::from(mode.fps.max(1));
-    let mut sender = FrameSender::new(socket, dest, packetizer, fps, 0.5);
+    let mut sender = FrameSender::new(
+        socket,
+        dest,
+        packetizer,
+        SendPacing {
+            fps,
+            spread: 0.5,
+            bitrate_kbps: u64::from(mode.bitrate_kbps),
+        },
+    );
     // The encoder's first frame is an IDR anyway; asking makes it so for any source.
     source.request_idr();
     // Frames are numbered as sent, from 0: the receiver counts a gap as loss.

@@ -21,7 +21,7 @@ use super::bench::thread_cpu;
 use super::netns::{BenchPath, SocketPair, VethPair};
 use super::receiver::{PacketReceiver, RecvCounters};
 use super::report::{Report, percentile};
-use super::sender::{FrameSender, FrameTimes};
+use super::sender::{FrameSender, FrameTimes, SendPacing};
 use super::synthetic::{FRAME_META, Pattern, sent_us};
 use crate::clock;
 use crate::net::udp_batch::{BatchSocket, SendStats};
@@ -69,6 +69,14 @@ pub struct LoopbackArgs {
     /// batches are cut into single datagrams as a real NIC would.
     #[arg(long, requires = "veth")]
     pub veth_segment: bool,
+    /// Pace by the spread alone, without the rate ceiling (the behaviour before it, to
+    /// compare): every frame, keyframes too, is squeezed into the spread.
+    #[arg(long)]
+    pub no_rate_ceiling: bool,
+    /// Keep the send and receive threads at normal priority (by default they pace
+    /// and receive real-time where the process may: see `realtime.rs`).
+    #[arg(long)]
+    pub normal_priority: bool,
 }
 
 impl Default for LoopbackArgs {
@@ -86,6 +94,8 @@ impl Default for LoopbackArgs {
             ceilings: false,
             veth: false,
             veth_segment: false,
+            no_rate_ceiling: false,
+            normal_priority: false,
         }
     }
 }
@@ -176,6 +186,9 @@ struct TxResult {
 pub fn run(args: &LoopbackArgs) -> Result<LoopbackSummary> {
     if args.bitrate_mbps == 0 || !(0.0..100.0).contains(&args.loss) {
         bail!("bitrate must be positive and loss in [0, 100)");
+    }
+    if args.normal_priority {
+        crate::realtime::disable();
     }
     let path = if args.veth {
         BenchPath::Veth(VethPair::create(args.veth_segment)?)
@@ -304,7 +317,20 @@ fn send(
 ) -> Result<TxResult> {
     let packetizer = NativePacketizer::new(config, PacketSealer::new(&key, SALT_HOST_DATA)?)?;
     let fps = args.rate();
-    let mut sender = FrameSender::new(socket, dest, packetizer, fps, args.spread);
+    let mut sender = FrameSender::new(
+        socket,
+        dest,
+        packetizer,
+        SendPacing {
+            fps,
+            spread: args.spread,
+            bitrate_kbps: if args.no_rate_ceiling {
+                0
+            } else {
+                u64::from(args.bitrate_mbps) * 1000
+            },
+        },
+    );
     let interval = Duration::from_secs(1) / fps;
     let frame_bytes = args.frame_len();
     let mut frame = vec![0u8; args.max_frame_len()];

@@ -19,6 +19,7 @@ use quinn_udp::RecvMeta;
 
 use super::data::DataKeys;
 use crate::net::udp_batch::BatchSocket;
+use crate::realtime::Realtime;
 
 /// Receive buffers per `recvmmsg` call.
 const RECV_SLOTS: usize = 32;
@@ -44,6 +45,9 @@ pub struct PacketReceiver {
     storage: Vec<u8>,
     meta: Vec<RecvMeta>,
     counters: RecvCounters,
+    /// Each poll runs real-time where the process may (see [`crate::realtime`]): a
+    /// receive thread scheduled out for milliseconds is most of a frame's tail latency.
+    realtime: Realtime,
 }
 
 impl PacketReceiver {
@@ -61,6 +65,7 @@ impl PacketReceiver {
             storage: vec![0u8; RECV_SLOTS * SLOT_BYTES],
             meta: vec![RecvMeta::default(); RECV_SLOTS],
             counters: RecvCounters::default(),
+            realtime: Realtime::default(),
         })
     }
 
@@ -68,6 +73,18 @@ impl PacketReceiver {
     /// discard it (simulated loss; `|| false` for none), `on_packet` sees every opened
     /// header and `on_frame` every completed frame. Returns the datagrams received.
     pub fn poll(
+        &mut self,
+        drop: impl FnMut() -> bool,
+        on_packet: impl FnMut(&PacketHeader),
+        on_frame: impl FnMut(Frame<'_>),
+    ) -> Result<usize> {
+        let mut realtime = std::mem::take(&mut self.realtime);
+        let out = realtime.run(|| self.receive(drop, on_packet, on_frame));
+        self.realtime = realtime;
+        out
+    }
+
+    fn receive(
         &mut self,
         mut drop: impl FnMut() -> bool,
         mut on_packet: impl FnMut(&PacketHeader),

@@ -27,6 +27,8 @@ use pw::spa::sys as spa_sys;
 use pw::spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
 use pw::stream::{StreamFlags, StreamState};
 
+mod nv12;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pf-pw-producer",
@@ -60,6 +62,10 @@ struct Args {
     /// Buffers to allocate.
     #[arg(long, default_value_t = 4)]
     buffers: u32,
+    /// Offer NV12 first (with a choice of matrix and range, as gamescope does), then
+    /// BGRx; paint whichever the consumer picks.
+    #[arg(long)]
+    nv12: bool,
 }
 
 fn parse_mode(s: &str) -> Result<(u32, u32), String> {
@@ -109,6 +115,16 @@ fn format_param(args: &Args, (width, height): (u32, u32)) -> Value {
             ),
         ],
     })
+}
+
+/// The EnumFormat pods for `mode`: NV12 first with `--nv12`, then BGRx.
+fn format_pods(args: &Args, mode: (u32, u32)) -> Result<Vec<Vec<u8>>> {
+    let mut pods = Vec::new();
+    if args.nv12 {
+        pods.push(serialize(nv12::format_param(mode.0, mode.1, args.fps))?);
+    }
+    pods.push(serialize(format_param(args, mode))?);
+    Ok(pods)
 }
 
 fn buffers_param(count: u32, size: u32, stride: u32) -> Value {
@@ -240,6 +256,9 @@ fn main() -> Result<()> {
     // The current mode and its pattern: changed by a renegotiation.
     let mode = Rc::new(Cell::new((args.width, args.height)));
     let pattern = Rc::new(RefCell::new(TestPattern::new(args.width, args.height)));
+    // Set while NV12 is the negotiated format.
+    let nv12_pattern: Rc<RefCell<Option<punktfunk_host::source::test_pattern::Nv12Pattern>>> =
+        Rc::default();
     let frames = Rc::new(Cell::new(0u64));
     let streaming = Rc::new(Cell::new(false));
     let failure: Rc<RefCell<Option<String>>> = Rc::default();
@@ -250,6 +269,7 @@ fn main() -> Result<()> {
         let (frames, streaming, failure) = (frames.clone(), streaming.clone(), failure.clone());
         let (on_format, on_add, on_process) = (mode.clone(), mode.clone(), mode.clone());
         let on_format_pattern = pattern.clone();
+        let (on_format_nv12, on_process_nv12) = (nv12_pattern.clone(), nv12_pattern.clone());
         let quit = main_loop.downgrade();
         let on_state_quit = main_loop.downgrade();
         let stop_after = args.stop_after_frames;
@@ -289,7 +309,19 @@ fn main() -> Result<()> {
                     on_format.set((w, h));
                     *on_format_pattern.borrow_mut() = TestPattern::new(w, h);
                 }
-                let Ok(buffers) = serialize(buffers_param(buffer_count, w * 4 * h, w * 4)) else {
+                let (size, stride) = if info.format() == spa::param::video::VideoFormat::NV12 {
+                    println!(
+                        "negotiated NV12 matrix {} range {}",
+                        info.color_matrix(),
+                        info.color_range()
+                    );
+                    *on_format_nv12.borrow_mut() = Some(nv12::pattern_for(&info));
+                    (nv12::picture_len(w, h), w)
+                } else {
+                    *on_format_nv12.borrow_mut() = None;
+                    (w * 4 * h, w * 4)
+                };
+                let Ok(buffers) = serialize(buffers_param(buffer_count, size, stride)) else {
                     return;
                 };
                 if let Some(pod) = Pod::from_bytes(&buffers)
@@ -328,6 +360,19 @@ fn main() -> Result<()> {
                             .map_or(0, |d| d.as_micros() as u64);
                         let pixels = std::slice::from_raw_parts_mut(m.ptr, m.len);
                         let (w, h) = on_process.get();
+                        let chunk = &mut *(*(*spa).datas).chunk;
+                        if let Some(nv) = on_process_nv12.borrow_mut().as_mut() {
+                            let len = nv12::picture_len(w, h);
+                            if m.len >= len as usize {
+                                nv12::paint(nv, n, unix_us, pixels);
+                                chunk.offset = 0;
+                                chunk.size = len;
+                                chunk.stride = w as i32;
+                                chunk.flags = 0;
+                            }
+                            stream.queue_raw_buffer(buffer);
+                            return;
+                        }
                         let stride = w * 4;
                         if m.len < (stride * h) as usize {
                             // A buffer of the old mode, before the new ones arrive.
@@ -337,7 +382,6 @@ fn main() -> Result<()> {
                         pattern
                             .borrow()
                             .draw_into(n, unix_us, pixels, stride as usize);
-                        let chunk = &mut *(*(*spa).datas).chunk;
                         chunk.offset = 0;
                         chunk.size = stride * h;
                         chunk.stride = stride as i32;
@@ -355,8 +399,11 @@ fn main() -> Result<()> {
             .context("listening to the stream")?
     };
 
-    let format = serialize(format_param(&args, (args.width, args.height)))?;
-    let mut params = [Pod::from_bytes(&format).context("the format pod")?];
+    let formats = format_pods(&args, (args.width, args.height))?;
+    let mut params: Vec<&Pod> = formats
+        .iter()
+        .map(|f| Pod::from_bytes(f).context("a format pod"))
+        .collect::<Result<_>>()?;
     stream
         .connect(
             spa::utils::Direction::Output,
@@ -370,7 +417,7 @@ fn main() -> Result<()> {
     // linked.
     let resize = args.resize_after_frames.zip(args.resize);
     let resize_format = match resize {
-        Some((_, mode)) => Some(serialize(format_param(&args, mode))?),
+        Some((_, mode)) => Some(format_pods(&args, mode)?),
         None => None,
     };
     let resized = Cell::new(false);
@@ -379,14 +426,14 @@ fn main() -> Result<()> {
         let streaming = streaming.clone();
         let frames = frames.clone();
         main_loop.loop_().add_timer(move |_| {
-            if let (Some((after, (w, h))), Some(bytes)) = (resize, &resize_format)
+            if let (Some((after, (w, h))), Some(pods)) = (resize, &resize_format)
                 && !resized.get()
                 && frames.get() >= after
-                && let Some(pod) = Pod::from_bytes(bytes)
             {
                 resized.set(true);
                 eprintln!("pf-pw-producer: changing to {w}x{h}");
-                if let Err(e) = stream.update_params(&mut [pod]) {
+                let mut pods: Vec<&Pod> = pods.iter().filter_map(|b| Pod::from_bytes(b)).collect();
+                if let Err(e) = stream.update_params(&mut pods) {
                     eprintln!("pf-pw-producer: the new mode was refused: {e}");
                 }
             }

@@ -39,11 +39,55 @@ pub struct Negotiated {
     pub framerate: (u32, u32),
     /// The DMA-BUF modifier, where the format carried one.
     pub modifier: Option<u64>,
+    /// SPA colour matrix and range (`SPA_VIDEO_COLOR_MATRIX_*`, `SPA_VIDEO_COLOR_RANGE_*`)
+    /// the format names; 0 (unknown) where it names none.
+    pub colour: (u32, u32),
+}
+
+/// The SPA colour matrix and range of `m`, for the ones a producer can be asked for
+/// (BT.601, BT.709, BT.2020, either range).
+pub fn spa_colour_of(m: &punktfunk_yuv::Matrix) -> Option<(u32, u32)> {
+    use punktfunk_yuv::Matrix;
+    [false, true].into_iter().find_map(|full| {
+        let range = if full {
+            spa_sys::SPA_VIDEO_COLOR_RANGE_0_255
+        } else {
+            spa_sys::SPA_VIDEO_COLOR_RANGE_16_235
+        };
+        [
+            (Matrix::bt601(full), spa_sys::SPA_VIDEO_COLOR_MATRIX_BT601),
+            (Matrix::bt709(full), spa_sys::SPA_VIDEO_COLOR_MATRIX_BT709),
+            (Matrix::bt2020(full), spa_sys::SPA_VIDEO_COLOR_MATRIX_BT2020),
+        ]
+        .into_iter()
+        .find(|(candidate, _)| candidate == m)
+        .map(|(_, matrix)| (matrix, range))
+    })
 }
 
 /// One EnumFormat parameter: raw video in `format`, any size, any rate (variable
 /// included).
 pub fn enum_format(format: VideoFormat) -> Value {
+    enum_format_in(format, None)
+}
+
+/// [`enum_format`] with the colour matrix and range fixed to `colour` (SPA ids): how
+/// a YUV format is asked for in the encoder's own matrix, so the picture needs no
+/// conversion (gamescope offers NV12 in BT.601 or BT.709, either range).
+pub fn enum_format_in(format: VideoFormat, colour: Option<(u32, u32)>) -> Value {
+    use spa::param::format::FormatProperties as F;
+    let prop = |key: F, value: Value| Property::new(key.as_raw(), value);
+    let mut object = enum_format_object(format);
+    if let (Value::Object(o), Some((matrix, range))) = (&mut object, colour) {
+        o.properties
+            .push(prop(F::VideoColorMatrix, Value::Id(Id(matrix))));
+        o.properties
+            .push(prop(F::VideoColorRange, Value::Id(Id(range))));
+    }
+    object
+}
+
+fn enum_format_object(format: VideoFormat) -> Value {
     use spa::param::format::{FormatProperties as F, MediaSubtype, MediaType};
     let prop = |key: F, value: Value| Property::new(key.as_raw(), value);
     Value::Object(Object {
@@ -132,6 +176,7 @@ pub fn parse_format(param: &Pod) -> Result<Negotiated, String> {
         height: size.height,
         framerate: (rate.num, rate.denom),
         modifier,
+        colour: (info.color_matrix(), info.color_range()),
     })
 }
 

@@ -74,6 +74,7 @@ fn bgrx(w: u32, h: u32) -> Negotiated {
         height: h,
         framerate: (0, 1),
         modifier: None,
+        colour: (0, 0),
     }
 }
 
@@ -198,4 +199,24 @@ fn dmabufs_are_handed_on_as_descriptors() {
         unmap_buffer(buf.ptr());
         libc::close(fd);
     }
+}
+
+#[test]
+fn the_encoders_matrix_maps_to_the_spa_colour_a_producer_is_asked_for() {
+    use punktfunk_yuv::Matrix;
+    use spa_sys::*;
+    assert_eq!(
+        spa_colour_of(&Matrix::bt709(false)),
+        Some((SPA_VIDEO_COLOR_MATRIX_BT709, SPA_VIDEO_COLOR_RANGE_16_235))
+    );
+    assert_eq!(
+        spa_colour_of(&Matrix::bt601(true)),
+        Some((SPA_VIDEO_COLOR_MATRIX_BT601, SPA_VIDEO_COLOR_RANGE_0_255))
+    );
+    assert_eq!(
+        spa_colour_of(&Matrix::bt2020(false)),
+        Some((SPA_VIDEO_COLOR_MATRIX_BT2020, SPA_VIDEO_COLOR_RANGE_16_235))
+    );
+    // A matrix no standard names is not asked for.
+    assert_eq!(spa_colour_of(&Matrix::new(0.3, 0.1, false)), None);
 }

@@ -55,6 +55,8 @@ struct State {
     overclaim_reported: bool,
     /// The capture is being dropped: the disconnect that follows is ours.
     closing: bool,
+    /// The NV12 colour (SPA matrix, range) asked of the producer, if any.
+    nv12_asked: Option<(u32, u32)>,
 }
 
 impl Watcher for State {
@@ -214,8 +216,22 @@ impl PipeWireCapture {
                             width = format.width,
                             height = format.height,
                             framerate = format!("{}/{}", format.framerate.0, format.framerate.1),
+                            colour = ?format.colour,
                             "PipeWire format negotiated"
                         );
+                        if format.format == PixelFormat::Nv12 {
+                            match st.nv12_asked {
+                                Some(asked) if asked == format.colour => tracing::info!(
+                                    "the PipeWire producer hands over NV12 in the encoder's matrix: no colour conversion"
+                                ),
+                                _ => tracing::warn!(
+                                    asked = ?st.nv12_asked,
+                                    got = ?format.colour,
+                                    "the PipeWire producer's NV12 is not in the encoder's colour matrix; \
+                                     colours may be slightly off"
+                                ),
+                            }
+                        }
                         st.format = Some(format);
                         drop(st);
                         if let Ok(bytes) = pod_bytes(buffers::buffers_param())
@@ -337,6 +353,45 @@ impl VideoCapture for PipeWireCapture {
         // until remove_buffer, which only runs inside this loop's iterate (also under
         // `&mut self`).
         Ok(Some(unsafe { lent.frame() }))
+    }
+
+    /// Puts NV12 in `m`'s matrix and range first in the formats offered, the packed RGB
+    /// ones after it (an NV12 in another matrix is no longer taken). Takes effect at
+    /// the first negotiation, so the stream calls it right after opening, before the
+    /// first frame (the loop has not run yet). Whether the producer agrees is known only
+    /// then, and logged; so this answers `false`.
+    fn offer_nv12(&mut self, m: &punktfunk_yuv::Matrix) -> bool {
+        let Some(colour) = buffers::spa_colour_of(m) else {
+            return false;
+        };
+        let formats = std::iter::once(buffers::enum_format_in(
+            spa::param::video::VideoFormat::NV12,
+            Some(colour),
+        ))
+        .chain(
+            buffers::FORMATS
+                .iter()
+                .filter(|f| **f != spa::param::video::VideoFormat::NV12)
+                .map(|f| buffers::enum_format(*f)),
+        )
+        .map(pod_bytes)
+        .collect::<Result<Vec<_>, _>>();
+        let formats = match formats {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("could not ask the PipeWire producer for NV12: {e}");
+                return false;
+            }
+        };
+        let mut params: Vec<&Pod> = formats.iter().filter_map(|b| Pod::from_bytes(b)).collect();
+        match self.stream.update_params(&mut params) {
+            Ok(()) => {
+                lock(&self.state).nv12_asked = Some(colour);
+                tracing::debug!(?colour, "asked the PipeWire producer for NV12 first");
+            }
+            Err(e) => tracing::warn!("could not ask the PipeWire producer for NV12: {e}"),
+        }
+        false
     }
 
     fn describe(&self) -> String {
