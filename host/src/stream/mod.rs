@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod session;
 pub mod stats;
 pub mod video;
+pub mod video_send;
 
 use punktfunk_core::gamestream::sdp::{
     HostCapabilities, SS_ENC_AUDIO, SS_ENC_CONTROL_V2, SS_ENC_VIDEO, SurroundOffer, VideoCodec,

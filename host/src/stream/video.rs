@@ -11,7 +11,7 @@
 //! screen, with the next repeat). It ends the stream when the source goes away (the
 //! client then gets a termination with the reason).
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,15 +21,15 @@ use punktfunk_core::gamestream::sdp::SS_ENC_VIDEO;
 use punktfunk_core::gamestream::session::Channel;
 use punktfunk_core::gamestream::video::VideoConfig;
 use punktfunk_core::gamestream::video_crypto::{PREFIX_LEN, VideoSealer};
-use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
+use punktfunk_core::pacing::{Pacer, PacerConfig};
 
 use super::pipeline::FramePackets;
 use super::session::{Shared, StreamContext};
 use super::stats::{FrameTiming, StreamStats};
+use super::video_send::{Outgoing, VideoSender};
 use crate::encode::software::Tuning;
 use crate::encode::stage::{EncodeStage, Next, StageConfig, StageError};
 use crate::encode::video::VideoEncoderConfig;
-use crate::net::udp_batch::SendStats;
 use crate::session::EndReason;
 
 pub use crate::encode::stage::REPEAT_INTERVAL;
@@ -63,7 +63,7 @@ fn bitrate_differs(current: u32, wanted: u32) -> bool {
 const LOSS_REQUESTS_AFTER_FRAMES: u64 = 30;
 
 /// Runs the video pipeline until the stream stops.
-pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
+pub fn run(ctx: &StreamContext, shared: &Arc<Shared>) -> Result<()> {
     let c = &ctx.config;
     let fec_percent = c.fec_percent.unwrap_or(ctx.settings.fec_percent);
     let tuning = FecTuning::new(ctx.settings.fec_min_percent, ctx.settings.fec_max_percent);
@@ -106,10 +106,8 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
     } else {
         None
     };
-    let mut sealed = Vec::new();
-    let mut send_stats = SendStats::default();
     let interval = Duration::from_secs(1) / c.fps;
-    let mut pacer = Pacer::new(
+    let pacer = Pacer::new(
         PacerConfig {
             frame_interval: interval,
             spread: ctx.settings.pacing_spread,
@@ -118,6 +116,7 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
         },
         Instant::now(),
     );
+    let mut sender = VideoSender::start(ctx.sockets.clone(), shared.clone(), pacer)?;
     let mut frame_index: u32 = 1;
     let mut rejected = 0u64;
 
@@ -191,48 +190,36 @@ pub fn run(ctx: &StreamContext, shared: &Shared) -> Result<()> {
                 continue;
             }
         };
-        let captured_at = info.captured_at;
         let batch = packets.batch();
-        let t_send = Instant::now();
-        let wire = match sealer.as_mut() {
+        let mut wire = sender.buffer()?;
+        let len = match sealer.as_mut() {
             Some(sealer) => {
-                sealer.seal_batch(
-                    batch.as_bytes(),
-                    batch.packet_len(),
-                    frame_index,
-                    &mut sealed,
-                )?;
-                Wire {
-                    bytes: &sealed,
-                    len: batch.packet_len() + PREFIX_LEN,
-                }
+                sealer.seal_batch(batch.as_bytes(), batch.packet_len(), frame_index, &mut wire)?;
+                batch.packet_len() + PREFIX_LEN
             }
-            None => Wire {
-                bytes: batch.as_bytes(),
-                len: batch.packet_len(),
+            None => {
+                wire.clear();
+                wire.extend_from_slice(batch.as_bytes());
+                batch.packet_len()
+            }
+        };
+        sender.send(Outgoing {
+            wire,
+            len,
+            peer,
+            captured_at: info.captured_at,
+            timing: FrameTiming {
+                convert_us: prepared.convert_us,
+                encode_us: prepared.encode_us,
+                packetize_us: prepared.packetize_us,
+                ..FrameTiming::default()
             },
-        };
-        let first_packet_us = send_paced(ctx, &mut pacer, &wire, peer, &mut send_stats)?
-            .map_or(0, |first| (first - captured_at).as_micros() as u64);
-        let timing = FrameTiming {
-            convert_us: prepared.convert_us,
-            encode_us: prepared.encode_us,
-            packetize_us: prepared.packetize_us,
-            send_us: t_send.elapsed().as_micros() as u64,
-            first_packet_us,
-            bytes: wire.bytes.len() as u64,
-        };
-        {
-            let mut stats = shared.stats();
-            stats.record(timing, batch.len(), prepared.keyframe);
-            if prepared.keyframe {
-                stats.last_idr_frame = frame_index;
-            }
-            // The controller's share (a tiny frame's block may carry more, to reach
-            // the client's minimum parity packets).
-            stats.fec_percent = pct;
-            feedback.apply(&mut stats, &mut fec, Instant::now());
-        }
+            packets: batch.len(),
+            keyframe: prepared.keyframe,
+            frame_index,
+            fec_percent: pct,
+        })?;
+        feedback.apply(&mut shared.stats(), &mut fec, Instant::now());
         let (data, parity) = batch
             .blocks()
             .iter()
@@ -294,47 +281,6 @@ fn report(ctx: &StreamContext, shared: &Shared, interval: Duration, frames_befor
         s.frames = Some(stats.frames);
     });
     stats.frames
-}
-
-/// A frame's packets as they go on the wire (encrypted or not), `len` bytes apart.
-struct Wire<'a> {
-    bytes: &'a [u8],
-    len: usize,
-}
-
-/// Sends `wire` to `peer` under the pacer; returns when the first packet left.
-fn send_paced(
-    ctx: &StreamContext,
-    pacer: &mut Pacer,
-    wire: &Wire<'_>,
-    peer: SocketAddr,
-    stats: &mut SendStats,
-) -> Result<Option<Instant>> {
-    let len = wire.len;
-    pacer.begin_frame(Instant::now(), wire.bytes.len() / len.max(1));
-    let mut sent = 0;
-    let mut first = None;
-    loop {
-        match pacer.poll(Instant::now()) {
-            Release::Send(n) => {
-                let bytes = &wire.bytes[sent * len..(sent + n) * len];
-                if let Err(e) = ctx.sockets.video.send_packets(peer, bytes, len, stats) {
-                    // A full or unreachable path loses this burst; FEC or an IDR recovers.
-                    tracing::debug!("video send failed: {e}");
-                }
-                first.get_or_insert_with(Instant::now);
-                pacer.sent(n);
-                sent += n;
-            }
-            Release::WaitUntil(t) => {
-                let now = Instant::now();
-                if t > now {
-                    std::thread::sleep(t - now);
-                }
-            }
-            Release::Idle => return Ok(first),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,21 @@ fn serialize(value: Value) -> Result<Vec<u8>> {
 }
 
 fn format_param(args: &Args, (width, height): (u32, u32)) -> Value {
+    video_format(
+        spa::param::video::VideoFormat::BGRx,
+        width,
+        height,
+        args.fps,
+    )
+}
+
+/// An EnumFormat of raw video in `format`, `width` x `height` at `fps`.
+fn video_format(
+    format: spa::param::video::VideoFormat,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> Value {
     use spa::param::format::{FormatProperties as F, MediaSubtype, MediaType};
     let prop = |key: F, value: Value| Property::new(key.as_raw(), value);
     Value::Object(Object {
@@ -101,17 +116,11 @@ fn format_param(args: &Args, (width, height): (u32, u32)) -> Value {
         properties: vec![
             prop(F::MediaType, Value::Id(Id(MediaType::Video.as_raw()))),
             prop(F::MediaSubtype, Value::Id(Id(MediaSubtype::Raw.as_raw()))),
-            prop(
-                F::VideoFormat,
-                Value::Id(Id(spa::param::video::VideoFormat::BGRx.as_raw())),
-            ),
+            prop(F::VideoFormat, Value::Id(Id(format.as_raw()))),
             prop(F::VideoSize, Value::Rectangle(Rectangle { width, height })),
             prop(
                 F::VideoFramerate,
-                Value::Fraction(Fraction {
-                    num: args.fps,
-                    denom: 1,
-                }),
+                Value::Fraction(Fraction { num: fps, denom: 1 }),
             ),
         ],
     })

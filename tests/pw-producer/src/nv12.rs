@@ -6,61 +6,46 @@ use pipewire as pw;
 use punktfunk_host::source::test_pattern::Nv12Pattern;
 use punktfunk_yuv::Matrix;
 use pw::spa;
-use pw::spa::pod::{ChoiceValue, Object, Property, Value};
+use pw::spa::pod::{ChoiceValue, Property, Value};
 use pw::spa::sys as spa_sys;
-use pw::spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+use pw::spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Id};
 
 /// The NV12 EnumFormat: `width` x `height` at `fps`, matrix and range left to the
 /// consumer (BT.601 limited by default, as gamescope's).
 pub fn format_param(width: u32, height: u32, fps: u32) -> Value {
-    use spa::param::format::{FormatProperties as F, MediaSubtype, MediaType};
-    let prop = |key: F, value: Value| Property::new(key.as_raw(), value);
-    let choice = |default: u32, alternatives: Vec<Id>| {
-        Value::Choice(ChoiceValue::Id(Choice(
-            ChoiceFlags::empty(),
-            ChoiceEnum::Enum {
-                default: Id(default),
-                alternatives,
-            },
-        )))
+    use spa::param::format::FormatProperties as F;
+    let choice = |key: F, default: u32, alternatives: [u32; 2]| {
+        Property::new(
+            key.as_raw(),
+            Value::Choice(ChoiceValue::Id(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Enum {
+                    default: Id(default),
+                    alternatives: alternatives.map(Id).to_vec(),
+                },
+            ))),
+        )
     };
-    Value::Object(Object {
-        type_: spa_sys::SPA_TYPE_OBJECT_Format,
-        id: spa_sys::SPA_PARAM_EnumFormat,
-        properties: vec![
-            prop(F::MediaType, Value::Id(Id(MediaType::Video.as_raw()))),
-            prop(F::MediaSubtype, Value::Id(Id(MediaSubtype::Raw.as_raw()))),
-            prop(
-                F::VideoFormat,
-                Value::Id(Id(spa::param::video::VideoFormat::NV12.as_raw())),
-            ),
-            prop(F::VideoSize, Value::Rectangle(Rectangle { width, height })),
-            prop(
-                F::VideoFramerate,
-                Value::Fraction(Fraction { num: fps, denom: 1 }),
-            ),
-            prop(
-                F::VideoColorMatrix,
-                choice(
-                    spa_sys::SPA_VIDEO_COLOR_MATRIX_BT601,
-                    vec![
-                        Id(spa_sys::SPA_VIDEO_COLOR_MATRIX_BT601),
-                        Id(spa_sys::SPA_VIDEO_COLOR_MATRIX_BT709),
-                    ],
-                ),
-            ),
-            prop(
-                F::VideoColorRange,
-                choice(
-                    spa_sys::SPA_VIDEO_COLOR_RANGE_16_235,
-                    vec![
-                        Id(spa_sys::SPA_VIDEO_COLOR_RANGE_16_235),
-                        Id(spa_sys::SPA_VIDEO_COLOR_RANGE_0_255),
-                    ],
-                ),
-            ),
-        ],
-    })
+    let mut format = super::video_format(spa::param::video::VideoFormat::NV12, width, height, fps);
+    if let Value::Object(o) = &mut format {
+        o.properties.push(choice(
+            F::VideoColorMatrix,
+            spa_sys::SPA_VIDEO_COLOR_MATRIX_BT601,
+            [
+                spa_sys::SPA_VIDEO_COLOR_MATRIX_BT601,
+                spa_sys::SPA_VIDEO_COLOR_MATRIX_BT709,
+            ],
+        ));
+        o.properties.push(choice(
+            F::VideoColorRange,
+            spa_sys::SPA_VIDEO_COLOR_RANGE_16_235,
+            [
+                spa_sys::SPA_VIDEO_COLOR_RANGE_16_235,
+                spa_sys::SPA_VIDEO_COLOR_RANGE_0_255,
+            ],
+        ));
+    }
+    format
 }
 
 /// The pattern for a negotiated NV12 format, in its matrix and range.
