@@ -166,16 +166,18 @@ async fn connection(incoming: quinn::Incoming, ctx: &NativeContext) -> Result<()
         Ok(()) => "the client left".to_owned(),
         Err(e) => format!("{e:#}"),
     };
-    // The session's display and app end with the connection.
-    streaming.finish(&why).await;
-    if let Err(e) = &result {
+    // The client hears why first; ending its session (stopping a compositor) takes
+    // a moment it need not wait for.
+    if result.is_err() {
         let _ = ctl
             .send(&Message::Goodbye {
-                reason: format!("{e:#}"),
+                reason: why.clone(),
             })
             .await;
     }
     ctl.finish();
+    // The session's display and app end with the connection.
+    streaming.finish(&why).await;
     // Give the goodbye a moment to leave before the connection closes.
     let _ = tokio::time::timeout(Duration::from_millis(200), conn.closed()).await;
     conn.close(0u32.into(), b"bye");
