@@ -29,10 +29,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 use punktfunk_core::gamestream::video::VideoConfig;
-use punktfunk_host::encode::convert::ConvertPath;
 use punktfunk_host::encode::probe::Codec;
 use punktfunk_host::encode::software::Tuning;
 use punktfunk_host::encode::video::{VideoEncoder, VideoEncoderConfig};
@@ -47,6 +45,15 @@ use support::{percentile, process_cpu, thread_cpu};
 
 #[path = "pipeline/quality.rs"]
 mod quality;
+#[path = "pipeline/reference.rs"]
+mod reference;
+use reference::Reference;
+#[path = "pipeline/conversion.rs"]
+mod conversion;
+use conversion::conversion_table;
+#[path = "pipeline/levers.rs"]
+mod levers;
+use levers::levers;
 
 /// Moonlight's default packet size and the host's default FEC share.
 const PACKET_SIZE: u32 = 1392;
@@ -62,102 +69,6 @@ struct Case {
     height: u32,
     fps: u32,
     kbps: u32,
-}
-
-/// The reference path: swscale (default flags, one thread) and libx264 with FFmpeg's
-/// default threading.
-struct Reference {
-    scaler: ffmpeg::software::scaling::Context,
-    picture: ffmpeg::frame::Video,
-    encoder: ffmpeg::encoder::video::Encoder,
-    packet: ffmpeg::Packet,
-    out: Vec<u8>,
-    pts: i64,
-}
-
-impl Reference {
-    fn open(cfg: &VideoEncoderConfig) -> Result<Self> {
-        let (w, h) = (cfg.width, cfg.height);
-        let scaler = ffmpeg::software::scaling::Context::get(
-            Pixel::BGRZ,
-            w,
-            h,
-            Pixel::YUV420P,
-            w,
-            h,
-            ffmpeg::software::scaling::Flags::BICUBIC,
-        )?;
-        let codec = ffmpeg::encoder::find_by_name("libx264").context("no libx264")?;
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()?;
-        enc.set_width(w);
-        enc.set_height(h);
-        enc.set_format(Pixel::YUV420P);
-        enc.set_time_base(ffmpeg::Rational::new(1, cfg.fps as i32));
-        enc.set_frame_rate(Some(ffmpeg::Rational::new(cfg.fps as i32, 1)));
-        let bps = u64::from(cfg.bitrate_kbps) * 1000;
-        enc.set_bit_rate(bps as usize);
-        enc.set_max_bit_rate(bps as usize);
-        enc.set_max_b_frames(0);
-        enc.set_gop(i32::MAX as u32);
-        // SAFETY: a plain field of the context before it is opened.
-        unsafe { (*enc.as_mut_ptr()).rc_buffer_size = (bps / u64::from(cfg.fps)) as i32 };
-        let mut o = ffmpeg::Dictionary::new();
-        o.set("preset", "superfast");
-        o.set("tune", "zerolatency");
-        o.set("forced-idr", "1");
-        let encoder = enc.open_with(o)?;
-        Ok(Self {
-            scaler,
-            picture: ffmpeg::frame::Video::new(Pixel::YUV420P, w, h),
-            encoder,
-            packet: ffmpeg::Packet::empty(),
-            out: Vec::new(),
-            pts: 0,
-        })
-    }
-
-    /// Converts and encodes `frame`; returns the encoded size.
-    fn process(&mut self, frame: &CapturedFrame, idr: bool) -> Result<usize> {
-        let src: [*const u8; 4] = [frame.data.as_ptr(), ptr0(), ptr0(), ptr0()];
-        let stride = [frame.stride as i32, 0, 0, 0];
-        // SAFETY: the source is a whole BGRx picture of the scaler's size; the
-        // destination is our own picture of that size.
-        let rows = unsafe {
-            let dst = self.picture.as_mut_ptr();
-            ffmpeg::ffi::sws_scale(
-                self.scaler.as_mut_ptr(),
-                src.as_ptr(),
-                stride.as_ptr(),
-                0,
-                frame.height as i32,
-                (*dst).data.as_ptr(),
-                (*dst).linesize.as_ptr(),
-            )
-        };
-        if rows <= 0 {
-            bail!("swscale failed");
-        }
-        self.picture.set_pts(Some(self.pts));
-        self.pts += 1;
-        self.picture.set_kind(if idr {
-            ffmpeg::picture::Type::I
-        } else {
-            ffmpeg::picture::Type::None
-        });
-        self.encoder.send_frame(&self.picture)?;
-        self.out.clear();
-        while self.encoder.receive_packet(&mut self.packet).is_ok() {
-            self.out
-                .extend_from_slice(self.packet.data().unwrap_or_default());
-        }
-        Ok(self.out.len())
-    }
-}
-
-fn ptr0() -> *const u8 {
-    std::ptr::null()
 }
 
 enum Path {
@@ -283,231 +194,6 @@ impl Runner {
             "psnr_mean_db": self.psnr.1,
         })
     }
-}
-
-/// The colour conversion alone, each path on the same painted frame: CPU per frame
-/// over all threads (the two-band paths use a helper thread) and wall p50. The
-/// reference is swscale with default (bicubic) flags, as in the reference path.
-fn conversion_table(case: &Case, frames: usize) -> Result<Vec<serde_json::Value>> {
-    use punktfunk_host::encode::convert::Converter;
-    let (w, h) = (case.width, case.height);
-    let mut source = TestPattern::new(w, h);
-    let mut frame = CapturedFrame::new(w, h);
-    source.capture(1, &mut frame)?;
-    let mut reference = Reference::open(&VideoEncoderConfig {
-        codec: Codec::H264,
-        width: w,
-        height: h,
-        fps: case.fps,
-        bitrate_kbps: 1000,
-        csc_mode: 0,
-        ten_bit: false,
-    })?;
-    let space = ffmpeg::ffi::SWS_CS_ITU601;
-    let mut paths: Vec<(&str, Option<Converter>)> =
-        vec![("reference: swscale bicubic, I420", None)];
-    for (name, out, path) in [
-        (
-            "swscale fast-bilinear, I420, 1 band",
-            Pixel::YUV420P,
-            ConvertPath::Swscale { slices: 1 },
-        ),
-        (
-            "swscale fast-bilinear, I420, 2 bands",
-            Pixel::YUV420P,
-            ConvertPath::Swscale { slices: 2 },
-        ),
-        (
-            "one-pass, I420, 1 band",
-            Pixel::YUV420P,
-            ConvertPath::Fast { slices: 1 },
-        ),
-        (
-            "one-pass, I420, 2 bands",
-            Pixel::YUV420P,
-            ConvertPath::Fast { slices: 2 },
-        ),
-        (
-            "one-pass, NV12, 1 band",
-            Pixel::NV12,
-            ConvertPath::Fast { slices: 1 },
-        ),
-        (
-            "one-pass, NV12, 2 bands",
-            Pixel::NV12,
-            ConvertPath::Fast { slices: 2 },
-        ),
-    ] {
-        paths.push((name, Some(Converter::new(w, h, space, false, out, path))));
-    }
-    let mut rows = Vec::new();
-    let mut ref_cpu = 0.0;
-    println!(
-        "{:<50} {:>10} {:>9} {:>8}",
-        "conversion alone", "wall p50", "CPU ms/f", "CPU x"
-    );
-    for (name, conv) in &mut paths {
-        let mut wall = Vec::with_capacity(frames);
-        let cpu0 = process_cpu();
-        for _ in 0..frames {
-            let t = Instant::now();
-            match conv {
-                None => {
-                    let src: [*const u8; 4] = [frame.data.as_ptr(), ptr0(), ptr0(), ptr0()];
-                    let stride = [frame.stride as i32, 0, 0, 0];
-                    // SAFETY: as in Reference::process.
-                    unsafe {
-                        let dst = reference.picture.as_mut_ptr();
-                        ffmpeg::ffi::sws_scale(
-                            reference.scaler.as_mut_ptr(),
-                            src.as_ptr(),
-                            stride.as_ptr(),
-                            0,
-                            h as i32,
-                            (*dst).data.as_ptr(),
-                            (*dst).linesize.as_ptr(),
-                        );
-                    }
-                }
-                Some(c) => c.convert(&frame.as_frame())?,
-            }
-            wall.push(t.elapsed().as_micros() as u64);
-        }
-        let cpu = (process_cpu() - cpu0).as_secs_f64() * 1000.0 / frames as f64;
-        if conv.is_none() {
-            ref_cpu = cpu;
-        }
-        println!(
-            "{:<50} {:>10.2} {:>9.2} {:>8.2}",
-            name,
-            percentile(&wall, 0.5),
-            cpu,
-            cpu / ref_cpu.max(1e-9)
-        );
-        rows.push(
-            json!({"path": name, "wall_p50_ms": percentile(&wall, 0.5), "cpu_ms_per_frame": cpu}),
-        );
-    }
-    Ok(rows)
-}
-
-/// Ours with one lever moved at a time, named for the lever.
-fn levers() -> Vec<(&'static str, Tuning, bool)> {
-    let base = Tuning::default();
-    let sws1 = ConvertPath::Swscale { slices: 1 };
-    vec![
-        (
-            "before: swscale 1 band, I420, x264 auto threads",
-            Tuning {
-                convert: sws1,
-                nv12: false,
-                threads: None,
-                ..base
-            },
-            false,
-        ),
-        (
-            "swscale 2 bands",
-            Tuning {
-                convert: ConvertPath::Swscale { slices: 2 },
-                nv12: false,
-                threads: None,
-                ..base
-            },
-            false,
-        ),
-        (
-            "one-pass converter, 1 band",
-            Tuning {
-                convert: ConvertPath::Fast { slices: 1 },
-                nv12: false,
-                threads: None,
-                ..base
-            },
-            false,
-        ),
-        (
-            "one-pass converter, 2 bands",
-            Tuning {
-                nv12: false,
-                threads: None,
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ NV12 to x264",
-            Tuning {
-                threads: None,
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 1 thread",
-            Tuning {
-                threads: Some(1),
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 2 sliced threads",
-            Tuning {
-                threads: Some(2),
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 4 sliced threads",
-            Tuning {
-                threads: Some(4),
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 aq-mode=0",
-            Tuning {
-                x264_extra: "aq-mode=0",
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 weightp=0",
-            Tuning {
-                x264_extra: "weightp=0",
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 no-deblock (PSNR cost on real content)",
-            Tuning {
-                x264_extra: "no-deblock=1",
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ x264 aq-mode=0:weightp=0",
-            Tuning {
-                x264_extra: "aq-mode=0:weightp=0",
-                ..base
-            },
-            false,
-        ),
-        (
-            "+ NV12 source + aq-mode=0:weightp=0",
-            Tuning {
-                x264_extra: "aq-mode=0:weightp=0",
-                ..base
-            },
-            true,
-        ),
-    ]
 }
 
 fn main() -> Result<()> {
