@@ -3,15 +3,15 @@
 //! AES-GCM into one reused [`PacketRun`]), then pace the run out in GSO batches.
 
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Instant;
 
 use anyhow::Result;
 use punktfunk_core::native::packetizer::NativePacketizer;
-use punktfunk_core::pacing::{Pacer, PacerConfig, Release};
+use punktfunk_core::pacing::{Pacer, PacerConfig};
 use punktfunk_core::packet_run::PacketRun;
 
 use crate::clock;
+use crate::net::pace::release_paced;
 use crate::net::udp_batch::{BatchSocket, MAX_GSO_BYTES, SendStats};
 use crate::realtime::Realtime;
 
@@ -118,12 +118,6 @@ impl FrameSender {
         self.update_ceiling();
     }
 
-    /// Changes the bitrate the rate ceiling is computed from (a renegotiated mode).
-    pub fn set_bitrate_kbps(&mut self, kbps: u64) {
-        self.pacing.bitrate_kbps = kbps;
-        self.update_ceiling();
-    }
-
     fn update_ceiling(&mut self) {
         let config = self.packetizer.config();
         self.pacer.set_max_packets_per_sec(rate_ceiling(
@@ -169,33 +163,16 @@ impl FrameSender {
     /// Sends the packetized run as the pacer releases it; returns when the send that
     /// carried the last data packet returned.
     fn pace_out(&mut self, start: Instant, data_packets: usize, total: usize) -> Result<Instant> {
-        let mut sent = 0;
         let mut data_sent = start;
-        loop {
-            match self.pacer.poll(clock::now()) {
-                Release::Send(count) => {
-                    let count = count.min(total - sent);
-                    self.socket.send_packets(
-                        self.dest,
-                        self.run.slice(sent..sent + count),
-                        self.run.packet_len(),
-                        &mut self.stats,
-                    )?;
-                    self.pacer.sent(count);
-                    let before = sent;
-                    sent += count;
-                    if before < data_packets && sent >= data_packets {
-                        data_sent = clock::now();
-                    }
-                }
-                Release::WaitUntil(t) => {
-                    if let Some(wait) = t.checked_duration_since(clock::now()) {
-                        thread::sleep(wait);
-                    }
-                }
-                Release::Idle => return Ok(data_sent),
+        let (socket, dest, run, stats) = (&self.socket, self.dest, &self.run, &mut self.stats);
+        release_paced(&mut self.pacer, total, |burst| {
+            socket.send_packets(dest, run.slice(burst.clone()), run.packet_len(), stats)?;
+            if burst.start < data_packets && burst.end >= data_packets {
+                data_sent = clock::now();
             }
-        }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        Ok(data_sent)
     }
 }
 
@@ -212,6 +189,7 @@ fn tighten_timer_slack() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use punktfunk_core::pacing::Release;
 
     #[test]
     fn an_average_frame_keeps_the_spread_and_a_keyframe_is_stretched_past_it() {

@@ -3,4 +3,5 @@
 pub mod cidr;
 pub mod iface;
 pub mod listener;
+pub mod pace;
 pub mod udp_batch;

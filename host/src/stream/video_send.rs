@@ -17,15 +17,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::thread;
 use std::time::Instant;
 
 use anyhow::Result;
-use punktfunk_core::pacing::{Pacer, Release};
+use punktfunk_core::pacing::Pacer;
 
 use super::session::Shared;
 use super::stats::FrameTiming;
 use crate::handoff::{Handoff, Recycler};
+use crate::net::pace::release_paced;
 use crate::net::udp_batch::SendStats;
 use crate::session::router::MediaSockets;
 
@@ -107,28 +107,18 @@ fn send_paced(
     stats: &mut SendStats,
 ) -> Option<Instant> {
     let len = frame.len.max(1);
-    pacer.begin_frame(Instant::now(), frame.wire.len() / len);
-    let mut sent = 0;
+    let total = frame.wire.len() / len;
+    pacer.begin_frame(Instant::now(), total);
     let mut first = None;
-    loop {
-        match pacer.poll(Instant::now()) {
-            Release::Send(n) => {
-                let bytes = &frame.wire[sent * len..(sent + n) * len];
-                if let Err(e) = sockets.video.send_packets(frame.peer, bytes, len, stats) {
-                    // A full or unreachable path loses this burst; FEC or an IDR recovers.
-                    tracing::debug!("video send failed: {e}");
-                }
-                first.get_or_insert_with(Instant::now);
-                pacer.sent(n);
-                sent += n;
-            }
-            Release::WaitUntil(t) => {
-                let now = Instant::now();
-                if t > now {
-                    thread::sleep(t - now);
-                }
-            }
-            Release::Idle => return first,
+    release_paced(pacer, total, |burst| {
+        let bytes = &frame.wire[burst.start * len..burst.end * len];
+        if let Err(e) = sockets.video.send_packets(frame.peer, bytes, len, stats) {
+            // A full or unreachable path loses this burst; FEC or an IDR recovers.
+            tracing::debug!("video send failed: {e}");
         }
-    }
+        first.get_or_insert_with(Instant::now);
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|never| match never {});
+    first
 }
