@@ -208,7 +208,7 @@ fn bytes(v: __m128i) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Band, Chroma, Matrix, Order, convert_pair};
+    use crate::{Band, Chroma, Matrix, Order, convert_band_portable};
 
     /// `h` rows of `stride` bytes of BGRx (padding included) from a small LCG.
     fn picture(h: usize, stride: usize, seed: u32) -> Vec<u8> {
@@ -298,12 +298,8 @@ mod tests {
                             dims,
                             nv12,
                         );
-                        let portable = run(
-                            |b| b.pairs().for_each(|p| convert_pair(p, order, m)),
-                            &src,
-                            dims,
-                            nv12,
-                        );
+                        let portable =
+                            run(|b| convert_band_portable(b, order, m), &src, dims, nv12);
                         assert!(fast == portable, "{w}x{h} {order:?} nv12={nv12} {m:?}");
                     }
                 }

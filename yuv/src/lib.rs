@@ -137,6 +137,32 @@ pub fn convert_band(band: Band<'_>, order: Order, m: &Matrix) {
             return;
         }
     }
+    convert_band_portable(band, order, m);
+}
+
+/// Converts `band` with the portable loop only (compiled for AVX2 where the CPU has
+/// it, which LLVM auto-vectorises): the baseline the hand-written loop is measured
+/// against (`examples/speed.rs`) and checked against (tests).
+pub fn convert_band_portable(band: Band<'_>, order: Order, m: &Matrix) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU was just checked to have AVX2.
+            unsafe { portable_avx2(band, order, m) };
+            return;
+        }
+    }
+    portable(band, order, m);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn portable_avx2(band: Band<'_>, order: Order, m: &Matrix) {
+    portable(band, order, m);
+}
+
+#[inline(always)]
+fn portable(band: Band<'_>, order: Order, m: &Matrix) {
     for pair in band.pairs() {
         convert_pair(pair, order, m);
     }
@@ -259,6 +285,7 @@ impl<'a> Iterator for ChromaRows<'a> {
 }
 
 /// One row pair with the portable loop (LLVM vectorises the luma).
+#[inline(always)]
 fn convert_pair(pair: RowPair<'_>, order: Order, m: &Matrix) {
     match order {
         Order::Bgrx => convert_pair_in::<2, 1, 0>(pair, m),
