@@ -14,6 +14,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
+use super::bands::{BandChroma, in_bands};
 use super::slices::SliceWorker;
 use crate::capture::{CpuFrame, DmaBufFrame, Frame, PixelFormat, Pixels, Plane};
 use punktfunk_yuv::{Band, Chroma, Matrix, Order, convert_band};
@@ -504,71 +505,32 @@ impl Converter {
 
     /// Packed RGB of the picture's size into the picture, in one pass per band.
     fn convert_fast(&mut self, cpu: &CpuFrame<'_>, order: Order) {
-        let (w, h) = (self.width as usize, self.height as usize);
-        let nv12 = self.picture.format() == Pixel::NV12;
         let m = self.matrix;
-        // SAFETY: plane pointers and strides of our own allocated picture.
-        let (dst, ls) = unsafe {
-            let f = self.picture.as_mut_ptr();
-            ((*f).data.map(SendPtr), (*f).linesize.map(|l| l as usize))
-        };
         let src = cpu.planes[0];
-        let band = |y0: usize, rows: usize| {
-            // SAFETY: each band covers rows y0..y0+rows of every plane of the picture,
-            // disjoint from the other band's; the picture outlives the call.
-            let (yp, chroma) = unsafe {
-                let yp = std::slice::from_raw_parts_mut(
-                    dst[0].0.add(y0 * ls[0]),
-                    (rows - 1) * ls[0] + w,
-                );
-                let c0 = y0 / 2;
-                let crow = rows / 2;
-                let chroma = if nv12 {
-                    Chroma::Interleaved(std::slice::from_raw_parts_mut(
-                        dst[1].0.add(c0 * ls[1]),
-                        (crow - 1) * ls[1] + w,
-                    ))
-                } else {
-                    Chroma::Planar {
-                        u: std::slice::from_raw_parts_mut(
-                            dst[1].0.add(c0 * ls[1]),
-                            (crow - 1) * ls[1] + w / 2,
-                        ),
-                        v: std::slice::from_raw_parts_mut(
-                            dst[2].0.add(c0 * ls[2]),
-                            (crow - 1) * ls[2] + w / 2,
-                        ),
-                    }
-                };
-                (yp, chroma)
-            };
-            convert_band(
-                Band {
-                    src: &src.data[y0 * src.stride..],
-                    src_stride: src.stride,
-                    y: yp,
-                    y_stride: ls[0],
-                    chroma,
-                    c_stride: ls[1],
-                    width: w,
-                    rows,
-                },
-                order,
-                &m,
-            );
-        };
         let slices = match self.path {
             ConvertPath::Fast { slices } => slices,
             ConvertPath::Swscale { .. } => 1,
         };
-        match &self.worker {
-            Some(worker) if slices > 1 && h >= 4 => {
-                let top = (h / 2).next_multiple_of(2);
-                let band = &band;
-                worker.join(|| band(top, h - top), || band(0, top));
-            }
-            _ => band(0, h),
-        }
+        let worker = self.worker.as_ref().filter(|_| slices > 1);
+        in_bands::<u8>(&mut self.picture, worker, |b| {
+            convert_band(
+                Band {
+                    src: &src.data[b.y0 * src.stride..],
+                    src_stride: src.stride,
+                    y: b.y,
+                    y_stride: b.y_stride,
+                    chroma: match b.chroma {
+                        BandChroma::Interleaved(uv) => Chroma::Interleaved(uv),
+                        BandChroma::Planar { u, v } => Chroma::Planar { u, v },
+                    },
+                    c_stride: b.c_stride,
+                    width: b.width,
+                    rows: b.rows,
+                },
+                order,
+                &m,
+            );
+        });
     }
 }
 

@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use punktfunk_yuv::Order;
 use punktfunk_yuv::ten_bit::{Band10, Matrix10, Planes10, nv12_to_10bit, rgb_to_10bit};
 
+use super::bands::{BandChroma, in_bands};
 use super::slices::SliceWorker;
 use crate::capture::{CpuFrame, PixelFormat};
 
@@ -29,14 +30,6 @@ pub(crate) fn matrix10(sws_space: libc::c_int, full_range: bool) -> Matrix10 {
     }
 }
 
-/// A plane pointer that may cross to the slice worker.
-#[derive(Clone, Copy)]
-struct Rows(*mut u16);
-// SAFETY: only used to hand disjoint row ranges of one picture to two threads that
-// both finish (SliceWorker::join) before the picture is touched again.
-unsafe impl Send for Rows {}
-unsafe impl Sync for Rows {}
-
 /// Converts `cpu` (the picture's size, even) into `picture` (a 10-bit layout, see
 /// [`is_ten_bit`]). Returns `false`, touching nothing, for a frame it does not take
 /// (the caller converts that one through swscale).
@@ -47,7 +40,6 @@ pub(crate) fn convert(
     full_range: bool,
     worker: Option<&SliceWorker>,
 ) -> bool {
-    let p010 = picture.format() == Pixel::P010LE;
     if !is_ten_bit(picture.format()) {
         return false;
     }
@@ -60,48 +52,18 @@ pub(crate) fn convert(
         PixelFormat::Rgbx => Some(Order::Rgbx),
         PixelFormat::Nv12 => None,
     };
-    // SAFETY: plane pointers and strides of our own allocated picture. FFmpeg aligns
-    // every plane and line size to at least 16 bytes, so each row starts on a u16.
-    let (dst, ls) = unsafe {
-        let f = picture.as_mut_ptr();
-        (
-            (*f).data.map(|p| Rows(p.cast())),
-            (*f).linesize.map(|l| l as usize / 2),
-        )
-    };
-    let band = |y0: usize, rows: usize| {
-        let (c0, crows) = (y0 / 2, rows / 2);
-        // SAFETY: each band covers rows y0..y0+rows of every plane (and the matching
-        // chroma rows), disjoint from the other band's; the picture outlives the call.
-        let (y, chroma) = unsafe {
-            let y =
-                std::slice::from_raw_parts_mut(dst[0].0.add(y0 * ls[0]), (rows - 1) * ls[0] + w);
-            let chroma = if p010 {
-                Planes10::P010(std::slice::from_raw_parts_mut(
-                    dst[1].0.add(c0 * ls[1]),
-                    (crows - 1) * ls[1] + w,
-                ))
-            } else {
-                Planes10::Planar {
-                    u: std::slice::from_raw_parts_mut(
-                        dst[1].0.add(c0 * ls[1]),
-                        (crows - 1) * ls[1] + w / 2,
-                    ),
-                    v: std::slice::from_raw_parts_mut(
-                        dst[2].0.add(c0 * ls[2]),
-                        (crows - 1) * ls[2] + w / 2,
-                    ),
-                }
-            };
-            (y, chroma)
-        };
+    in_bands::<u16>(picture, worker, |b| {
+        let (y0, c0) = (b.y0, b.y0 / 2);
         let out = Band10 {
-            y,
-            y_stride: ls[0],
-            chroma,
-            c_stride: ls[1],
-            width: w,
-            rows,
+            y: b.y,
+            y_stride: b.y_stride,
+            chroma: match b.chroma {
+                BandChroma::Interleaved(uv) => Planes10::P010(uv),
+                BandChroma::Planar { u, v } => Planes10::Planar { u, v },
+            },
+            c_stride: b.c_stride,
+            width: b.width,
+            rows: b.rows,
         };
         let [p0, p1] = cpu.planes;
         match order {
@@ -115,15 +77,7 @@ pub(crate) fn convert(
                 out,
             ),
         }
-    };
-    match worker {
-        Some(worker) if h >= 4 => {
-            let top = (h / 2).next_multiple_of(2);
-            let band = &band;
-            worker.join(|| band(top, h - top), || band(0, top));
-        }
-        _ => band(0, h),
-    }
+    });
     true
 }
 

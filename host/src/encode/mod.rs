@@ -3,6 +3,7 @@
 //! both streaming protocols share ([`stage`]: capture, conversion, encoder).
 
 pub mod audio;
+mod bands;
 pub mod convert;
 pub mod convert10;
 pub mod cuda;
