@@ -17,7 +17,7 @@ use ffmpeg_next as ffmpeg;
 use super::bands::{BandChroma, in_bands};
 use super::slices::SliceWorker;
 use crate::capture::{CpuFrame, DmaBufFrame, Frame, PixelFormat, Pixels, Plane};
-use punktfunk_yuv::{Band, Chroma, Matrix, Order, convert_band};
+use punktfunk_yuv::{Band, Chroma, Matrix, Order, Standard, convert_band};
 
 fn pixel(format: PixelFormat) -> Pixel {
     match format {
@@ -162,7 +162,7 @@ fn dmabuf_planes<'m>(map: &'m DmaBufMap, dmabuf: &DmaBufFrame<'_>) -> Result<Cpu
 }
 
 /// Where red, green and blue sit in a pixel of `format`, for the one-pass converter.
-fn rgb_order(format: PixelFormat) -> Option<Order> {
+pub(crate) fn rgb_order(format: PixelFormat) -> Option<Order> {
     match format {
         PixelFormat::Bgrx | PixelFormat::Bgra => Some(Order::Bgrx),
         PixelFormat::Rgbx => Some(Order::Rgbx),
@@ -170,13 +170,18 @@ fn rgb_order(format: PixelFormat) -> Option<Order> {
     }
 }
 
+/// The colour standard of an `SWS_CS_*` constant (BT.601 for any other).
+pub(crate) fn standard(sws_space: libc::c_int) -> Standard {
+    match sws_space {
+        ffmpeg::ffi::SWS_CS_ITU709 => Standard::Bt709,
+        ffmpeg::ffi::SWS_CS_BT2020 => Standard::Bt2020,
+        _ => Standard::Bt601,
+    }
+}
+
 /// The one-pass converter's matrix for an `SWS_CS_*` constant.
 pub(crate) fn matrix(sws_space: libc::c_int, full_range: bool) -> Matrix {
-    match sws_space {
-        ffmpeg::ffi::SWS_CS_ITU709 => Matrix::bt709(full_range),
-        ffmpeg::ffi::SWS_CS_BT2020 => Matrix::bt2020(full_range),
-        _ => Matrix::bt601(full_range),
-    }
+    Matrix::standard(standard(sws_space), full_range)
 }
 
 /// How the converter turns packed RGB of the encoder's size into YUV (the levers the
@@ -535,12 +540,13 @@ impl Converter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
 
-    fn frame(format: PixelFormat, w: u32, h: u32, planes: [Plane<'_>; 2]) -> Frame<'_> {
+    /// A captured frame of `format` and size over `planes`.
+    pub(crate) fn frame(format: PixelFormat, w: u32, h: u32, planes: [Plane<'_>; 2]) -> Frame<'_> {
         Frame {
             width: w,
             height: h,

@@ -9,12 +9,12 @@
 
 use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
-use punktfunk_yuv::Order;
 use punktfunk_yuv::ten_bit::{Band10, Matrix10, Planes10, nv12_to_10bit, rgb_to_10bit};
 
 use super::bands::{BandChroma, in_bands};
+use super::convert::rgb_order;
 use super::slices::SliceWorker;
-use crate::capture::{CpuFrame, PixelFormat};
+use crate::capture::CpuFrame;
 
 /// Whether `format` is one of the 10-bit 4:2:0 layouts this module writes.
 pub fn is_ten_bit(format: Pixel) -> bool {
@@ -23,11 +23,7 @@ pub fn is_ten_bit(format: Pixel) -> bool {
 
 /// The 10-bit matrix for an `SWS_CS_*` constant and range.
 pub(crate) fn matrix10(sws_space: libc::c_int, full_range: bool) -> Matrix10 {
-    match sws_space {
-        ffmpeg::ffi::SWS_CS_ITU709 => Matrix10::bt709(full_range),
-        ffmpeg::ffi::SWS_CS_BT2020 => Matrix10::bt2020(full_range),
-        _ => Matrix10::bt601(full_range),
-    }
+    Matrix10::standard(super::convert::standard(sws_space), full_range)
 }
 
 /// Converts `cpu` (the picture's size, even) into `picture` (a 10-bit layout, see
@@ -47,11 +43,8 @@ pub(crate) fn convert(
     if w % 2 == 1 || h % 2 == 1 || h < 2 {
         return false;
     }
-    let order = match cpu.format {
-        PixelFormat::Bgrx | PixelFormat::Bgra => Some(Order::Bgrx),
-        PixelFormat::Rgbx => Some(Order::Rgbx),
-        PixelFormat::Nv12 => None,
-    };
+    // Packed RGB, or NV12 (no order) widened.
+    let order = rgb_order(cpu.format);
     in_bands::<u16>(picture, worker, |b| {
         let (y0, c0) = (b.y0, b.y0 / 2);
         let out = Band10 {
@@ -83,25 +76,14 @@ pub(crate) fn convert(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
-    use crate::capture::{Frame, Pixels, Plane};
+    use crate::capture::{PixelFormat, Plane};
+    use crate::encode::convert::tests::frame;
     use crate::encode::convert::{ConvertPath, Converter};
 
     fn sample(p: &ffmpeg::frame::Video, plane: usize, x: usize, y: usize) -> u16 {
         let row = &p.data(plane)[y * p.stride(plane)..];
         u16::from_le_bytes([row[2 * x], row[2 * x + 1]])
-    }
-
-    fn frame(format: PixelFormat, w: u32, h: u32, planes: [Plane<'_>; 2]) -> Frame<'_> {
-        Frame {
-            width: w,
-            height: h,
-            captured_at: Instant::now(),
-            captured_unix_us: 0,
-            pixels: Pixels::Cpu(CpuFrame { format, planes }),
-        }
     }
 
     /// BT.709 limited-range red, in every path: the one-pass converter (both
