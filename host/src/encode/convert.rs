@@ -544,6 +544,7 @@ pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::encode::pattern_trip::psnr;
 
     /// A captured frame of `format` and size over `planes`.
     pub(crate) fn frame(format: PixelFormat, w: u32, h: u32, planes: [Plane<'_>; 2]) -> Frame<'_> {
@@ -602,16 +603,6 @@ pub(crate) mod tests {
         assert_eq!((c.picture.width(), c.picture.height()), (32, 16));
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
-    }
-
     /// The picture's planes as tightly packed I420 bytes (NV12 chroma de-interleaved).
     fn i420(c: &Converter) -> Vec<u8> {
         let p = &c.picture;
@@ -667,8 +658,8 @@ pub(crate) mod tests {
                 c.convert(&frame.as_frame()).unwrap();
                 let got = i420(&c);
                 let (yl, _) = got.split_at((w * h) as usize);
-                let luma = psnr(yl, &reference[..(w * h) as usize]);
-                let all = psnr(&got, &reference);
+                let luma = psnr(yl, &reference[..(w * h) as usize], 255.0);
+                let all = psnr(&got, &reference, 255.0);
                 assert!(luma > 45.0, "{path:?} {out:?}: luma PSNR {luma:.1} dB");
                 assert!(all > 35.0, "{path:?} {out:?}: PSNR {all:.1} dB");
             }
