@@ -11,7 +11,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 use punktfunk_yuv::ten_bit::{Band10, Matrix10, Planes10, nv12_to_10bit, rgb_to_10bit};
 
-use super::bands::{BandChroma, in_bands};
+use super::convert::bands::{BandChroma, in_bands};
 use super::convert::rgb_order;
 use super::slices::SliceWorker;
 use crate::capture::CpuFrame;

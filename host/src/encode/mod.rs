@@ -3,7 +3,6 @@
 //! both streaming protocols share ([`stage`]: capture, conversion, encoder).
 
 pub mod audio;
-mod bands;
 pub mod convert;
 pub mod convert10;
 pub mod cuda;

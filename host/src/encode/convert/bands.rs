@@ -6,7 +6,7 @@
 use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
-use super::slices::SliceWorker;
+use crate::encode::slices::SliceWorker;
 
 /// A picture sample: `u8` for 8-bit layouts, `u16` (little-endian) for 10-bit ones.
 pub(crate) trait Sample: Copy + Send + Sync + 'static {
