@@ -49,7 +49,6 @@ pub struct HostState {
     /// Problems found at start-up that the admin must see (the console's dashboard
     /// shows them): a lost store, say.
     pub warnings: Mutex<Vec<String>>,
-    apps: Mutex<AppState>,
     hostname: RwLock<String>,
 }
 
@@ -65,7 +64,6 @@ impl HostState {
         streams: SessionManager,
     ) -> Arc<Self> {
         let hostname = RwLock::new(identity.hostname.clone());
-        let config_max = config.session.max_sessions;
         let display = Arc::new(DisplayManager::new(&config.display, &config.session));
         streams.attach_display(display.clone());
         Arc::new(Self {
@@ -82,7 +80,6 @@ impl HostState {
             started: Instant::now(),
             warnings: Mutex::new(Vec::new()),
             streams,
-            apps: Mutex::new(AppState::with_limit(config_max)),
             hostname,
         })
     }
@@ -103,9 +100,11 @@ impl HostState {
         }
     }
 
-    /// The running-app state. Held only for short, synchronous updates.
+    /// The running-app state (the session manager's). Held only for short,
+    /// synchronous updates; a launch goes through [`SessionManager::launch`], which
+    /// counts punktfunk/1's sessions against the same limit.
     pub fn apps(&self) -> MutexGuard<'_, AppState> {
-        self.apps.lock().unwrap_or_else(|e| e.into_inner())
+        self.streams.apps()
     }
 
     /// The host name clients are shown now (the web console can change it while the

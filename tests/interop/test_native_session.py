@@ -172,3 +172,60 @@ def test_a_native_session_whose_app_exits_ends_and_tells_the_client(tmp_path: Pa
             run.kill()
             run.wait()
         host.stop()
+
+
+def test_max_sessions_counts_native_and_gamestream_sessions_together(tmp_path: Path, painter: Path):
+    """With `[session] max_sessions = 1`, a running punktfunk/1 session makes a
+    Moonlight launch fail with the 503 Moonlight shows, and a running GameStream session
+    makes a native client's mode refused with the reason; no second compositor starts
+    either way, and the running session goes on."""
+    import os
+
+    import pytest
+    from moonlight_python.exceptions import HttpResponseError
+
+    port_base = free_port_base()
+    native_port = port_base + 40
+    config = session_config(tmp_path, painter, extra=(
+        f"[session]\nmax_sessions = 1\n[native]\nport = {native_port}\napp = \"Painter\"\n"))
+    host = Host(state_dir=tmp_path / "state", port_base=port_base, config=config)
+    host.start()
+    run = None
+    try:
+        probe = pair_probe(host, native_port, tmp_path / "probe")
+        ml = paired_client(host)
+
+        # A native session holds the only place: Moonlight's launch is refused.
+        run = subprocess.Popen([*probe, *stream_args(8)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        native_sid = wait_for(lambda: native_session(host), 20, "the native session's display")["display"]["id"]
+        with pytest.raises(HttpResponseError) as e:
+            ml.http.launch_app(
+                app_id=1, width=640, height=360, fps=30, bitrate=4000, supported_video_formats=1,
+                ri_aes_key=os.urandom(16), ri_aes_iv=os.urandom(16), surroundaudioinfo=196610,
+            )
+        assert e.value.status_code == 503
+        assert [s.get("protocol") for s in host.status()["sessions"]] == ["native"], host.status()["sessions"]
+        assert marked_processes(native_sid), "the native session runs on"
+        out, err = run.communicate(timeout=120)
+        run = None
+        assert json.loads(out)["decoded"] >= 30, f"the native stream went on: {out}\n{err}"
+        assert wait_for(lambda: marked_processes(native_sid) == [], 10, "the native session's processes to exit")
+        assert wait_for(lambda: native_session(host) is None, 5, "the native session to leave the status")
+
+        # Now a GameStream session holds it: the native client hears why it is refused.
+        with ml.client.stream(app="Painter", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
+                              record_audio=False):
+            gs_sid = wait_for(
+                lambda: next((s for s in host.status()["sessions"] if s.get("protocol") == "gamestream"), None),
+                20, "the GameStream session")["display"]["id"]
+            refused = subprocess.run([*probe, *stream_args(5)], capture_output=True, text=True, timeout=60)
+            assert refused.returncode != 0, f"{refused.stdout}\n{host.log()}"
+            assert "already streams to 1 devices" in refused.stderr, refused.stderr
+            assert "native session refused" in host.log()
+            assert [s.get("protocol") for s in host.status()["sessions"]] == ["gamestream"]
+            assert marked_processes(gs_sid), "the GameStream session runs on"
+    finally:
+        if run is not None:
+            run.kill()
+            run.wait()
+        host.stop()

@@ -16,7 +16,7 @@
 //! is off the exact formula by at most a few hundredths of a code value before
 //! rounding, so it differs only next to a rounding boundary (tests below).
 
-use crate::Order;
+use crate::{Order, Standard};
 
 const SHIFT: u32 = 16;
 
@@ -61,19 +61,25 @@ impl Matrix10 {
         }
     }
 
+    /// The matrix of `standard` and range.
+    pub fn standard(standard: Standard, full_range: bool) -> Self {
+        let (kr, kb) = standard.kr_kb();
+        Self::new(kr, kb, full_range)
+    }
+
     /// BT.601.
     pub fn bt601(full_range: bool) -> Self {
-        Self::new(0.299, 0.114, full_range)
+        Self::standard(Standard::Bt601, full_range)
     }
 
     /// BT.709.
     pub fn bt709(full_range: bool) -> Self {
-        Self::new(0.2126, 0.0722, full_range)
+        Self::standard(Standard::Bt709, full_range)
     }
 
     /// BT.2020 non-constant luminance.
     pub fn bt2020(full_range: bool) -> Self {
-        Self::new(0.2627, 0.0593, full_range)
+        Self::standard(Standard::Bt2020, full_range)
     }
 
     /// The 10-bit luma of one pixel (R, G, B).

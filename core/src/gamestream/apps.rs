@@ -164,7 +164,13 @@ impl AppState {
 
     /// Whether no further client may launch.
     pub fn full(&self) -> bool {
-        self.running.len() >= self.max_sessions
+        self.full_beside(0)
+    }
+
+    /// Whether no further session may start while `others` sessions of another
+    /// protocol (punktfunk/1) run beside these: the limit is one for both kinds.
+    pub fn full_beside(&self, others: usize) -> bool {
+        self.running.len() + others >= self.max_sessions
     }
 
     fn next_generation(&mut self) -> u64 {
@@ -182,6 +188,20 @@ impl AppState {
         owner_ip: IpAddr,
         known_app: bool,
     ) -> Result<(&LaunchedApp, Launched), AppError> {
+        self.launch_beside(req, owner, owner_ip, known_app, 0)
+    }
+
+    /// [`Self::launch`] while `others` sessions of another protocol (punktfunk/1) run:
+    /// they count against the same limit, so a new session is refused when the two
+    /// kinds together reach it. Re-attaching to the client's own session never is.
+    pub fn launch_beside(
+        &mut self,
+        req: &LaunchRequest,
+        owner: &str,
+        owner_ip: IpAddr,
+        known_app: bool,
+        others: usize,
+    ) -> Result<(&LaunchedApp, Launched), AppError> {
         let app_id = req.app_id.unwrap_or(0);
         if let Some(app) = self.running.get(owner) {
             if app.app_id != app_id {
@@ -194,7 +214,7 @@ impl AppState {
         if !known_app || app_id == 0 {
             return Err(AppError::UnknownApp(app_id));
         }
-        if self.full() {
+        if self.full_beside(others) {
             return Err(AppError::SessionLimit {
                 max: self.max_sessions,
             });
@@ -395,6 +415,28 @@ mod tests {
             .clone();
         assert!(c.session > b.session, "session ids are never reused");
         assert_eq!(s.cancel_all().len(), 2);
+    }
+
+    #[test]
+    fn sessions_of_another_protocol_count_against_the_limit() {
+        let mut s = AppState::with_limit(2);
+        s.launch_beside(&req(&format!("appid=1&{KEY}"), false), "a", A, true, 1)
+            .unwrap();
+        // One GameStream and one punktfunk/1 session: the host is full.
+        assert!(s.full_beside(1));
+        assert!(!s.full());
+        let err = s
+            .launch_beside(&req(&format!("appid=1&{KEY}"), false), "b", B, true, 1)
+            .unwrap_err();
+        assert_eq!(err, AppError::SessionLimit { max: 2 });
+        // The client already streaming re-attaches whatever else runs.
+        let (_, how) = s
+            .launch_beside(&req(&format!("appid=1&{OTHER}"), false), "a", A, true, 5)
+            .unwrap();
+        assert_eq!(how, Launched::Resumed);
+        // Once the other session ends there is room again.
+        s.launch_beside(&req(&format!("appid=1&{KEY}"), false), "b", B, true, 0)
+            .unwrap();
     }
 
     #[test]

@@ -105,8 +105,9 @@ pub struct SessionConfig {
     /// The user compositors and apps run as. The host switches to it when it runs as
     /// root; when it already runs as that user (the appliance) nothing changes user.
     pub user: String,
-    /// How many clients may stream at once, each in its own session (default 2). A
-    /// launch beyond it gets an error the client shows; the running sessions go on.
+    /// How many clients may stream at once, each in its own session (default 2),
+    /// Moonlight's and punktfunk/1's together. A session beyond it is refused with an
+    /// error the client shows; the running sessions go on.
     pub max_sessions: usize,
 }
 

@@ -9,11 +9,12 @@
 
 use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
-use punktfunk_yuv::Order;
 use punktfunk_yuv::ten_bit::{Band10, Matrix10, Planes10, nv12_to_10bit, rgb_to_10bit};
 
+use super::convert::bands::{BandChroma, in_bands};
+use super::convert::rgb_order;
 use super::slices::SliceWorker;
-use crate::capture::{CpuFrame, PixelFormat};
+use crate::capture::CpuFrame;
 
 /// Whether `format` is one of the 10-bit 4:2:0 layouts this module writes.
 pub fn is_ten_bit(format: Pixel) -> bool {
@@ -22,20 +23,8 @@ pub fn is_ten_bit(format: Pixel) -> bool {
 
 /// The 10-bit matrix for an `SWS_CS_*` constant and range.
 pub(crate) fn matrix10(sws_space: libc::c_int, full_range: bool) -> Matrix10 {
-    match sws_space {
-        ffmpeg::ffi::SWS_CS_ITU709 => Matrix10::bt709(full_range),
-        ffmpeg::ffi::SWS_CS_BT2020 => Matrix10::bt2020(full_range),
-        _ => Matrix10::bt601(full_range),
-    }
+    Matrix10::standard(super::convert::standard(sws_space), full_range)
 }
-
-/// A plane pointer that may cross to the slice worker.
-#[derive(Clone, Copy)]
-struct Rows(*mut u16);
-// SAFETY: only used to hand disjoint row ranges of one picture to two threads that
-// both finish (SliceWorker::join) before the picture is touched again.
-unsafe impl Send for Rows {}
-unsafe impl Sync for Rows {}
 
 /// Converts `cpu` (the picture's size, even) into `picture` (a 10-bit layout, see
 /// [`is_ten_bit`]). Returns `false`, touching nothing, for a frame it does not take
@@ -47,7 +36,6 @@ pub(crate) fn convert(
     full_range: bool,
     worker: Option<&SliceWorker>,
 ) -> bool {
-    let p010 = picture.format() == Pixel::P010LE;
     if !is_ten_bit(picture.format()) {
         return false;
     }
@@ -55,53 +43,20 @@ pub(crate) fn convert(
     if w % 2 == 1 || h % 2 == 1 || h < 2 {
         return false;
     }
-    let order = match cpu.format {
-        PixelFormat::Bgrx | PixelFormat::Bgra => Some(Order::Bgrx),
-        PixelFormat::Rgbx => Some(Order::Rgbx),
-        PixelFormat::Nv12 => None,
-    };
-    // SAFETY: plane pointers and strides of our own allocated picture. FFmpeg aligns
-    // every plane and line size to at least 16 bytes, so each row starts on a u16.
-    let (dst, ls) = unsafe {
-        let f = picture.as_mut_ptr();
-        (
-            (*f).data.map(|p| Rows(p.cast())),
-            (*f).linesize.map(|l| l as usize / 2),
-        )
-    };
-    let band = |y0: usize, rows: usize| {
-        let (c0, crows) = (y0 / 2, rows / 2);
-        // SAFETY: each band covers rows y0..y0+rows of every plane (and the matching
-        // chroma rows), disjoint from the other band's; the picture outlives the call.
-        let (y, chroma) = unsafe {
-            let y =
-                std::slice::from_raw_parts_mut(dst[0].0.add(y0 * ls[0]), (rows - 1) * ls[0] + w);
-            let chroma = if p010 {
-                Planes10::P010(std::slice::from_raw_parts_mut(
-                    dst[1].0.add(c0 * ls[1]),
-                    (crows - 1) * ls[1] + w,
-                ))
-            } else {
-                Planes10::Planar {
-                    u: std::slice::from_raw_parts_mut(
-                        dst[1].0.add(c0 * ls[1]),
-                        (crows - 1) * ls[1] + w / 2,
-                    ),
-                    v: std::slice::from_raw_parts_mut(
-                        dst[2].0.add(c0 * ls[2]),
-                        (crows - 1) * ls[2] + w / 2,
-                    ),
-                }
-            };
-            (y, chroma)
-        };
+    // Packed RGB, or NV12 (no order) widened.
+    let order = rgb_order(cpu.format);
+    in_bands::<u16>(picture, worker, |b| {
+        let (y0, c0) = (b.y0, b.y0 / 2);
         let out = Band10 {
-            y,
-            y_stride: ls[0],
-            chroma,
-            c_stride: ls[1],
-            width: w,
-            rows,
+            y: b.y,
+            y_stride: b.y_stride,
+            chroma: match b.chroma {
+                BandChroma::Interleaved(uv) => Planes10::P010(uv),
+                BandChroma::Planar { u, v } => Planes10::Planar { u, v },
+            },
+            c_stride: b.c_stride,
+            width: b.width,
+            rows: b.rows,
         };
         let [p0, p1] = cpu.planes;
         match order {
@@ -115,39 +70,20 @@ pub(crate) fn convert(
                 out,
             ),
         }
-    };
-    match worker {
-        Some(worker) if h >= 4 => {
-            let top = (h / 2).next_multiple_of(2);
-            let band = &band;
-            worker.join(|| band(top, h - top), || band(0, top));
-        }
-        _ => band(0, h),
-    }
+    });
     true
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
-    use crate::capture::{Frame, Pixels, Plane};
+    use crate::capture::{PixelFormat, Plane};
+    use crate::encode::convert::tests::frame;
     use crate::encode::convert::{ConvertPath, Converter};
 
     fn sample(p: &ffmpeg::frame::Video, plane: usize, x: usize, y: usize) -> u16 {
         let row = &p.data(plane)[y * p.stride(plane)..];
         u16::from_le_bytes([row[2 * x], row[2 * x + 1]])
-    }
-
-    fn frame(format: PixelFormat, w: u32, h: u32, planes: [Plane<'_>; 2]) -> Frame<'_> {
-        Frame {
-            width: w,
-            height: h,
-            captured_at: Instant::now(),
-            captured_unix_us: 0,
-            pixels: Pixels::Cpu(CpuFrame { format, planes }),
-        }
     }
 
     /// BT.709 limited-range red, in every path: the one-pass converter (both

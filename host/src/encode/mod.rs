@@ -17,6 +17,8 @@ pub mod video;
 pub mod vpp;
 
 #[cfg(test)]
+mod pattern_trip;
+#[cfg(test)]
 mod round_trip;
 #[cfg(test)]
 mod round_trip10;

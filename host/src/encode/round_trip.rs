@@ -8,14 +8,12 @@ use ffmpeg_next as ffmpeg;
 use punktfunk_core::native::control::Codec as NativeCodec;
 
 use super::convert::{ConvertPath, Converter};
+use super::pattern_trip::{H, PatternEncoder, W};
 use super::probe::Codec;
-use super::video::{Encode, EncodedFrame, VideoEncoder, VideoEncoderConfig};
+use super::video::Encode;
 use crate::native::decode::VideoDecoder;
 use crate::source::VideoSource;
 use crate::source::test_pattern::TestPattern;
-
-const W: u32 = 1280;
-const H: u32 = 720;
 
 struct Run {
     /// Frame numbers decoded back, in decoding order.
@@ -29,42 +27,28 @@ struct Run {
 /// Encodes `frames` pattern pictures with `encoder`, asking for an IDR at frame 1
 /// and at `idr_at` (through [`Encode::request_idr`], as a client's request arrives).
 fn round_trip(encoder: &'static str, codec: Codec, frames: u64, idr_at: u64) -> Run {
-    ffmpeg::init().unwrap();
-    let cfg = VideoEncoderConfig {
-        codec,
-        width: W,
-        height: H,
-        fps: 30,
-        bitrate_kbps: 6000,
-        csc_mode: 0,
-        ten_bit: false,
-    };
-    let mut enc = VideoEncoder::open_named(encoder, &cfg).unwrap();
+    let mut pattern = PatternEncoder::open(encoder, codec, 6000, 0, false);
     let mut dec = VideoDecoder::open(match codec {
         Codec::H264 => NativeCodec::H264,
         Codec::Hevc => NativeCodec::H265,
         Codec::Av1 => NativeCodec::Av1,
     })
     .unwrap();
-    let mut src = TestPattern::new(W, H);
-    let mut frame = crate::source::CapturedFrame::new(W, H);
-    let mut out = EncodedFrame::default();
     let mut run = Run {
         numbers: Vec::new(),
         key_frames: Vec::new(),
         key_pictures: Vec::new(),
     };
     for n in 1..=frames {
-        src.capture(n, &mut frame).unwrap();
         if n == idr_at {
-            enc.request_idr();
+            pattern.enc.request_idr();
         }
-        if enc.encode(&frame.as_frame(), n == 1, &mut out).unwrap() {
-            if out.keyframe {
+        if pattern.encode(n) {
+            if pattern.out.keyframe {
                 run.key_frames.push(n);
                 run.key_pictures.push(run.numbers.len());
             }
-            for d in dec.decode(&out.data).unwrap() {
+            for d in dec.decode(&pattern.out.data).unwrap() {
                 let (_, number) = d.barcode.expect("a readable barcode");
                 run.numbers.push(number);
             }

@@ -10,13 +10,8 @@ use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
 use super::convert::{ConvertPath, Converter};
+use super::pattern_trip::{H, PatternEncoder, W, psnr};
 use super::probe::Codec;
-use super::video::{EncodedFrame, VideoEncoder, VideoEncoderConfig};
-use crate::source::VideoSource;
-use crate::source::test_pattern::TestPattern;
-
-const W: u32 = 1280;
-const H: u32 = 720;
 
 /// What came out of the decoder.
 struct Decoded {
@@ -67,16 +62,6 @@ fn barcode(y: &[u16]) -> u64 {
     })
 }
 
-fn psnr(a: &[u16], b: &[u16]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (1023.0f64 * 1023.0 / mse.max(1e-9)).log10()
-}
-
 /// Streams `frames` pattern pictures at 10 bits through `encoder` (BT.709, limited
 /// range: `encoderCscMode` 2) and decodes them with FFmpeg's `decoder`.
 fn round_trip(encoder: &'static str, codec: Codec, decoder: &str, frames: u64) -> Decoded {
@@ -90,17 +75,7 @@ fn round_trip_at(
     frames: u64,
     ten_bit: bool,
 ) -> Decoded {
-    ffmpeg::init().unwrap();
-    let cfg = VideoEncoderConfig {
-        codec,
-        width: W,
-        height: H,
-        fps: 30,
-        bitrate_kbps: 8000,
-        csc_mode: 2,
-        ten_bit,
-    };
-    let mut enc = VideoEncoder::open_named(encoder, &cfg).unwrap();
+    let mut pattern = PatternEncoder::open(encoder, codec, 8000, 2, ten_bit);
     let mut reference = Converter::new(
         W,
         H,
@@ -118,9 +93,6 @@ fn round_trip_at(
         .decoder()
         .video()
         .unwrap();
-    let mut src = TestPattern::new(W, H);
-    let mut frame = crate::source::CapturedFrame::new(W, H);
-    let mut out = EncodedFrame::default();
     let mut refs: HashMap<u64, Vec<u16>> = HashMap::new();
     let mut decoded = ffmpeg::frame::Video::empty();
     let mut d = Decoded {
@@ -132,13 +104,14 @@ fn round_trip_at(
         tags: None,
     };
     for n in 1..=frames {
-        src.capture(n, &mut frame).unwrap();
-        reference.convert(&frame.as_frame()).unwrap();
+        let packet = pattern.encode(n);
+        reference.convert(&pattern.frame.as_frame()).unwrap();
         refs.insert(n, luma(&reference.picture));
-        if !enc.encode(&frame.as_frame(), n == 1, &mut out).unwrap() {
+        if !packet {
             continue;
         }
-        dec.send_packet(&ffmpeg::Packet::copy(&out.data)).unwrap();
+        dec.send_packet(&ffmpeg::Packet::copy(&pattern.out.data))
+            .unwrap();
         while dec.receive_frame(&mut decoded).is_ok() {
             d.formats.push(decoded.format());
             d.tags = Some((
@@ -151,7 +124,8 @@ fn round_trip_at(
             let number = barcode(&y);
             d.muddy.push(muddy_cells(&y));
             d.numbers.push(number);
-            d.psnr.push(refs.get(&number).map_or(0.0, |r| psnr(&y, r)));
+            d.psnr
+                .push(refs.get(&number).map_or(0.0, |r| psnr(&y, r, 1023.0)));
         }
     }
     d.profile = dec.profile();

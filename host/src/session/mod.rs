@@ -18,10 +18,20 @@
 //!
 //! punktfunk/1 sessions live here too ([`native`]): each gets a display session and the
 //! same encode stage, and [`SessionManager::stop`] ends either kind.
+//!
+//! `[session] max_sessions` limits both kinds together: the manager holds the launch
+//! state ([`AppState`], GameStream's sessions) beside its native sessions, and admits a
+//! new session of either kind ([`SessionManager::launch`],
+//! [`SessionManager::start_native`]) only while the two counts together are under
+//! the limit. Both are counted under the launch state's lock, taken before the
+//! sessions' lock (always in that order), so two clients starting at once cannot
+//! both take the last place.
 
 pub mod live;
 pub mod native;
 pub mod router;
+#[cfg(test)]
+mod tests;
 
 pub use live::LiveSessions;
 pub use live::{
@@ -34,8 +44,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use anyhow::Result;
-use punktfunk_core::gamestream::apps::LaunchedApp;
+use punktfunk_core::gamestream::apps::{AppError, AppState, Launched, LaunchedApp};
 use punktfunk_core::gamestream::handshake::{HandshakeEvent, HandshakeParams, StreamPorts};
+use punktfunk_core::gamestream::nvhttp::requests::LaunchRequest;
 use punktfunk_core::gamestream::ping::payload_from;
 use punktfunk_core::gamestream::rtsp::{RtspRequest, RtspResponse};
 use punktfunk_core::gamestream::sdp::{self, StreamConfig};
@@ -108,6 +119,9 @@ pub struct SessionManager {
     router: Arc<Router>,
     live: LiveSessions,
     panics: Arc<ThreadPanics>,
+    /// GameStream's launch state: which app each Moonlight client runs. Locked before
+    /// `sessions` whenever both are held.
+    apps: Mutex<AppState>,
     sessions: Mutex<BTreeMap<u64, Session>>,
     display: OnceLock<Arc<DisplayManager>>,
     /// Native sessions started, for their ids ([`native::NATIVE_SESSION_BASE`]).
@@ -119,6 +133,7 @@ impl SessionManager {
     pub fn new(config: Config, encoders: Encoders, sockets: MediaSockets) -> Result<Self> {
         let router = Router::start(&sockets)?;
         Ok(Self {
+            apps: Mutex::new(AppState::with_limit(config.session.max_sessions)),
             config,
             encoders,
             sockets: Arc::new(sockets),
@@ -185,6 +200,34 @@ impl SessionManager {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Session>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// GameStream's launch state (which app each client runs). Held only for short,
+    /// synchronous updates; a new session starts through [`Self::launch`], which
+    /// counts the native sessions too.
+    pub fn apps(&self) -> MutexGuard<'_, AppState> {
+        self.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The punktfunk/1 sessions running (or starting), counted against the limit.
+    fn native_count(sessions: &BTreeMap<u64, Session>) -> usize {
+        sessions.values().filter(|s| s.native.is_some()).count()
+    }
+
+    /// `/launch` by the client `owner` (see [`AppState::launch`]): a new session is
+    /// refused with [`AppError::SessionLimit`] when GameStream's and punktfunk/1's
+    /// sessions together reach `[session] max_sessions`.
+    pub fn launch(
+        &self,
+        req: &LaunchRequest,
+        owner: &str,
+        owner_ip: std::net::IpAddr,
+        known_app: bool,
+    ) -> Result<(LaunchedApp, Launched), AppError> {
+        let mut apps = self.apps();
+        let natives = Self::native_count(&self.lock());
+        apps.launch_beside(req, owner, owner_ip, known_app, natives)
+            .map(|(app, how)| (app.clone(), how))
     }
 
     /// Labels the stream of `session`'s launch `generation`.

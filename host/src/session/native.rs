@@ -16,6 +16,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use anyhow::{Context, Result};
 use punktfunk_core::codec::VideoCodec;
+use punktfunk_core::gamestream::apps::AppError;
 use punktfunk_core::gamestream::input::InputEvent;
 use punktfunk_core::native::control::Mode;
 use tokio::sync::watch;
@@ -75,19 +76,52 @@ impl SessionManager {
     /// `app` at exactly the client's width x height @ fps, unless `[stream] source`
     /// names a source to stream instead (as for Moonlight's launches). Blocks while the
     /// compositor starts: call it off the async runtime.
+    ///
+    /// Refused with [`AppError::SessionLimit`] (the client hears its message) when
+    /// GameStream's and punktfunk/1's sessions together already reach `[session]
+    /// max_sessions`. The place is taken before the compositor starts, so a flood of
+    /// clients cannot start more compositors than the limit.
     pub fn start_native(&self, app: &NativeApp, mode: &Mode) -> Result<NativeStart> {
-        let id = NATIVE_SESSION_BASE + self.native_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let (id, ended) = self.admit_native()?;
         if let Some(d) = self.display.get()
             && self.config.stream.source == SourceSetting::TestPattern
         {
             // No sink: punktfunk/1 carries no sound yet.
-            d.launch(id, display_mode(mode), app.command.clone(), 0)
-                .with_context(|| format!("starting {:?} at {}", app.title, display_mode(mode)))?;
+            let launched = d
+                .launch(id, display_mode(mode), app.command.clone(), 0)
+                .with_context(|| format!("starting {:?} at {}", app.title, display_mode(mode)));
+            if let Err(e) = launched {
+                // Its place is free again.
+                self.lock().remove(&id);
+                return Err(e);
+            }
         }
-        let (tx, ended) = watch::channel(None);
-        self.lock().entry(id).or_default().native = Some(tx);
         tracing::info!(session = id, app = app.title, "native session started");
         Ok(NativeStart { id, ended })
+    }
+
+    /// Takes a place for a new native session, or refuses it at the limit.
+    fn admit_native(&self) -> Result<(u64, watch::Receiver<Option<String>>), AppError> {
+        // The launch state's lock first, then the sessions' (the one order): a
+        // GameStream launch counting the native sessions waits for this one.
+        let apps = self.apps();
+        let mut sessions = self.lock();
+        let natives = Self::native_count(&sessions);
+        if apps.full_beside(natives) {
+            let e = AppError::SessionLimit {
+                max: apps.max_sessions(),
+            };
+            tracing::warn!(
+                gamestream = apps.running().count(),
+                native = natives,
+                "native session refused: {e}"
+            );
+            return Err(e);
+        }
+        let id = NATIVE_SESSION_BASE + self.native_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, ended) = watch::channel(None);
+        sessions.entry(id).or_default().native = Some(tx);
+        Ok((id, ended))
     }
 
     /// What native session `id`'s stream at `mode` captures and encodes, and where

@@ -287,23 +287,23 @@ async fn launch(state: &HostState, conn: &ConnInfo, query: &Query, resume: bool)
         },
         _ => true,
     };
-    let outcome = {
-        let mut apps = state.apps();
-        if resume {
-            apps.resume(&req, &owner, conn.peer.ip()).cloned()
-        } else {
-            // Launching the app this client already runs re-attaches to it.
-            apps.launch(&req, &owner, conn.peer.ip(), known)
-                .map(|(app, how)| {
-                    if how == Launched::Resumed {
-                        tracing::info!(
-                            session = app.session,
-                            "the client launched its running app: resuming it"
-                        );
-                    }
-                    app.clone()
-                })
-        }
+    let outcome = if resume {
+        state.apps().resume(&req, &owner, conn.peer.ip()).cloned()
+    } else {
+        // Launching the app this client already runs re-attaches to it. The limit
+        // counts punktfunk/1's sessions too.
+        state
+            .streams
+            .launch(&req, &owner, conn.peer.ip(), known)
+            .map(|(app, how)| {
+                if how == Launched::Resumed {
+                    tracing::info!(
+                        session = app.session,
+                        "the client launched its running app: resuming it"
+                    );
+                }
+                app
+            })
     };
     let field = if resume { "resume" } else { "gamesession" };
     if let Err(e @ AppError::SessionLimit { .. }) = &outcome {

@@ -98,8 +98,12 @@ fn each_sessions_pings_reach_it_alone_and_a_strangers_reach_nobody() {
     ca.send_to(&ping(b"AAAAAAAAAAAAAAAA"), video).unwrap();
     cb.send_to(&ping(b"BBBBBBBBBBBBBBBB"), video).unwrap();
     cb.send_to(&ping(b"BBBBBBBBBBBBBBBB"), audio).unwrap();
+    // Every ping that teaches a peer, not only the last of each socket: the reader
+    // threads of the two ports run apart, so b's video ping may land after its audio.
     wait_until("both peers", || {
-        a.peer(Channel::Video).is_some() && b.peer(Channel::Audio).is_some()
+        a.peer(Channel::Video).is_some()
+            && b.peer(Channel::Video).is_some()
+            && b.peer(Channel::Audio).is_some()
     });
     assert_eq!(a.peer(Channel::Video), Some(ca.local_addr().unwrap()));
     assert_eq!(b.peer(Channel::Video), Some(cb.local_addr().unwrap()));

@@ -11,92 +11,16 @@ use anyhow::{Result, anyhow};
 use ffmpeg_next as ffmpeg;
 
 use super::nvenc::NvencEncoder;
-use super::probe::{Codec, Encoders};
+use super::probe::Encoders;
 use super::software::{FfmpegEncoder, Tuning};
 use super::vaapi::VaapiEncoder;
 use crate::capture::Frame;
 
-/// What to encode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VideoEncoderConfig {
-    /// The codec.
-    pub codec: Codec,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-    /// Frames per second.
-    pub fps: u32,
-    /// Target bitrate for the encoder, in kbit/s.
-    pub bitrate_kbps: u32,
-    /// The client's `encoderCscMode`: colour space (0 BT.601, 1 BT.709, 2 BT.2020) << 1,
-    /// plus 1 for full range.
-    pub csc_mode: u32,
-    /// A 10-bit stream (HEVC Main10, AV1 Main 10-bit): the client's ANNOUNCE asked
-    /// for it (`x-nv-video[0].dynamicRangeMode:1`), which moonlight-common-c does only
-    /// when serverinfo offered the codec's 10-bit `SCM_*` bit. The capture is SDR, so
-    /// this is 10-bit SDR: the client's matrix and transfer, no PQ (see
-    /// [`VideoEncoderConfig::colour`]).
-    pub ten_bit: bool,
-}
+mod config;
+#[cfg(test)]
+mod tests;
 
-impl VideoEncoderConfig {
-    /// The colour space, primaries, transfer and swscale matrix to convert and tag
-    /// with, following the client's `encoderCscMode`. The host's sources are SDR
-    /// desktops, so even a 10-bit stream keeps an SDR transfer: BT.2020 at 10 bits is
-    /// tagged `bt2020-10` (as Sunshine tags "BT.2020 SDR"), never SMPTE 2084 (PQ),
-    /// which would make the client's display stretch SDR levels into HDR brightness.
-    pub(crate) fn colour(
-        &self,
-    ) -> (
-        ffmpeg::color::Space,
-        ffmpeg::color::Primaries,
-        ffmpeg::color::TransferCharacteristic,
-        libc::c_int,
-    ) {
-        use ffmpeg::color::{Primaries, Space, TransferCharacteristic};
-        match self.csc_mode >> 1 {
-            1 => (
-                Space::BT709,
-                Primaries::BT709,
-                TransferCharacteristic::BT709,
-                ffmpeg::ffi::SWS_CS_ITU709,
-            ),
-            2 => (
-                Space::BT2020NCL,
-                Primaries::BT2020,
-                if self.ten_bit {
-                    TransferCharacteristic::BT2020_10
-                } else {
-                    TransferCharacteristic::BT709
-                },
-                ffmpeg::ffi::SWS_CS_BT2020,
-            ),
-            _ => (
-                Space::SMPTE170M,
-                Primaries::SMPTE170M,
-                TransferCharacteristic::SMPTE170M,
-                ffmpeg::ffi::SWS_CS_ITU601,
-            ),
-        }
-    }
-
-    pub(crate) fn full_range(&self) -> bool {
-        self.csc_mode & 1 == 1
-    }
-
-    /// The YUV matrix and range the client asked for, for a source that paints YUV
-    /// itself ([`crate::capture::VideoCapture::offer_nv12`]).
-    pub fn yuv_matrix(&self) -> punktfunk_yuv::Matrix {
-        super::convert::matrix(self.colour().3, self.full_range())
-    }
-
-    /// The 10-bit converter's matrix for the client's colour space and range.
-    pub fn yuv_matrix10(&self) -> punktfunk_yuv::ten_bit::Matrix10 {
-        super::convert10::matrix10(self.colour().3, self.full_range())
-    }
-}
-
+pub use config::VideoEncoderConfig;
 /// One encoded frame.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedFrame {
@@ -295,117 +219,5 @@ impl Encode for VideoEncoder {
 
     fn request_idr(&mut self) {
         each!(self, e => e.request_idr())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::VideoSource;
-    use crate::source::test_pattern::TestPattern;
-
-    fn nal_types(data: &[u8]) -> Vec<u8> {
-        let mut types = Vec::new();
-        let mut i = 0;
-        while i + 3 < data.len() {
-            if data[i..i + 3] == [0, 0, 1] {
-                types.push(data[i + 3] & 0x1F);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        types
-    }
-
-    #[test]
-    fn x264_starts_with_an_idr_with_parameter_sets_and_honours_idr_requests() {
-        ffmpeg::init().unwrap();
-        let cfg = VideoEncoderConfig {
-            codec: Codec::H264,
-            width: 640,
-            height: 360,
-            fps: 60,
-            bitrate_kbps: 4000,
-            csc_mode: 0,
-            ten_bit: false,
-        };
-        let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
-        let mut src = TestPattern::new(640, 360);
-        let mut frame = crate::source::CapturedFrame::new(640, 360);
-        let mut out = EncodedFrame::default();
-        let mut kinds = Vec::new();
-        for n in 1..=12u64 {
-            src.capture(n, &mut frame).unwrap();
-            assert!(
-                enc.encode(&frame.as_frame(), n == 1 || n == 8, &mut out)
-                    .unwrap(),
-                "one access unit per frame"
-            );
-            let types = nal_types(&out.data);
-            kinds.push((out.keyframe, types.contains(&7), types.contains(&5)));
-        }
-        // IDR (5) with SPS (7) exactly on frames 1 and 8.
-        for (i, k) in kinds.iter().enumerate() {
-            let want = i == 0 || i == 7;
-            assert_eq!(*k, (want, want, want), "frame {}", i + 1);
-        }
-        // A request through the trait makes the very next frame an IDR.
-        enc.request_idr();
-        src.capture(13, &mut frame).unwrap();
-        enc.encode(&frame.as_frame(), false, &mut out).unwrap();
-        assert!(out.keyframe && nal_types(&out.data).contains(&5));
-        src.capture(14, &mut frame).unwrap();
-        enc.encode(&frame.as_frame(), false, &mut out).unwrap();
-        assert!(!out.keyframe, "only one IDR per request");
-    }
-
-    /// Noise: every frame needs more bits than any bitrate here allows.
-    fn noise(frame: &mut crate::source::CapturedFrame, seed: u64) {
-        let mut x = seed | 1;
-        for b in frame.data.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    }
-
-    #[test]
-    fn x264_follows_a_bitrate_change_without_reopening_or_an_idr() {
-        ffmpeg::init().unwrap();
-        let cfg = VideoEncoderConfig {
-            codec: Codec::H264,
-            width: 320,
-            height: 240,
-            fps: 60,
-            bitrate_kbps: 4000,
-            csc_mode: 0,
-            ten_bit: false,
-        };
-        let mut enc = VideoEncoder::open_named("libx264", &cfg).unwrap();
-        let mut frame = crate::source::CapturedFrame::new(320, 240);
-        let mut out = EncodedFrame::default();
-        let mut sizes = Vec::new();
-        let mut keyframes = 0;
-        for n in 0..60u64 {
-            if n == 30 {
-                enc.set_bitrate(1000).unwrap();
-            }
-            noise(&mut frame, n + 1);
-            enc.encode(&frame.as_frame(), n == 0, &mut out).unwrap();
-            keyframes += usize::from(out.keyframe);
-            sizes.push(out.data.len());
-        }
-        assert_eq!(keyframes, 1, "no IDR for a bitrate change");
-        // Leave the encoder a few frames to settle on either side.
-        let before: usize = sizes[10..30].iter().sum::<usize>() / 20;
-        let after: usize = sizes[40..60].iter().sum::<usize>() / 20;
-        // 4000 and 1000 kbit/s at 60 fps are about 8300 and 2100 bytes a frame.
-        assert!(
-            before > after * 3,
-            "frames of {before} bytes before, {after} after"
-        );
-        assert!(after < 4000, "{after} bytes a frame at 1000 kbit/s");
     }
 }
