@@ -211,52 +211,19 @@ impl Converter {
 
     /// An NV12 source of the picture's size into an NV12 picture: no colour work, a
     /// row copy per plane (the encoder keeps the picture for repeats, so it cannot
-    /// borrow the capture's memory past this frame). In two bands at once where the
-    /// converter has its helper thread, like the colour conversion: at 1080p the copy
-    /// is 3 MB, which one core takes ~0.2 ms to move (the pipeline bench's NV12 row).
+    /// borrow the capture's memory past this frame).
     fn copy_nv12(&mut self, cpu: &CpuFrame<'_>) {
         let (w, h) = (self.width as usize, self.height as usize);
-        let (luma, chroma) = (cpu.planes[0], cpu.planes[1]);
-        if !(w.is_multiple_of(2) && h.is_multiple_of(2)) {
-            // An odd size (no client asks for one): one band, rounding chroma up.
-            for (src, i, rows, bytes) in [
-                (luma, 0, h, w),
-                (chroma, 1, h.div_ceil(2), w.div_ceil(2) * 2),
-            ] {
-                let stride = self.picture.stride(i);
-                copy_rows(
-                    self.picture.data_mut(i),
-                    stride,
-                    src.data,
-                    src.stride,
-                    rows,
-                    bytes,
-                );
+        for (i, rows) in [(0, h), (1, h.div_ceil(2))] {
+            let src = cpu.planes[i];
+            let row_bytes = if i == 0 { w } else { w.div_ceil(2) * 2 };
+            let stride = self.picture.stride(i);
+            let dst = self.picture.data_mut(i);
+            for r in 0..rows {
+                dst[r * stride..r * stride + row_bytes]
+                    .copy_from_slice(&src.data[r * src.stride..r * src.stride + row_bytes]);
             }
-            return;
         }
-        in_bands::<u8>(&mut self.picture, self.worker.as_ref(), |b| {
-            let BandChroma::Interleaved(uv) = b.chroma else {
-                unreachable!("an NV12 picture has interleaved chroma")
-            };
-            let (c0, crows) = (b.y0 / 2, b.rows / 2);
-            copy_rows(
-                b.y,
-                b.y_stride,
-                &luma.data[b.y0 * luma.stride..],
-                luma.stride,
-                b.rows,
-                b.width,
-            );
-            copy_rows(
-                uv,
-                b.c_stride,
-                &chroma.data[c0 * chroma.stride..],
-                chroma.stride,
-                crows,
-                b.width,
-            );
-        });
     }
 
     /// Packed RGB of the picture's size into the picture, in one pass per band.
@@ -287,20 +254,5 @@ impl Converter {
                 &m,
             );
         });
-    }
-}
-
-/// Copies `rows` rows of `bytes` bytes from `src` (rows `src_stride` apart) to `dst`
-/// (rows `dst_stride` apart).
-fn copy_rows(
-    dst: &mut [u8],
-    dst_stride: usize,
-    src: &[u8],
-    src_stride: usize,
-    rows: usize,
-    bytes: usize,
-) {
-    for r in 0..rows {
-        dst[r * dst_stride..][..bytes].copy_from_slice(&src[r * src_stride..][..bytes]);
     }
 }
