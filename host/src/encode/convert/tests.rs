@@ -164,3 +164,41 @@ fn short_or_narrow_planes_are_refused() {
     assert!(check_planes(10, 10, &nv12).is_err(), "no UV plane");
     assert!(check_planes(0, 10, &nv12).is_err());
 }
+
+#[test]
+fn an_nv12_source_is_copied_exactly_with_and_without_the_helper_thread_and_at_an_odd_size() {
+    ffmpeg::init().unwrap();
+    for (w, h, slices) in [(66usize, 38usize, 2usize), (66, 38, 1), (33, 19, 2)] {
+        // Source rows wider than the picture, every byte different from its neighbours.
+        let (stride, crows) = (w + 10, h.div_ceil(2));
+        let yp: Vec<u8> = (0..stride * h).map(|i| (i * 7 % 251) as u8).collect();
+        let uv: Vec<u8> = (0..stride * crows).map(|i| (i * 11 % 241) as u8).collect();
+        let mut c = Converter::new(
+            w as u32,
+            h as u32,
+            ffmpeg::ffi::SWS_CS_ITU709,
+            false,
+            Pixel::NV12,
+            ConvertPath::Fast { slices },
+        );
+        let planes = [Plane { data: &yp, stride }, Plane { data: &uv, stride }];
+        c.convert(&frame(PixelFormat::Nv12, w as u32, h as u32, planes))
+            .unwrap();
+        let p = &c.picture;
+        for y in 0..h {
+            assert_eq!(
+                &p.data(0)[y * p.stride(0)..][..w],
+                &yp[y * stride..][..w],
+                "{w}x{h} in {slices}: luma row {y}"
+            );
+        }
+        let cw = w.div_ceil(2) * 2;
+        for y in 0..crows {
+            assert_eq!(
+                &p.data(1)[y * p.stride(1)..][..cw],
+                &uv[y * stride..][..cw],
+                "{w}x{h} in {slices}: chroma row {y}"
+            );
+        }
+    }
+}
