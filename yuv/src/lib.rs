@@ -145,7 +145,8 @@ pub fn convert_band(band: Band<'_>, order: Order, m: &Matrix) {
             return;
         }
     }
-    convert_band_portable(band, order, m);
+    // No AVX2: the portable loop as built for the baseline (checking again is moot).
+    portable(band, order, m);
 }
 
 /// Converts `band` with the portable loop only (compiled for AVX2 where the CPU has
